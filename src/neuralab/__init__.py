@@ -1,0 +1,70 @@
+"""neuralab: neural networks from first principles on NumPy.
+
+The engine (Tensor, ops, gradcheck) is imported eagerly and is light; everything built on
+scikit-learn, pandas, matplotlib, onnx or shap is imported on first use.
+
+Example:
+    >>> import neuralab as nl
+    >>> x = nl.tensor([1.0, -2.0], requires_grad=True)
+    >>> nl.functional.relu(x).sum().backward(); x.grad
+    array([1., 0.], dtype=float32)
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import backend, functional, functions
+from .gradcheck import gradcheck
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, ones, tensor, zeros
+
+__version__ = "0.1.0"
+
+F = functional
+concatenate = functional.concatenate
+stack = functional.stack
+
+# name -> "module:attribute" (or "module" for a submodule), imported on first access
+_LAZY = {
+    "nn": "neuralab.nn",
+    "optim": "neuralab.optim",
+    "callbacks": "neuralab.callbacks",
+    "datasets": "neuralab.datasets",
+    "data": "neuralab.data",
+    "training": "neuralab.training",
+    "explain": "neuralab.explain",
+    "labs": "neuralab.labs",
+    "io": "neuralab.io",
+    "estimators": "neuralab.estimators",
+    "recommend": "neuralab.recommend",
+    "plots": "neuralab.plots",
+    "fit": "neuralab.training:fit",
+    "evaluate": "neuralab.training:evaluate",
+    "predict": "neuralab.training:predict",
+    "History": "neuralab.callbacks:History",
+    "save": "neuralab.io:save",
+    "load": "neuralab.io:load",
+    "export_onnx": "neuralab.io:export_onnx",
+    "Perceptron": "neuralab.estimators:Perceptron",
+    "MLPClassifier": "neuralab.estimators:MLPClassifier",
+    "MLPRegressor": "neuralab.estimators:MLPRegressor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'neuralab' has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    value = getattr(module, attr) if attr else module
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = ["Tensor", "tensor", "zeros", "ones", "no_grad", "enable_grad", "is_grad_enabled",
+           "gradcheck", "functional", "F", "backend", "concatenate", "stack", *_LAZY]

@@ -1,0 +1,328 @@
+"""User-facing functions: activations, linear, dropout, normalisation and losses.
+
+Each is either one primitive op from ``functions.py`` or a short composite of ops, whose
+gradient then comes for free from the engine.
+
+Example:
+    >>> from neuralab import functional as F
+    >>> logits = nl.tensor([[2.0, 0.5, -1.0]], requires_grad=True)
+    >>> F.cross_entropy(logits, nl.tensor([0])).item()   # doctest: +ELLIPSIS
+    0.24...
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import functions as fn
+from .backend import xp_of
+from .tensor import Tensor, _t
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _tensor(x: Any, like: Tensor | None = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    return _t(x, like) if like is not None else Tensor(x)
+
+
+# ============================================================================ activations
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0). Example: ``F.relu(nl.tensor([-1.0, 2.0]))  # [0, 2]``"""
+    return fn.ReLU.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e**-x), overflow-free. Example: ``F.sigmoid(nl.tensor([0.0]))  # [0.5]``"""
+    return fn.Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent. Example: ``F.tanh(nl.tensor([0.0]))  # [0.]``"""
+    return fn.Tanh.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise. Example: ``F.leaky_relu(x, 0.1)``"""
+    return fn.LeakyReLU.apply(x, slope=negative_slope)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) (exact) or the tanh approximation. Example: ``F.gelu(x, approximate="tanh")``"""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return fn.GELU.apply(x, approximate=approximate)
+
+
+def step(x: Tensor) -> Tensor:
+    """Heaviside step (1 where x >= 0), zero gradient: the perceptron's activation.
+
+    Example: ``F.step(nl.tensor([-0.5, 0.0, 2.0]))  # [0, 1, 1]``
+    """
+    return fn.Step.apply(x)
+
+
+def identity(x: Tensor) -> Tensor:
+    """Returns x unchanged. Example: ``F.identity(x) is x``"""
+    return x
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """Softmax along ``axis``. Example: ``F.softmax(logits, axis=1).sum(axis=1)  # ones``"""
+    return fn.Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) computed stably. Example: ``F.log_softmax(logits, axis=1)``"""
+    return fn.LogSoftmax.apply(x, axis=axis)
+
+
+ACTIVATIONS = {
+    "relu": relu, "sigmoid": sigmoid, "logistic": sigmoid, "tanh": tanh,
+    "leaky_relu": leaky_relu, "gelu": gelu, "identity": identity, "linear": identity,
+}
+
+
+def get_activation(name: str):
+    """The activation function for a name ("relu", "tanh", "logistic", ...)."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
+
+
+# ============================================================================ layers' maths
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch.
+
+    Example: ``F.linear(x, w, b)  # x (N, 3), w (2, 3), b (2,) -> (N, 2)``
+    """
+    if bias is None:
+        return fn.Linear.apply(x, weight)
+    return fn.Linear.apply(x, weight, bias)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True,
+            rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p).
+
+    Off (identity) when ``training`` is False, so evaluation needs no rescaling.
+    Example: ``F.dropout(h, 0.2, training=True, rng=np.random.default_rng(0))``
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    rng = rng if rng is not None else np.random.default_rng()
+    xp = xp_of(x.data)
+    keep = rng.random(x.shape) >= p
+    mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * Tensor._make(mask, False)
+
+
+def _norm_param_shape(x: Tensor, p: Tensor | None) -> Tensor | None:
+    # (C,) parameters broadcast over (N, C, *spatial) when reshaped to (C, 1, ..., 1).
+    if p is None or x.ndim <= 2:
+        return p
+    return p.reshape((p.shape[0],) + (1,) * (x.ndim - 2))
+
+
+def batch_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation over the batch (and spatial) axes of (N, C, ...) input.
+
+    In training, normalise with the batch's statistics and update ``running_mean`` and
+    ``running_var`` in place (unbiased variance, as PyTorch); in eval, use the running ones.
+    Example: ``F.batch_norm(h, rm, rv, gamma, beta, training=True)``
+    """
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    affine = () if weight is None else (_norm_param_shape(x, weight), _norm_param_shape(x, bias))
+    if training:
+        n = x.size // x.shape[1]
+        if n <= 1:
+            raise ValueError(f"batch_norm in training needs more than one value per channel, "
+                             f"got input shape {x.shape}")
+        out = fn.Normalize.apply(x, *affine, axes=axes, eps=eps)
+        if running_mean is not None:
+            ctx = out._ctx
+            d = x.data
+            mean = d.mean(axis=axes) if ctx is None else ctx.mean.reshape(-1)
+            var = d.var(axis=axes) if ctx is None else ctx.var.reshape(-1)
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += momentum * var * (n / (n - 1))
+        return out
+    if running_mean is None:
+        raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return fn.Normalize.apply(x, *affine, axes=axes, eps=eps,
+                              mean=running_mean.reshape(shape), var=running_var.reshape(shape))
+
+
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise each sample over its last ``len(normalized_shape)`` axes.
+
+    Example: ``F.layer_norm(h, (64,), gamma, beta)``
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(x.shape[-len(shape):]) != shape:
+        raise ValueError(f"layer_norm: input shape {x.shape} does not end with normalized_shape {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    affine = () if weight is None else (weight, bias)
+    return fn.Normalize.apply(x, *affine, axes=axes, eps=eps)
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis. Example: ``F.concatenate([a, b], axis=1)``"""
+    return fn.Concatenate.apply(*[_tensor(t) for t in tensors], axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Stack tensors along a new axis. Example: ``F.stack([a, b]).shape  # (2, *a.shape)``"""
+    return fn.Stack.apply(*[_tensor(t) for t in tensors], axis=axis)
+
+
+def maximum(a: Tensor, b: Any) -> Tensor:
+    """Elementwise maximum. Example: ``F.maximum(x, 0.0)``"""
+    return fn.Maximum.apply(a, _tensor(b, a))
+
+
+def minimum(a: Tensor, b: Any) -> Tensor:
+    """Elementwise minimum. Example: ``F.minimum(x, 1.0)``"""
+    return fn.Minimum.apply(a, _tensor(b, a))
+
+
+# ============================================================================ losses
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(losses: Tensor, reduction: str, sample_weight: Any = None) -> Tensor:
+    """Apply a reduction, with optional per-sample weights (weighted mean over samples)."""
+    _check_reduction(reduction)
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=losses.dtype) if not isinstance(sample_weight, Tensor) \
+            else sample_weight.data.astype(losses.dtype)
+        if w.shape != (losses.shape[0],):
+            raise ValueError(f"sample_weight must have shape ({losses.shape[0]},), got {w.shape}")
+        per_sample = losses.size // max(losses.shape[0], 1)
+        losses = losses * Tensor._make(w.reshape((-1,) + (1,) * (losses.ndim - 1)), False)
+        if reduction == "mean":
+            return losses.sum() * (1.0 / (float(w.sum()) * per_sample))
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def _pair(pred: Tensor, target: Any, name: str) -> tuple[Tensor, Tensor]:
+    target = _tensor(target, pred)
+    if pred.shape != target.shape:
+        raise ValueError(f"{name}: prediction shape {pred.shape} and target shape {target.shape} differ")
+    return pred, target
+
+
+def mse_loss(pred: Tensor, target: Any, reduction: str = "mean", sample_weight: Any = None) -> Tensor:
+    """Mean squared error. Example: ``F.mse_loss(model(X), y)``"""
+    pred, target = _pair(pred, target, "mse_loss")
+    d = pred - target
+    return _reduce(d * d, reduction, sample_weight)
+
+
+def l1_loss(pred: Tensor, target: Any, reduction: str = "mean", sample_weight: Any = None) -> Tensor:
+    """Mean absolute error. Example: ``F.l1_loss(model(X), y)``"""
+    pred, target = _pair(pred, target, "l1_loss")
+    return _reduce((pred - target).abs(), reduction, sample_weight)
+
+
+def huber_loss(pred: Tensor, target: Any, delta: float = 1.0, reduction: str = "mean",
+               sample_weight: Any = None) -> Tensor:
+    """Huber loss: quadratic below ``delta``, linear above.
+
+    Written as 0.5 q**2 + delta (d - q) with d = |pred - target| and q = min(d, delta), so
+    it is a composite of existing ops.
+    Example: ``F.huber_loss(model(X), y, delta=1.0)``
+    """
+    pred, target = _pair(pred, target, "huber_loss")
+    d = (pred - target).abs()
+    q = d.clip(max=delta)
+    return _reduce(0.5 * q * q + delta * (d - q), reduction, sample_weight)
+
+
+def cross_entropy(logits: Tensor, target: Any, weight: Any = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0, sample_weight: Any = None) -> Tensor:
+    """Softmax cross-entropy from logits (N, C), as PyTorch's ``cross_entropy``.
+
+    Args:
+        logits: unnormalised scores (N, C) or (C,).
+        target: class indices (N,) (integers) or class probabilities (N, C) (floats).
+        weight: optional per-class weights (C,).
+        reduction: "mean" (weighted by class weights as PyTorch), "sum" or "none".
+        label_smoothing: mix the target with the uniform distribution by this amount.
+        sample_weight: optional per-sample weights (N,).
+
+    Example: ``F.cross_entropy(model(X), y)`` with y integer labels.
+    """
+    _check_reduction(reduction)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    t = target.data if isinstance(target, Tensor) else xp_of(logits.data).asarray(target)
+    if t.dtype.kind == "f" and t.ndim == logits.ndim - 1:
+        raise TypeError("cross_entropy: class targets must be integers; got floats of shape "
+                        f"{t.shape} (pass probabilities with the logits' shape {logits.shape})")
+    w = None
+    if weight is not None:
+        w = (weight.data if isinstance(weight, Tensor) else xp_of(logits.data).asarray(weight)
+             ).astype(logits.dtype)
+        if w.shape != (logits.shape[-1],):
+            raise ValueError(f"cross_entropy: weight must have shape ({logits.shape[-1]},), got {w.shape}")
+    inner = "none" if sample_weight is not None else reduction
+    out = fn.CrossEntropy.apply(logits, Tensor._make(t, False), weight=w,
+                                label_smoothing=label_smoothing, reduction=inner)
+    return out if sample_weight is None else _reduce(out, reduction, sample_weight)
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target: Any, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None,
+                                     sample_weight: Any = None) -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable op, as PyTorch's.
+
+    Example: ``F.binary_cross_entropy_with_logits(model(X), y_float)``
+    """
+    _check_reduction(reduction)
+    xp = xp_of(logits.data)
+    t = target.data if isinstance(target, Tensor) else xp.asarray(target)
+    w = None if weight is None else xp.asarray(getattr(weight, "data", weight), dtype=logits.dtype)
+    pw = None if pos_weight is None else xp.asarray(getattr(pos_weight, "data", pos_weight), dtype=logits.dtype)
+    inner = "none" if sample_weight is not None else reduction
+    out = fn.BCEWithLogits.apply(logits, Tensor._make(t, False), weight=w, pos_weight=pw, reduction=inner)
+    return out if sample_weight is None else _reduce(out, reduction, sample_weight)
+
+
+LOSSES = {
+    "mse": mse_loss, "mse_loss": mse_loss, "squared_error": mse_loss,
+    "l1": l1_loss, "l1_loss": l1_loss, "mae": l1_loss, "absolute_error": l1_loss,
+    "huber": huber_loss, "huber_loss": huber_loss,
+    "cross_entropy": cross_entropy, "log_loss": cross_entropy,
+    "bce": binary_cross_entropy_with_logits,
+    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+}
+
+
+def get_loss(name: str):
+    """The loss function for a name ("mse", "cross_entropy", "bce", "huber", ...)."""
+    if callable(name):
+        return name
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None

@@ -1,0 +1,207 @@
+"""Module and Parameter: the containers every layer is built from (PyTorch's API).
+
+A Module finds its parameters, buffers and sub-modules by looking at its own attributes, in
+the order they were set, so a layer only has to assign them in ``__init__``.
+
+Example:
+    >>> class Affine(nn.Module):
+    ...     def __init__(self, n):
+    ...         super().__init__()
+    ...         self.scale = nn.Parameter(np.ones(n, np.float32))
+    ...     def forward(self, x):
+    ...         return x * self.scale
+    >>> [name for name, _ in Affine(3).named_parameters()]
+    ['scale']
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable weight of a Module (``requires_grad`` is True).
+
+    Example: ``w = nn.Parameter(np.zeros((2, 3), np.float32))``
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of layers and models: parameters, modes, state dicts and devices.
+
+    Subclasses set parameters and sub-modules as attributes in ``__init__`` and write
+    ``forward``; calling the module calls ``forward``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> model.num_parameters()
+        58
+    """
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        self.training = True
+        self._buffers: list[str] = []
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------ discovery
+    def register_buffer(self, name: str, value: Any) -> None:
+        """Keep an array (e.g. a running mean) in the state dict without training it."""
+        if "_buffers" not in vars(self):
+            self._buffers = []
+        if name not in self._buffers:
+            self._buffers.append(name)
+        setattr(self, name, value)
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self) -> Iterator["Module"]:
+        """The direct sub-modules, in the order they were set."""
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """This module and every sub-module, with dotted names ("" for self)."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(name, parameter) pairs with PyTorch's dotted names, e.g. ``"0.weight"``."""
+        seen: set[int] = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{mod_name}.{name}" if mod_name else name), value
+
+    def parameters(self) -> list[Parameter]:
+        """All learnable parameters (each once), in a stable order."""
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self) -> Iterator[tuple[str, Any]]:
+        for mod_name, module in self.named_modules():
+            for name in vars(module).get("_buffers", ()):
+                yield (f"{mod_name}.{name}" if mod_name else name), getattr(module, name)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """The number of scalar parameters. Example: ``nn.Linear(3, 2).num_parameters()  # 8``"""
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ------------------------------------------------------------------ training state
+    def zero_grad(self) -> None:
+        """Forget accumulated gradients (sets each ``grad`` to None, as PyTorch's default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode (dropout on, batch norm uses batch statistics). Returns self."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode (dropout off, batch norm uses running statistics). Returns self."""
+        return self.train(False)
+
+    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+        """Call ``fn`` on every sub-module and then on self. Returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # ------------------------------------------------------------------ state dict
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameters and buffers by PyTorch-style name, as arrays (not copies).
+
+        Example: ``list(nn.Linear(3, 2).state_dict())  # ['weight', 'bias']``
+        """
+        state: OrderedDict[str, Any] = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.data
+        for name, b in self.named_buffers():
+            state[name] = b
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> "Module":
+        """Copy arrays into the parameters and buffers in place (shapes must match).
+
+        Example: ``model.load_state_dict(other.state_dict())``
+        """
+        own = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        missing = [k for k in list(own) + list(buffers) if k not in state]
+        unexpected = [k for k in state if k not in own and k not in buffers]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, value in state.items():
+            value = value.data if isinstance(value, Tensor) else value
+            if name in own:
+                target = own[name].data
+            elif name in buffers:
+                target = buffers[name]
+            else:
+                continue
+            value = backend.xp_of(target).asarray(value)
+            if target.shape != value.shape:
+                raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} in the state "
+                                 f"but {target.shape} in the model")
+            target[...] = value
+        return self
+
+    # ------------------------------------------------------------------ devices
+    def to(self, device: str) -> "Module":
+        """Move every parameter and buffer to a device ("cpu" or "cuda"). Returns self."""
+        device = backend.normalize_device(device)
+        for p in self.parameters():
+            p.data = backend.to_device(p.data, device)
+            if p.grad is not None:
+                p.grad = backend.to_device(p.grad, device)
+        for module in self.modules():
+            for name in vars(module).get("_buffers", ()):
+                setattr(module, name, backend.to_device(getattr(module, name), device))
+        return self
+
+    # ------------------------------------------------------------------ repr
+    def extra_repr(self) -> str:
+        """One line of the layer's settings, shown inside its repr."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        lines = [head]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"
