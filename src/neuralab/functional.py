@@ -140,6 +140,9 @@ def batch_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     """
     if x.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
+    # running statistics are plain arrays updated in place (a Tensor's data is used as such)
+    running_mean = getattr(running_mean, "data", running_mean)
+    running_var = getattr(running_var, "data", running_var)
     axes = (0,) + tuple(range(2, x.ndim))
     affine = () if weight is None else (_norm_param_shape(x, weight), _norm_param_shape(x, bias))
     if training:
@@ -209,8 +212,8 @@ def _reduce(losses: Tensor, reduction: str, sample_weight: Any = None) -> Tensor
     """Apply a reduction, with optional per-sample weights (weighted mean over samples)."""
     _check_reduction(reduction)
     if sample_weight is not None:
-        w = np.asarray(sample_weight, dtype=losses.dtype) if not isinstance(sample_weight, Tensor) \
-            else sample_weight.data.astype(losses.dtype)
+        w = xp_of(losses.data).asarray(getattr(sample_weight, "data", sample_weight),
+                                       dtype=losses.dtype)
         if w.shape != (losses.shape[0],):
             raise ValueError(f"sample_weight must have shape ({losses.shape[0]},), got {w.shape}")
         per_sample = losses.size // max(losses.shape[0], 1)

@@ -38,6 +38,8 @@ class Function:
     def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
         ctx = cls()
         out = ctx.forward(*[t.data for t in inputs], **kwargs)
+        if isinstance(out, np.generic):  # NumPy reductions return scalars; keep data an array
+            out = np.asarray(out)
         if _tensor._grad_enabled:
             for t in inputs:
                 if t.requires_grad:
@@ -46,6 +48,10 @@ class Function:
                     result._ctx = ctx
                     return result
         return Tensor._make(out, False)
+
+    def needs_grad(self, i: int) -> bool:
+        """Whether input ``i`` takes a gradient, so backward can skip costly unused work."""
+        return self.parents[i].requires_grad
 
     def forward(self, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -257,7 +263,8 @@ class Maximum(Function):
         return xp_of(a).maximum(a, b)
 
     def backward(self, grad):
-        wa = (self.a > self.b) + 0.5 * (self.a == self.b)
+        # the weights are cast so a float32 gradient stays float32
+        wa = ((self.a > self.b) + 0.5 * (self.a == self.b)).astype(grad.dtype, copy=False)
         return grad * wa, grad * (1 - wa)
 
 
@@ -269,7 +276,7 @@ class Minimum(Function):
         return xp_of(a).minimum(a, b)
 
     def backward(self, grad):
-        wa = (self.a < self.b) + 0.5 * (self.a == self.b)
+        wa = ((self.a < self.b) + 0.5 * (self.a == self.b)).astype(grad.dtype, copy=False)
         return grad * wa, grad * (1 - wa)
 
 
@@ -433,7 +440,7 @@ class Max(Function):
         hit = self.x == self.out
         count = hit.sum(axis=_norm_axis(self.axis, self.x.ndim), keepdims=True)
         g = _expand(grad, self.x.shape, self.axis, self.keepdims)
-        return (g * hit / count,)
+        return (g * hit / count.astype(g.dtype),)  # cast: int counts would promote to float64
 
 
 class Min(Max):
@@ -479,6 +486,11 @@ class GetItem(Function):
     """x[index] for slices, integer arrays and boolean masks; backward scatters (adds) back."""
 
     def forward(self, x, index):
+        xp = xp_of(x)
+        if xp is not np:  # a CuPy array is indexed with CuPy arrays: move NumPy ones along
+            items = index if isinstance(index, tuple) else (index,)
+            items = tuple(xp.asarray(i) if isinstance(i, np.ndarray) else i for i in items)
+            index = items if isinstance(index, tuple) else items[0]
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         try:
             return x[index]
@@ -506,7 +518,7 @@ class Concatenate(Function):
 
     def backward(self, grad):
         xp = xp_of(grad)
-        cuts = np.cumsum(self.sizes)[:-1]
+        cuts = np.cumsum(self.sizes)[:-1].tolist()
         return tuple(xp.split(grad, cuts, axis=self.axis))
 
 
@@ -542,7 +554,8 @@ class Linear(Function):
 
     def backward(self, grad):
         x = self.x
-        gx = grad @ self.weight
+        # the first layer's input (the data) needs no gradient: skip that matmul
+        gx = grad @ self.weight if self.needs_grad(0) else None
         g2 = grad.reshape(-1, grad.shape[-1])
         gw = g2.T @ x.reshape(-1, x.shape[-1])
         if self.has_bias:

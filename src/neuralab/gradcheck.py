@@ -20,9 +20,8 @@ from .tensor import Tensor, no_grad
 def _as_float64(t: Any) -> Any:
     if not isinstance(t, Tensor):
         return t
-    if t.dtype.kind == "f":
-        return Tensor(to_numpy(t.data).astype(np.float64), requires_grad=t.requires_grad,
-                      dtype=np.float64)
+    if t.dtype.kind == "f":  # a float64 copy on the same device, so the user's data is untouched
+        return Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad, dtype=np.float64)
     return t
 
 
@@ -59,7 +58,8 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Any, eps: float = 1e-6, atol:
     def scalar(result: Tensor) -> float:
         return float(np.sum(to_numpy(result.data).astype(np.float64) * r))
 
-    (out * Tensor(r, dtype=out.dtype)).sum().backward()
+    if out.requires_grad:  # otherwise no input reaches the output: every gradient is zero
+        (out * Tensor(r, dtype=out.dtype, device=out.device)).sum().backward()
 
     worst = None  # (excess, input index, element index, analytic, numeric)
     for i in checked:

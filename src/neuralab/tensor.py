@@ -254,18 +254,30 @@ class Tensor:
                                    f"{self.shape}; pass grad= of that shape")
             grad = xp.ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            # a copy: the caller's array must not become (and be updated as) a leaf's grad
+            grad = xp.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"grad shape {grad.shape} does not match tensor shape {self.shape}")
 
         order = _topological_order(self)
         grads = {id(self): grad}
+        adopted: set = set()  # ids of the arrays already stored as some leaf's grad
         for node in reversed(order):
             g = grads.pop(id(node), None)
             ctx = node._ctx
             if ctx is None:  # a leaf: gradients accumulate (a new array, never in place)
-                if g is not None:
-                    node.grad = g if node.grad is None else node.grad + g
+                if g is None:
+                    continue
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                    continue
+                # A leaf's grad is updated in place by optimizers, so it must own its array:
+                # not a view (e.g. sum's broadcast), not a NumPy scalar, and not an array that
+                # another leaf got too (add hands the same gradient to both of its inputs).
+                if g.base is not None or id(g) in adopted or isinstance(g, np.generic):
+                    g = xp.array(g)
+                adopted.add(id(g))
+                node.grad = g
                 continue
             if g is None:
                 continue
