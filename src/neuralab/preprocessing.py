@@ -1,0 +1,433 @@
+"""Tabular preprocessing for file input, recorded as plain data (JSON) rather than code.
+
+``TabularPreprocessor.fit(frame, target=...)`` looks at each column once and writes down what
+to do with it: numbers are median-imputed and standardised; strings, categories and booleans
+are one-hot encoded (missing values get their own category); date-like columns are expanded
+to year / month / day / weekday numbers; ID-like columns (every value a distinct string)
+are left out with a notice. The result, ``spec``, is a dict of lists, numbers and strings that
+``nl.save`` stores in the model file, so loading a model never runs code.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"age": [30, None, 50], "city": ["Oslo", "Rome", None], "y": [0, 1, 0]})
+    >>> prep = TabularPreprocessor().fit(df, target="y")
+    >>> prep.feature_names
+    ['age', 'city=Oslo', 'city=Rome', 'city=<missing>']
+    >>> prep.transform(df).shape
+    (3, 4)
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+SPEC_VERSION = 1
+MISSING = "<missing>"
+OTHER = "<other>"
+DATE_PARTS = ("year", "month", "day", "weekday")
+_DATE_ATTRS = {"year": "year", "month": "month", "day": "day", "weekday": "day_of_week"}
+
+
+class PreprocessingError(ValueError):
+    """Input data that the preprocessing cannot use (missing column, empty target, ...).
+
+    Example: ``raise PreprocessingError("column 'age' is missing from the data")``
+    """
+
+
+def _pd():
+    import pandas as pd  # lazy: pandas is the `data` extra, not needed by `import neuralab`
+    return pd
+
+
+def _py(value: Any) -> Any:
+    """A JSON-able Python scalar for a NumPy/pandas scalar (labels, categories)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return value  # keep floats floats: 1.0 and 1 differ for a float target
+    return value
+
+
+def _is_missing(values) -> np.ndarray:
+    return _pd().isna(values).to_numpy() if hasattr(values, "to_numpy") else _pd().isna(values)
+
+
+def _category_key(value: Any) -> str:
+    # One-hot categories are matched as strings so that a column read back as numbers
+    # ("1", "2") or as booleans ("True") still finds its category.
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _parse_dates(series, fmt: str):
+    pd = _pd()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it has to guess a format per row
+        if fmt == "ISO8601":
+            return pd.to_datetime(series, errors="coerce", format="ISO8601")
+        return pd.to_datetime(series, errors="coerce", format="mixed")
+
+
+def _looks_like_dates(series) -> str | None:
+    """The date format ("ISO8601" or "mixed") when >= 90% of the non-missing strings parse."""
+    pd = _pd()
+    values = series.dropna()
+    if len(values) == 0:
+        return None
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    text = values.astype(str)
+    # Cheap guard: dates contain digits and a separator; this keeps 'Oslo' out of the parser.
+    if not text.str.contains(r"\d").all() or not text.str.contains(r"[-/.: ]").mean() >= 0.9:
+        return None
+    for fmt in ("ISO8601", "mixed"):
+        parsed = _parse_dates(text, fmt)
+        if parsed.notna().mean() >= 0.9:
+            return fmt
+    return None
+
+
+def infer_task(y) -> str:
+    """'classification' for labels (strings, booleans, few distinct integers), else 'regression'.
+
+    Example: ``infer_task(pd.Series(["a", "b"]))  # 'classification'``
+    """
+    pd = _pd()
+    y = pd.Series(y).dropna()
+    if pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
+        return "classification"
+    values = y.to_numpy(dtype=float)
+    n_unique = len(np.unique(values))
+    integer_valued = bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+    if integer_valued and n_unique <= max(2, min(20, len(values) // 2)):
+        return "classification"
+    return "regression"
+
+
+class TabularPreprocessor:
+    """Turns a DataFrame into a float32 matrix with a fitted, JSON-able recipe (``spec``).
+
+    Args:
+        features: columns to use (default: all but the target and those in ``drop``).
+        drop: columns to leave out.
+        task: "classification", "regression" or None to infer it from the target.
+        max_categories: most frequent categories kept per column; the rest share ``<other>``.
+        verbose: print notices (ID-like and date columns, dropped rows) to stderr.
+
+    Example:
+        >>> prep = TabularPreprocessor(drop=["name"]).fit(df, target="price")
+        >>> X, y = prep.transform(df), prep.transform_target(df)
+    """
+
+    def __init__(self, features: Sequence[str] | None = None, drop: Sequence[str] = (),
+                 task: str | None = None, max_categories: int = 50) -> None:
+        if task not in (None, "classification", "regression"):
+            raise PreprocessingError(f"task must be 'classification' or 'regression', got {task!r}")
+        self.features = list(features) if features is not None else None
+        self.drop = list(drop)
+        self.task = task
+        self.max_categories = max_categories
+        self.spec: dict | None = None
+        self.notices: list[str] = []
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, frame, target: str | None = None) -> "TabularPreprocessor":
+        """Decide each column's treatment from ``frame``; returns self."""
+        pd = _pd()
+        self.notices = []
+        columns = [str(c) for c in frame.columns]
+        frame = frame.set_axis(columns, axis=1)
+        if target is not None and target not in columns:
+            raise PreprocessingError(f"target column {target!r} is not in the data; columns are "
+                                     f"{_short_list(columns)}")
+        unknown = [c for c in (self.features or []) + self.drop if c not in columns]
+        if unknown:
+            raise PreprocessingError(f"column(s) {_short_list(unknown)} not in the data; columns are "
+                                     f"{_short_list(columns)}")
+        chosen = self.features if self.features is not None else columns
+        chosen = [c for c in chosen if c != target and c not in self.drop]
+
+        spec: dict[str, Any] = {"version": SPEC_VERSION, "target": target, "task": None,
+                                "classes": None, "columns": [], "dropped": []}
+        if target is not None:
+            y = frame[target]
+            n_missing = int(y.isna().sum())
+            if n_missing == len(y):
+                raise PreprocessingError(f"target column {target!r} has no values")
+            if n_missing:
+                self._notice(f"{n_missing} row(s) with a missing target {target!r} left out")
+                frame = frame[y.notna()]
+                y = y[y.notna()]
+            task = self.task or infer_task(y)
+            spec["task"] = task
+            if task == "classification":
+                spec["classes"] = [_py(v) for v in np.unique(y.to_numpy())]
+                if len(spec["classes"]) < 2:
+                    raise PreprocessingError(f"target column {target!r} has a single class "
+                                             f"{spec['classes'][0]!r}; classification needs two")
+            elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+                raise PreprocessingError(f"target column {target!r} holds non-numbers "
+                                         f"(e.g. {y.iloc[0]!r}); regression needs numbers")
+
+        for name in chosen:
+            spec["columns"].extend(self._fit_column(name, frame[name], spec["dropped"]))
+        if not spec["columns"]:
+            raise PreprocessingError("no usable feature columns left "
+                                     f"(dropped: {[d['name'] for d in spec['dropped']]})")
+        spec["feature_names"] = _feature_names(spec["columns"])
+        self.spec = spec
+        return self
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+
+    def _fit_column(self, name: str, s, dropped: list) -> list[dict]:
+        pd = _pd()
+        n = len(s)
+        present = s.dropna()
+        if len(present) == 0:
+            dropped.append({"name": name, "reason": "all values missing"})
+            self._notice(f"column {name!r} left out: every value is missing")
+            return []
+        if pd.api.types.is_bool_dtype(s):
+            return [self._categorical(name, s)]
+        if pd.api.types.is_numeric_dtype(s):
+            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            finite = values[np.isfinite(values)]
+            median = float(np.median(finite))
+            filled = np.where(np.isfinite(values), values, median)
+            std = float(filled.std())
+            return [{"name": name, "kind": "numeric", "median": median,
+                     "mean": float(filled.mean()), "std": std if std > 0 else 1.0}]
+        fmt = _looks_like_dates(s)
+        if fmt is not None:
+            self._notice(f"column {name!r} looks like dates: expanded to "
+                         f"{', '.join(name + '.' + p for p in DATE_PARTS)}")
+            dates = s if fmt == "datetime" else _parse_dates(s.astype("string"), fmt)
+            parts = _date_parts(dates)
+            out = []
+            for part in DATE_PARTS:
+                values = parts[part]
+                finite = values[np.isfinite(values)]
+                median = float(np.median(finite))
+                filled = np.where(np.isfinite(values), values, median)
+                std = float(filled.std())
+                out.append({"name": name, "kind": "date", "part": part, "format": fmt,
+                            "median": median, "mean": float(filled.mean()),
+                            "std": std if std > 0 else 1.0})
+            return out
+        text = present.astype(str)
+        if n >= 2 and text.nunique() == n:
+            dropped.append({"name": name, "reason": "ID-like (every value a distinct string)"})
+            self._notice(f"column {name!r} left out: ID-like (all {n} values are distinct strings)")
+            return []
+        return [self._categorical(name, s)]
+
+    def _categorical(self, name: str, s) -> dict:
+        keys = s.dropna().map(_category_key)
+        counts = keys.value_counts(sort=False)
+        # Most frequent first, ties by name, so the spec does not depend on row order.
+        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        categories = [k for k, _ in ordered[: self.max_categories]]
+        other = len(ordered) > self.max_categories
+        if other:
+            self._notice(f"column {name!r}: {len(ordered)} categories, the "
+                         f"{len(ordered) - self.max_categories} rarest grouped as {OTHER!r}")
+        return {"name": name, "kind": "categorical", "categories": sorted(categories),
+                "other": other, "missing": bool(s.isna().any())}
+
+    # ------------------------------------------------------------------ applying
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the output columns, e.g. ``['age', 'city=Oslo', 'date.year']``."""
+        return list(self._fitted()["feature_names"])
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The data columns the recipe reads, in order (each once)."""
+        return list(dict.fromkeys(c["name"] for c in self._fitted()["columns"]))
+
+    def _fitted(self) -> dict:
+        if self.spec is None:
+            raise PreprocessingError("this TabularPreprocessor is not fitted yet; call fit() first")
+        return self.spec
+
+    def transform(self, frame, scale: bool = True, warn: bool = True) -> np.ndarray:
+        """The float32 feature matrix for ``frame`` (numbers imputed and, if ``scale``, standardised).
+
+        Unknown categories become all-zero one-hot groups, with a warning naming them.
+        """
+        spec = self._fitted()
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise PreprocessingError(f"column(s) {_short_list(missing)} used by the model are "
+                                     f"missing from the data")
+        blocks = []
+        date_cache: dict[str, dict] = {}
+        for col in spec["columns"]:
+            s = frame[col["name"]]
+            if col["kind"] == "categorical":
+                blocks.append(self._one_hot(col, s, warn))
+                continue
+            if col["kind"] == "date":
+                if col["name"] not in date_cache:
+                    dates = s if col["format"] == "datetime" else _parse_dates(
+                        s.astype("string"), col["format"])
+                    date_cache[col["name"]] = _date_parts(dates)
+                values = date_cache[col["name"]][col["part"]]
+            else:
+                try:
+                    values = _pd().to_numeric(s, errors="raise").to_numpy(dtype=np.float64,
+                                                                          na_value=np.nan)
+                except (ValueError, TypeError):
+                    bad = s[_pd().to_numeric(s, errors="coerce").isna() & s.notna()]
+                    raise PreprocessingError(
+                        f"column {col['name']!r} should hold numbers but row {bad.index[0]} "
+                        f"has {bad.iloc[0]!r}") from None
+            values = np.where(np.isfinite(values), values, col["median"])
+            if scale:
+                values = (values - col["mean"]) / col["std"]
+            blocks.append(values[:, None])
+        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+
+    def _one_hot(self, col: dict, s, warn: bool) -> np.ndarray:
+        names = list(col["categories"]) + ([OTHER] if col["other"] else []) + (
+            [MISSING] if col["missing"] else [])
+        index = {k: i for i, k in enumerate(names)}
+        out = np.zeros((len(s), len(names)), np.float64)
+        isna = s.isna().to_numpy()
+        keys = [None if m else _category_key(v) for v, m in zip(s.to_numpy(), isna)]
+        unknown: dict[str, int] = {}
+        for row, key in enumerate(keys):
+            if key is None:
+                j = index.get(MISSING)
+                key = MISSING
+            else:
+                j = index.get(key, index.get(OTHER))
+            if j is None:
+                unknown[key] = unknown.get(key, 0) + 1
+            else:
+                out[row, j] = 1.0
+        if unknown and warn:
+            shown = ", ".join(repr(k) for k in list(unknown)[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            warnings.warn(f"column {col['name']!r}: {sum(unknown.values())} value(s) of categories "
+                          f"not seen in training ({shown}{more}) were ignored", UserWarning,
+                          stacklevel=3)
+        return out
+
+    def transform_target(self, frame) -> np.ndarray:
+        """The target as class indices (classification) or float32 numbers (regression)."""
+        spec = self._fitted()
+        target = spec["target"]
+        if target is None:
+            raise PreprocessingError("this preprocessor was fitted without a target column")
+        if target not in frame.columns:
+            raise PreprocessingError(f"target column {target!r} is not in the data")
+        y = frame[target]
+        if spec["task"] == "regression":
+            return y.to_numpy(dtype=np.float32, na_value=np.nan)
+        return self.encode_labels(y)
+
+    def encode_labels(self, y) -> np.ndarray:
+        """Class labels -> indices into ``spec['classes']``; an unknown label is an error."""
+        classes = self._fitted()["classes"]
+        index = {_category_key(c): i for i, c in enumerate(classes)}
+        out = np.empty(len(y), np.int64)
+        for i, v in enumerate(np.asarray(y, dtype=object)):
+            j = index.get(_category_key(v))
+            if j is None:
+                raise PreprocessingError(f"label {v!r} in row {i} was not seen in training "
+                                         f"(classes: {_short_list([str(c) for c in classes])})")
+            out[i] = j
+        return out
+
+    def decode_labels(self, indices) -> np.ndarray:
+        """Class indices -> the original labels."""
+        classes = np.asarray(self._fitted()["classes"])
+        return classes[np.asarray(indices, dtype=np.int64)]
+
+    def scaling(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per output column (median, mean, std) with identity values for one-hot columns.
+
+        ``transform(frame)`` equals ``(transform(frame, scale=False) - mean) / std``; ONNX
+        export folds this into the graph.
+        """
+        med, mean, std = [], [], []
+        for col in self._fitted()["columns"]:
+            if col["kind"] == "categorical":
+                k = len(col["categories"]) + int(col["other"]) + int(col["missing"])
+                med += [0.0] * k
+                mean += [0.0] * k
+                std += [1.0] * k
+            else:
+                med.append(col["median"])
+                mean.append(col["mean"])
+                std.append(col["std"])
+        return (np.array(med), np.array(mean), np.array(std))
+
+    def describe(self) -> list[str]:
+        """One human-readable line per input column."""
+        lines = []
+        for col in self._fitted()["columns"]:
+            if col["kind"] == "numeric":
+                lines.append(f"{col['name']}: numeric, median-imputed ({col['median']:.4g}), "
+                             f"standardised (mean {col['mean']:.4g}, std {col['std']:.4g})")
+            elif col["kind"] == "categorical":
+                extra = (" + <other>" if col["other"] else "") + (" + <missing>" if col["missing"] else "")
+                lines.append(f"{col['name']}: one-hot, {len(col['categories'])} categories{extra}")
+            elif col["part"] == DATE_PARTS[0]:
+                lines.append(f"{col['name']}: date -> {', '.join(DATE_PARTS)} (numeric, standardised)")
+        for d in self._fitted()["dropped"]:
+            lines.append(f"{d['name']}: left out ({d['reason']})")
+        return lines
+
+    # ------------------------------------------------------------------ (de)serialising
+    def to_dict(self) -> dict:
+        """The fitted recipe as plain data (what goes into the model file)."""
+        return {"spec": self._fitted(), "features": self.features, "drop": self.drop,
+                "task": self.task, "max_categories": self.max_categories}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TabularPreprocessor":
+        """Rebuild a fitted preprocessor from ``to_dict()``'s output."""
+        spec = data.get("spec") if isinstance(data, dict) else None
+        if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
+            raise PreprocessingError(f"unsupported preprocessing spec (expected version {SPEC_VERSION})")
+        prep = cls(features=data.get("features"), drop=data.get("drop", ()), task=data.get("task"),
+                   max_categories=data.get("max_categories", 50))
+        prep.spec = spec
+        return prep
+
+
+def _date_parts(dates) -> dict[str, np.ndarray]:
+    dt = dates.dt
+    return {part: getattr(dt, _DATE_ATTRS[part]).to_numpy(dtype=np.float64, na_value=np.nan)
+            for part in DATE_PARTS}
+
+
+def _feature_names(columns: list[dict]) -> list[str]:
+    names = []
+    for col in columns:
+        if col["kind"] == "numeric":
+            names.append(col["name"])
+        elif col["kind"] == "date":
+            names.append(f"{col['name']}.{col['part']}")
+        else:
+            cats = list(col["categories"]) + ([OTHER] if col["other"] else []) + (
+                [MISSING] if col["missing"] else [])
+            names.extend(f"{col['name']}={c}" for c in cats)
+    return names
+
+
+def _short_list(items: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(i) for i in list(items)[:limit])
+    return f"[{shown}{', ...' if len(items) > limit else ''}]"
+
