@@ -15,6 +15,8 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
@@ -56,6 +58,33 @@ class Module:
     def __init__(self) -> None:
         self.training = True
         self._buffers: list[str] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Record each layer's constructor arguments (outermost __init__ only) so that
+        # nl.save can store the architecture as data and nl.load can rebuild it; layers
+        # need not write any serialisation code.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args: Any, **kw: Any) -> None:
+            if "_init_args" not in vars(self):
+                object.__setattr__(self, "_init_args", (args, kw))
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    def config(self) -> dict:
+        """The constructor arguments this module was built with, by name.
+
+        Example: ``nn.Linear(3, 2).config()  # {'in_features': 3, 'out_features': 2, ...}``
+        """
+        args, kw = vars(self).get("_init_args", ((), {}))
+        bound = inspect.signature(type(self).__init__).bind(self, *args, **kw)
+        bound.apply_defaults()
+        return {k: v for k, v in list(bound.arguments.items())[1:]}
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
