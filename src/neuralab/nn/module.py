@@ -91,6 +91,9 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run ``forward``; NumPy arrays passed in become Tensors as ``nl.tensor`` makes them."""
+        if any(isinstance(a, np.ndarray) for a in args):
+            args = tuple(_as_input(a) for a in args)
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ discovery
@@ -171,52 +174,84 @@ class Module:
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Parameters and buffers by PyTorch-style name, as arrays (not copies).
 
-        Example: ``list(nn.Linear(3, 2).state_dict())  # ['weight', 'bias']``
+        Keys come in PyTorch's order: each module's parameters, then its buffers, then its
+        sub-modules'. Example: ``list(nn.Linear(3, 2).state_dict())  # ['weight', 'bias']``
         """
         state: OrderedDict[str, Any] = OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = p.data
-        for name, b in self.named_buffers():
-            state[name] = b
+        seen: set[int] = set()
+        for mod_name, module in self.named_modules():
+            prefix = f"{mod_name}." if mod_name else ""
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    state[prefix + name] = value.data
+            for name in vars(module).get("_buffers", ()):
+                state[prefix + name] = getattr(module, name)
         return state
 
     def load_state_dict(self, state: dict, strict: bool = True) -> "Module":
-        """Copy arrays into the parameters and buffers in place (shapes must match).
+        """Copy arrays into the parameters and buffers in place (names and shapes must match).
 
+        Everything is checked before anything is copied, so a failed load leaves the model
+        unchanged. With ``strict=False`` missing and unexpected keys are ignored.
         Example: ``model.load_state_dict(other.state_dict())``
         """
-        own = dict(self.named_parameters())
-        buffers = dict(self.named_buffers())
-        missing = [k for k in list(own) + list(buffers) if k not in state]
-        unexpected = [k for k in state if k not in own and k not in buffers]
+        if not hasattr(state, "items"):
+            raise TypeError(f"load_state_dict expects a dict of arrays, got {type(state).__name__}")
+        targets = self.state_dict()
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            problems = []
+            if missing:
+                problems.append(f"missing keys {missing}")
+            if unexpected:
+                problems.append(f"unexpected keys {unexpected}")
+            raise KeyError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems)
+                           + f" (the model expects {list(targets)})")
+        pairs = []
         for name, value in state.items():
-            value = value.data if isinstance(value, Tensor) else value
-            if name in own:
-                target = own[name].data
-            elif name in buffers:
-                target = buffers[name]
-            else:
+            if name not in targets:
                 continue
-            value = backend.xp_of(target).asarray(value)
+            target = targets[name]
+            value = value.data if isinstance(value, Tensor) else value
+            if not hasattr(value, "shape"):
+                value = np.asarray(value)
+            value = backend.to_device(value, backend.device_of(target))
             if target.shape != value.shape:
-                raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} in the state "
-                                 f"but {target.shape} in the model")
-            target[...] = value
+                raise ValueError(f"load_state_dict: '{name}' has shape {tuple(value.shape)} in the "
+                                 f"state dict but {tuple(target.shape)} in the model")
+            pairs.append((target, value))
+        for target, value in pairs:
+            target[...] = value  # in place: optimizers and views keep pointing at the same array
         return self
 
     # ------------------------------------------------------------------ devices
-    def to(self, device: str) -> "Module":
-        """Move every parameter and buffer to a device ("cpu" or "cuda"). Returns self."""
-        device = backend.normalize_device(device)
+    def to(self, device: str | None = None, dtype: Any = None) -> "Module":
+        """Move every parameter and buffer to a device ("cpu"/"cuda") and/or float dtype.
+
+        Example: ``model.to("cuda")``, ``model.to(dtype="float64")``. Returns self.
+        Integer buffers (e.g. ``num_batches_tracked``) keep their dtype.
+        """
+        dev = None if device is None else backend.normalize_device(device)
+        dt = None if dtype is None else np.dtype(dtype)
+        if dt is not None and dt.kind != "f":
+            raise TypeError(f"Module.to: dtype must be a float dtype, got {dt}")
+
+        def move(array: Any) -> Any:
+            if dev is not None:
+                array = backend.to_device(array, dev)
+            if dt is not None and array.dtype.kind == "f" and array.dtype != dt:
+                array = array.astype(dt)
+            return array
+
         for p in self.parameters():
-            p.data = backend.to_device(p.data, device)
+            p.data = move(p.data)
             if p.grad is not None:
-                p.grad = backend.to_device(p.grad, device)
+                p.grad = move(p.grad)
         for module in self.modules():
             for name in vars(module).get("_buffers", ()):
-                setattr(module, name, backend.to_device(getattr(module, name), device))
+                setattr(module, name, move(getattr(module, name)))
         return self
 
     # ------------------------------------------------------------------ repr
@@ -226,11 +261,19 @@ class Module:
 
     def __repr__(self) -> str:
         children = list(self.named_children())
-        head = f"{type(self).__name__}({self.extra_repr()}"
+        extra = self.extra_repr()
         if not children:
-            return head + ")"
-        lines = [head]
+            return f"{type(self).__name__}({extra})"
+        lines = [f"{type(self).__name__}("]
+        if extra:
+            lines.append("  " + extra.replace("\n", "\n  "))
         for name, child in children:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+def _as_input(a: Any) -> Any:
+    # A NumPy array given to a module becomes a constant Tensor by the library's usual rule
+    # (float data becomes the default dtype, float32), exactly as nl.tensor(a) would.
+    return Tensor(a) if isinstance(a, np.ndarray) else a
