@@ -146,7 +146,7 @@ def decision_boundaries(panels: Sequence[dict], path: str | os.PathLike, title: 
         ax.set_title(p.get("title", ""), fontsize=10)
         ax.set_xlabel(p.get("xlabel", "$x_1$"))
         ax.set_ylabel(p.get("ylabel", "$x_2$"))
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc=p.get("legend_loc", "upper right"))
     return save(fig, path, title)
 
 

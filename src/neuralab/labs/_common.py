@@ -1,0 +1,215 @@
+"""Helpers the labs share: a configurable MLP whose layers stay visible, a training loop that
+records what the labs measure, and small datasets.
+
+The labs need to look inside the network (each layer's gradient norm, each hidden layer's
+activations), so the model here keeps its layers as named attributes and its forward pass
+in a few explicit lines.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import functional as F
+from ..nn import init
+from ..nn.module import Module, Parameter
+from ..tensor import Tensor, no_grad
+
+try:  # the library's layers
+    from ..nn import BatchNorm1d, Linear
+except ImportError:  # pragma: no cover - only while nn's layers are being written
+    class Linear(Module):  # type: ignore[no-redef]
+        def __init__(self, in_features: int, out_features: int, rng: Any = None) -> None:
+            super().__init__()
+            self.weight = Parameter(init.kaiming_uniform((out_features, in_features), rng))
+            bound = 1 / math.sqrt(in_features)
+            self.bias = Parameter(init.uniform((out_features,), rng, -bound, bound))
+
+        def forward(self, x: Tensor) -> Tensor:
+            return F.linear(x, self.weight, self.bias)
+
+    class BatchNorm1d(Module):  # type: ignore[no-redef]
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.weight = Parameter(np.ones(n, np.float32))
+            self.bias = Parameter(np.zeros(n, np.float32))
+            self.register_buffer("running_mean", np.zeros(n, np.float32))
+            self.register_buffer("running_var", np.ones(n, np.float32))
+
+        def forward(self, x: Tensor) -> Tensor:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                training=self.training)
+
+
+def init_weight(shape: tuple[int, int], scheme: str, rng: np.random.Generator) -> np.ndarray:
+    """A weight matrix from a named scheme: "xavier" (Glorot & Bengio 2010), "he" (He et al.
+    2015), "lecun", or "small" (N(0, 0.01^2), the pre-2010 habit)."""
+    if scheme == "xavier":
+        return init.xavier_normal(shape, rng)
+    if scheme == "he":
+        return init.kaiming_normal(shape, rng)
+    if scheme == "lecun":
+        return init.lecun_normal(shape, rng)
+    if scheme == "small":
+        return (0.01 * rng.standard_normal(shape)).astype(np.float32)
+    raise ValueError(f"unknown init scheme {scheme!r}")
+
+
+class LabMLP(Module):
+    """An MLP with ``depth`` hidden layers of equal width; optional batch norm, residual
+    connections and dropout, and a choice of activation and weight initialisation.
+
+    A residual block computes ``h + act(norm(W h + b))``; without normalisation the branch's
+    weights are scaled by 1/sqrt(depth) so the sum's variance stays bounded with depth (the
+    role batch norm plays in He et al. 2016; the scaling is the Fixup idea, Zhang et al. 2019).
+
+    Example: ``LabMLP(2, 64, 2, depth=20, activation="relu", init="he", norm="batch", rng=rng)``
+    """
+
+    def __init__(self, n_in: int, width: int, n_out: int, depth: int, activation: str = "relu",
+                 init: str = "he", norm: str | None = None, residual: bool = False,
+                 dropout: float = 0.0, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.depth, self.residual, self.dropout, self.norm = depth, residual, dropout, norm
+        self.activation = activation
+        self._act = F.get_activation(activation)
+        self._rng = rng
+        sizes = [n_in] + [width] * depth + [n_out]
+        for i in range(depth + 1):
+            layer = Linear(sizes[i], sizes[i + 1], rng=rng)
+            w = init_weight((sizes[i + 1], sizes[i]), init if i < depth else "xavier", rng)
+            if residual and norm is None and 0 < i < depth:
+                w = w / np.float32(math.sqrt(depth))
+            layer.weight.data[...] = w
+            layer.bias.data[...] = 0
+            setattr(self, f"fc{i}", layer)
+            if norm == "batch" and i < depth:
+                setattr(self, f"bn{i}", BatchNorm1d(sizes[i + 1]))
+
+    def linears(self) -> list:
+        """The dense layers, input to output."""
+        return [getattr(self, f"fc{i}") for i in range(self.depth + 1)]
+
+    def forward(self, x: Tensor, keep: list | None = None) -> Tensor:
+        h = x if isinstance(x, Tensor) else Tensor(x)
+        for i in range(self.depth):
+            z = getattr(self, f"fc{i}")(h)
+            if self.norm == "batch":
+                z = getattr(self, f"bn{i}")(z)
+            a = self._act(z)
+            if keep is not None:
+                keep.append((z.data, a.data))
+            if self.dropout:
+                a = F.dropout(a, self.dropout, self.training, rng=self._rng)
+            h = h + a if (self.residual and i > 0) else a
+        return getattr(self, f"fc{self.depth}")(h)
+
+
+def layer_grad_norms(model: LabMLP, X: np.ndarray, y: np.ndarray, loss: str = "cross_entropy") -> np.ndarray:
+    """The Frobenius norm of each dense layer's weight gradient on one batch (input layer first)."""
+    model.zero_grad()
+    out = model(Tensor(X))
+    F.get_loss(loss)(out, y).backward()
+    norms = np.array([float(np.linalg.norm(l.weight.grad)) for l in model.linears()])
+    model.zero_grad()
+    return norms
+
+
+def make_optimizer(name: str, params: list, lr: float, **kw: Any):
+    """neuralab's optimizer by name: "sgd", "momentum", "adam", "adamw"."""
+    try:
+        from .. import optim
+        optim.Adam  # noqa: B018 - fails while optim is being written
+    except (ImportError, AttributeError):  # pragma: no cover
+        return _FallbackOptimizer(name, params, lr, **kw)
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, **kw)
+    if name == "momentum":
+        return optim.SGD(params, lr=lr, momentum=kw.pop("momentum", 0.9), **kw)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, **kw)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, **kw)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+class _FallbackOptimizer:  # pragma: no cover - only until neuralab.optim exists
+    def __init__(self, name, params, lr, momentum=0.9, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        self.name, self.params, self.lr, self.mom, self.wd = name, list(params), lr, momentum, weight_decay
+        self.b1, self.b2 = betas
+        self.eps, self.t = eps, 0
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        self.t += 1
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            if self.name == "adamw":
+                p.data -= self.lr * self.wd * p.data
+            elif self.wd:
+                g = g + self.wd * p.data
+            if self.name == "sgd":
+                p.data -= self.lr * g
+            elif self.name == "momentum":
+                m *= self.mom
+                m += g
+                p.data -= self.lr * m
+            else:
+                m[...] = self.b1 * m + (1 - self.b1) * g
+                v[...] = self.b2 * v + (1 - self.b2) * g * g
+                mh, vh = m / (1 - self.b1 ** self.t), v / (1 - self.b2 ** self.t)
+                p.data -= self.lr * mh / (np.sqrt(vh) + self.eps)
+
+
+def accuracy(model: Module, X: np.ndarray, y: np.ndarray) -> float:
+    """Share of correct argmax predictions, in eval mode."""
+    was = model.training
+    model.eval()
+    with no_grad():
+        out = model(Tensor(X)).data
+    model.train(was)
+    pred = out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else (out.reshape(-1) > 0).astype(int)
+    return float((pred == y).mean())
+
+
+def train(model: Module, X: np.ndarray, y: np.ndarray, opt: Any, epochs: int, batch_size: int,
+          rng: np.random.Generator, loss: str = "cross_entropy",
+          on_epoch: Callable[[int], None] | None = None) -> dict[str, list[float]]:
+    """Mini-batch training; returns per-epoch mean training loss and training accuracy."""
+    loss_fn = F.get_loss(loss)
+    hist: dict[str, list[float]] = {"loss": [], "accuracy": []}
+    n = len(X)
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            if len(idx) < 2 and batch_size > 1:
+                continue
+            opt.zero_grad()
+            lo = loss_fn(model(Tensor(X[idx])), y[idx])
+            lo.backward()
+            opt.step()
+            total += float(lo.item()) * len(idx)
+        hist["loss"].append(total / n)
+        hist["accuracy"].append(accuracy(model, X, y))
+        if on_epoch is not None:
+            on_epoch(epoch)
+    return hist
+
+
+def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Scale every feature to mean 0, std 1 using the training set's statistics."""
+    mu, sd = X_train.mean(axis=0), X_train.std(axis=0) + 1e-8
+    return [((a - mu) / sd).astype(np.float32) for a in (X_train, *others)]
