@@ -17,7 +17,7 @@ import numpy as np
 
 from . import functions as fn
 from .backend import xp_of
-from .tensor import Tensor, _t
+from .tensor import Tensor, _raw, _t
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -141,8 +141,8 @@ def batch_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if x.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.shape}")
     # running statistics are plain arrays updated in place (a Tensor's data is used as such)
-    running_mean = getattr(running_mean, "data", running_mean)
-    running_var = getattr(running_var, "data", running_var)
+    running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    running_var = running_var.data if isinstance(running_var, Tensor) else running_var
     axes = (0,) + tuple(range(2, x.ndim))
     affine = () if weight is None else (_norm_param_shape(x, weight), _norm_param_shape(x, bias))
     if training:
@@ -164,8 +164,10 @@ def batch_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if running_mean is None:
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    return fn.Normalize.apply(x, *affine, axes=axes, eps=eps,
-                              mean=running_mean.reshape(shape), var=running_var.reshape(shape))
+    # cast: float64 running statistics must not turn a float32 network's output into float64
+    mean = running_mean.reshape(shape).astype(x.dtype, copy=False)
+    var = running_var.reshape(shape).astype(x.dtype, copy=False)
+    return fn.Normalize.apply(x, *affine, axes=axes, eps=eps, mean=mean, var=var)
 
 
 def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
@@ -212,7 +214,7 @@ def _reduce(losses: Tensor, reduction: str, sample_weight: Any = None) -> Tensor
     """Apply a reduction, with optional per-sample weights (weighted mean over samples)."""
     _check_reduction(reduction)
     if sample_weight is not None:
-        w = xp_of(losses.data).asarray(getattr(sample_weight, "data", sample_weight),
+        w = xp_of(losses.data).asarray(_raw(sample_weight),
                                        dtype=losses.dtype)
         if w.shape != (losses.shape[0],):
             raise ValueError(f"sample_weight must have shape ({losses.shape[0]},), got {w.shape}")
@@ -304,8 +306,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Any, weight: Any = 
     _check_reduction(reduction)
     xp = xp_of(logits.data)
     t = target.data if isinstance(target, Tensor) else xp.asarray(target)
-    w = None if weight is None else xp.asarray(getattr(weight, "data", weight), dtype=logits.dtype)
-    pw = None if pos_weight is None else xp.asarray(getattr(pos_weight, "data", pos_weight), dtype=logits.dtype)
+    w = None if weight is None else xp.asarray(_raw(weight), dtype=logits.dtype)
+    pw = None if pos_weight is None else xp.asarray(_raw(pos_weight), dtype=logits.dtype)
     inner = "none" if sample_weight is not None else reduction
     out = fn.BCEWithLogits.apply(logits, Tensor._make(t, False), weight=w, pos_weight=pw, reduction=inner)
     return out if sample_weight is None else _reduce(out, reduction, sample_weight)
@@ -329,3 +331,189 @@ def get_loss(name: str):
         return LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
+
+
+# ============================================================================ convolution, pooling, attention
+# (Issue 10. Channels-first layouts as PyTorch: (N, C, L) and (N, C, H, W).)
+def _tuple(value: Any, n: int, name: str) -> tuple:
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value}")
+    return value
+
+
+def _conv_padding(padding: Any, kernel: tuple, dilation: tuple, stride: tuple) -> tuple:
+    """Per-side padding (top, bottom, left, right) from an int, a pair, "valid" or "same"."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+        if any(s != 1 for s in stride):
+            raise ValueError("padding='same' needs stride 1 (as in PyTorch)")
+        sides = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            sides += [total // 2, total - total // 2]
+        return tuple(sides)
+    ph, pw = _tuple(padding, 2, "padding")
+    return (ph, ph, pw, pw)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """2-D convolution of (N, C, H, W) with weight (O, C/groups, kh, kw), as PyTorch's.
+
+    Example: ``F.conv2d(x, w, b, stride=2, padding=1)  # x (8, 3, 32, 32), w (16, 3, 3, 3) -> (8, 16, 16, 16)``
+    """
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects input of shape (N, C, H, W), got {x.shape}")
+    stride, dilation = _tuple(stride, 2, "stride"), _tuple(dilation, 2, "dilation")
+    pads = _conv_padding(padding, weight.shape[2:], dilation, stride)
+    extra = () if bias is None else (bias,)
+    return fn.Conv2d.apply(x, weight, *extra, stride=stride, padding=pads, dilation=dilation, groups=groups)
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-D convolution of (N, C, L) with weight (O, C/groups, k): a conv2d of height 1.
+
+    Example: ``F.conv1d(x, w, padding=1)  # x (8, 1, 40), w (32, 1, 3) -> (8, 32, 40)``
+    """
+    if x.ndim != 3:
+        raise ValueError(f"conv1d expects input of shape (N, C, L), got {x.shape}")
+    (s,), (d,) = _tuple(stride, 1, "stride"), _tuple(dilation, 1, "dilation")
+    if isinstance(padding, str):
+        pads = _conv_padding(padding, (1,) + tuple(weight.shape[2:]), (1, d), (1, s))
+    else:
+        (p,) = _tuple(padding, 1, "padding")
+        pads = (0, 0, p, p)
+    extra = () if bias is None else (bias,)
+    x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+    w4 = weight.reshape(weight.shape[0], weight.shape[1], 1, weight.shape[2])
+    out = fn.Conv2d.apply(x4, w4, *extra, stride=(1, s), padding=pads, dilation=(1, d), groups=groups)
+    return out.reshape(out.shape[0], out.shape[1], out.shape[3])
+
+
+def _pool_args(kernel_size, stride, padding, n, name):
+    k = _tuple(kernel_size, n, f"{name} kernel_size")
+    s = k if stride is None else _tuple(stride, n, f"{name} stride")
+    p = _tuple(padding, n, f"{name} padding")
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        raise ValueError(f"{name}: padding {p} must be at most half the kernel size {k}")
+    return k, s, p
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1) -> Tensor:
+    """Maximum over windows of (N, C, H, W); stride defaults to the window size.
+
+    Example: ``F.max_pool2d(x, 2).shape  # (N, C, H // 2, W // 2)``
+    """
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d expects input of shape (N, C, H, W), got {x.shape}")
+    k, s, p = _pool_args(kernel_size, stride, padding, 2, "max_pool2d")
+    return fn.MaxPool2d.apply(x, kernel=k, stride=s, padding=(p[0], p[0], p[1], p[1]),
+                              dilation=_tuple(dilation, 2, "dilation"))
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1) -> Tensor:
+    """Maximum over windows of (N, C, L). Example: ``F.max_pool1d(x, 2).shape  # (N, C, L // 2)``"""
+    if x.ndim != 3:
+        raise ValueError(f"max_pool1d expects input of shape (N, C, L), got {x.shape}")
+    (k,), (s,), (p,) = _pool_args(kernel_size, stride, padding, 1, "max_pool1d")
+    (d,) = _tuple(dilation, 1, "dilation")
+    out = fn.MaxPool2d.apply(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), kernel=(1, k),
+                             stride=(1, s), padding=(0, 0, p, p), dilation=(1, d))
+    return out.reshape(out.shape[0], out.shape[1], out.shape[3])
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Mean over windows of (N, C, H, W), zero padding counted (PyTorch's default).
+
+    Example: ``F.avg_pool2d(x, 2).shape  # (N, C, H // 2, W // 2)``
+    """
+    if x.ndim != 4:
+        raise ValueError(f"avg_pool2d expects input of shape (N, C, H, W), got {x.shape}")
+    k, s, p = _pool_args(kernel_size, stride, padding, 2, "avg_pool2d")
+    return fn.AvgPool2d.apply(x, kernel=k, stride=s, padding=(p[0], p[0], p[1], p[1]))
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Mean over windows of (N, C, L). Example: ``F.avg_pool1d(x, 4).shape  # (N, C, L // 4)``"""
+    if x.ndim != 3:
+        raise ValueError(f"avg_pool1d expects input of shape (N, C, L), got {x.shape}")
+    (k,), (s,), (p,) = _pool_args(kernel_size, stride, padding, 1, "avg_pool1d")
+    out = fn.AvgPool2d.apply(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), kernel=(1, k),
+                             stride=(1, s), padding=(0, 0, p, p))
+    return out.reshape(out.shape[0], out.shape[1], out.shape[3])
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True,
+              rng: np.random.Generator | None = None) -> Tensor:
+    """Zero whole channels of (N, C, ...) with probability p, scale the rest by 1/(1-p).
+
+    Example: ``F.dropout2d(feature_maps, 0.1, rng=np.random.default_rng(0))``
+    """
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    rng = rng if rng is not None else np.random.default_rng()
+    keep = rng.random(x.shape[:2] + (1,) * (x.ndim - 2)) >= p
+    mask = xp_of(x.data).asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * Tensor._make(mask, False)
+
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (num, dim) for integer ``indices`` of any shape; ``padding_idx``'s row gets no gradient.
+
+    Example: ``F.embedding(nl.tensor([[1, 2]]), table).shape  # (1, 2, dim)``
+    """
+    idx = indices.data if isinstance(indices, Tensor) else xp_of(weight.data).asarray(indices)
+    return fn.Embedding.apply(weight, indices=idx, padding_idx=padding_idx)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, training: bool = True,
+                                 rng: np.random.Generator | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v over the last two axes (..., L, d) and (..., S, d).
+
+    ``attn_mask`` is boolean (True = may attend, as PyTorch's) or float (added to the scores);
+    ``is_causal`` lets position i attend to positions <= i only. A composite of matmul,
+    softmax and mul, so its gradient comes from those ops.
+    Example: ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``
+    """
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and "
+                         f"value {value.shape} do not fit (need (..., L, d), (..., S, d), (..., S, dv))")
+    xp = xp_of(query.data)
+    scale = 1.0 / np.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(_swap_last(key.ndim))) * scale
+    bias = _attention_bias(attn_mask, is_causal, scores.shape[-2], scores.shape[-1], query.dtype, xp)
+    if bias is not None:
+        scores = scores + Tensor._make(bias, False)
+    weights = softmax(scores, axis=-1)
+    if dropout_p:
+        weights = dropout(weights, dropout_p, training=training, rng=rng)
+    return weights @ value
+
+
+def _swap_last(ndim: int) -> tuple:
+    return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+
+
+def _attention_bias(attn_mask: Any, is_causal: bool, L: int, S: int, dtype: Any, xp: Any):
+    """An additive float mask: 0 where attending is allowed, -inf where it is not."""
+    bias = None
+    if attn_mask is not None:
+        m = attn_mask.data if isinstance(attn_mask, Tensor) else xp.asarray(attn_mask)
+        bias = xp.where(m, 0.0, -np.inf).astype(dtype) if m.dtype == bool else m.astype(dtype)
+    if is_causal:
+        causal = xp.where(xp.tril(xp.ones((L, S), dtype=bool)), 0.0, -np.inf).astype(dtype)
+        bias = causal if bias is None else bias + causal
+    return bias

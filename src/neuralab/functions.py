@@ -174,23 +174,20 @@ class MatMul(Function):
 
     def backward(self, grad):
         xp = xp_of(grad)
-        a, b = self.a, self.b
-        # Treat 1-D operands as matrices (a row for a, a column for b), then drop the axis.
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        g = grad
-        if a.ndim == 1:
-            g = xp.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = xp.expand_dims(g, -1)
-        ga = g @ xp.swapaxes(b2, -1, -2)
-        gb = xp.swapaxes(a2, -1, -2) @ g
-        if a.ndim == 1:
-            ga = ga.reshape(ga.shape[:-2] + (-1,)) if ga.ndim > 2 else ga[0]
-            ga = ga.reshape(-1, a.shape[0]).sum(0) if ga.ndim > 1 else ga
-        if b.ndim == 1:
-            gb = gb[..., 0]
-            gb = gb.reshape(-1, b.shape[0]).sum(0) if gb.ndim > 1 else gb
+        # As matmul does, treat a 1-D a as a row (1, k) and a 1-D b as a column (k, 1), give
+        # the gradient those axes, and drop them at the end. Batch axes that were broadcast
+        # are summed away by the engine's unbroadcast.
+        a = self.a[None, :] if self.a.ndim == 1 else self.a
+        b = self.b[:, None] if self.b.ndim == 1 else self.b
+        g = grad[..., None] if self.b.ndim == 1 else grad
+        g = g[..., None, :] if self.a.ndim == 1 else g
+        ga = gb = None
+        if self.needs_grad(0):
+            ga = g @ xp.swapaxes(b, -1, -2)
+            ga = ga[..., 0, :] if self.a.ndim == 1 else ga
+        if self.needs_grad(1):
+            gb = xp.swapaxes(a, -1, -2) @ g
+            gb = gb[..., 0] if self.b.ndim == 1 else gb
         return ga, gb
 
 
@@ -743,3 +740,334 @@ class Normalize(Function):
         if self.has_beta:
             grads.append(grad)
         return tuple(grads)
+
+
+# ============================================================================ convolution, pooling, embedding, recurrence
+# (Issue 10: layers beyond the MLP. Channels-first (N, C, H, W) as PyTorch.)
+def _conv_out(size: int, k: int, stride: int, dilation: int, pad_lo: int, pad_hi: int) -> int:
+    """Output length of a sliding window: how many taps fit into the padded input."""
+    return (size + pad_lo + pad_hi - dilation * (k - 1) - 1) // stride + 1
+
+
+def _tap(i: int, j: int, stride: tuple, dilation: tuple, ho: int, wo: int) -> tuple:
+    """The input positions that kernel tap (i, j) reads, for every output position at once."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return (slice(None), slice(None),
+            slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+
+
+def _pad2d(x, padding, value=0.0):
+    pt, pb, pl, pr = padding
+    if not (pt or pb or pl or pr):
+        return x
+    return xp_of(x).pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
+
+
+def _unpad2d(x, padding):
+    pt, pb, pl, pr = padding
+    return x[:, :, pt:x.shape[2] - pb, pl:x.shape[3] - pr]
+
+
+class Conv2d(Function):
+    """2-D convolution (cross-correlation, as PyTorch) of (N, C, H, W) with (O, C/groups, kh, kw).
+
+    Forward ("im2col"): copy the input under every kernel tap into one column matrix
+    cols (groups, C/groups*kh*kw, N*Ho*Wo); the convolution is then one GEMM, W @ cols.
+    Backward: dW = grad @ cols^T and dcols = W^T @ grad (two GEMMs); "col2im" adds each
+    tap's slice of dcols back onto the input positions it was copied from.
+    """
+
+    def forward(self, x, weight, *bias, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+        xp = xp_of(x)
+        if x.ndim != 4:
+            raise ValueError(f"conv2d: input must be (N, C, H, W), got shape {x.shape}")
+        n, c, h, w = x.shape
+        o, cg, kh, kw = weight.shape
+        if c != cg * groups or o % groups:
+            raise ValueError(f"conv2d: input has {c} channels, weight {weight.shape} with groups={groups} "
+                             f"expects {cg * groups} (and out channels divisible by groups)")
+        ho = _conv_out(h, kh, stride[0], dilation[0], padding[0], padding[1])
+        wo = _conv_out(w, kw, stride[1], dilation[1], padding[2], padding[3])
+        if ho <= 0 or wo <= 0:
+            raise ValueError(f"conv2d: input {x.shape} is smaller than the (dilated) kernel {weight.shape[2:]}")
+        # channels first, then batch: every tap below is then a plain strided copy
+        xpad = xp.ascontiguousarray(_pad2d(x, padding).transpose(1, 0, 2, 3))
+        cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                cols[:, i, j] = xpad[_tap(i, j, stride, dilation, ho, wo)]
+        cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
+        wmat = weight.reshape(groups, o // groups, cg * kh * kw)
+        out = (wmat @ cols).reshape(o, n * ho * wo)
+        if bias:
+            out += bias[0][:, None]
+        self.cols, self.wmat, self.has_bias = cols, wmat, bool(bias)
+        self.shape, self.wshape, self.xpad_shape = x.shape, weight.shape, xpad.shape
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        return out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        n, c, _, _ = self.shape
+        o, cg, kh, kw = self.wshape
+        ho, wo = grad.shape[2:]
+        g = grad.transpose(1, 0, 2, 3).reshape(self.groups, o // self.groups, n * ho * wo)
+        dw = (g @ self.cols.transpose(0, 2, 1)).reshape(self.wshape)
+        dcols = (self.wmat.transpose(0, 2, 1) @ g).reshape(c, kh, kw, n, ho, wo)
+        dxpad = xp.zeros(self.xpad_shape, dtype=grad.dtype)  # (C, N, Hp, Wp), as in forward
+        for i in range(kh):
+            for j in range(kw):
+                dxpad[_tap(i, j, self.stride, self.dilation, ho, wo)] += dcols[:, i, j]
+        dx = _unpad2d(dxpad.transpose(1, 0, 2, 3), self.padding)
+        if self.has_bias:
+            return dx, dw, grad.sum(axis=(0, 2, 3))
+        return dx, dw
+
+
+class MaxPool2d(Function):
+    """Maximum over each window of (N, C, H, W); the gradient goes to the (first) maximum, as PyTorch."""
+
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0), dilation=(1, 1)):
+        kh, kw = kernel
+        ho = _conv_out(x.shape[2], kh, stride[0], dilation[0], padding[0], padding[1])
+        wo = _conv_out(x.shape[3], kw, stride[1], dilation[1], padding[2], padding[3])
+        if ho <= 0 or wo <= 0:
+            raise ValueError(f"max_pool2d: input {x.shape} is smaller than the window {kernel}")
+        xpad = _pad2d(x, padding, value=-np.inf)  # padding never wins the max
+        taps = xp_of(x).stack([xpad[_tap(i, j, stride, dilation, ho, wo)]
+                               for i in range(kh) for j in range(kw)])
+        self.arg = taps.argmax(axis=0)  # which tap won, per output position
+        self.shape, self.xpad_shape = x.shape, xpad.shape
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        return xp_of(x).take_along_axis(taps, self.arg[None], axis=0)[0]
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        kh, kw = self.kernel
+        ho, wo = grad.shape[2:]
+        dxpad = xp.zeros(self.xpad_shape, dtype=grad.dtype)
+        for k in range(kh * kw):
+            i, j = divmod(k, kw)
+            dxpad[_tap(i, j, self.stride, self.dilation, ho, wo)] += grad * (self.arg == k)
+        return (_unpad2d(dxpad, self.padding),)
+
+
+class AvgPool2d(Function):
+    """Mean over each window of (N, C, H, W), zero padding counted (PyTorch's default);
+    every input position in a window receives grad / window size."""
+
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0)):
+        kh, kw = kernel
+        ho = _conv_out(x.shape[2], kh, stride[0], 1, padding[0], padding[1])
+        wo = _conv_out(x.shape[3], kw, stride[1], 1, padding[2], padding[3])
+        if ho <= 0 or wo <= 0:
+            raise ValueError(f"avg_pool2d: input {x.shape} is smaller than the window {kernel}")
+        xpad = _pad2d(x, padding)
+        out = xp_of(x).zeros((x.shape[0], x.shape[1], ho, wo), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                out += xpad[_tap(i, j, stride, (1, 1), ho, wo)]
+        self.shape, self.xpad_shape = x.shape, xpad.shape
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+        return out / (kh * kw)
+
+    def backward(self, grad):
+        kh, kw = self.kernel
+        ho, wo = grad.shape[2:]
+        dxpad = xp_of(grad).zeros(self.xpad_shape, dtype=grad.dtype)
+        g = grad / (kh * kw)
+        for i in range(kh):
+            for j in range(kw):
+                dxpad[_tap(i, j, self.stride, (1, 1), ho, wo)] += g
+        return (_unpad2d(dxpad, self.padding),)
+
+
+class Embedding(Function):
+    """Rows of a weight table picked by integer indices; backward adds each output row's
+    gradient onto the row it came from (rows picked twice get both), none to ``padding_idx``."""
+
+    def forward(self, weight, indices=None, padding_idx=None):
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
+        if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
+            raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0] - 1}], got values "
+                             f"from {indices.min()} to {indices.max()}")
+        self.indices, self.wshape, self.padding_idx = indices, weight.shape, padding_idx
+        return weight[indices]
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        dw = xp.zeros(self.wshape, dtype=grad.dtype)
+        xp.add.at(dw, self.indices.reshape(-1), grad.reshape(-1, self.wshape[1]))
+        if self.padding_idx is not None:
+            dw[self.padding_idx] = 0
+        return (dw,)
+
+
+def _sigmoid(z):
+    # 0.5 (1 + tanh(z/2)) equals 1 / (1 + e**-z) and never overflows.
+    return 0.5 * (1 + xp_of(z).tanh(0.5 * z))
+
+
+class RNNSequence(Function):
+    """One Elman RNN layer, one direction, over a whole sequence (T, N, I):
+    h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act tanh or relu.
+
+    Backward is backpropagation through time: the same loop run from the last step to the first.
+    NOTE: one node per sequence instead of several per step; the input projection of all
+    steps is one GEMM, and so are the weight gradients.
+    """
+
+    def forward(self, x, h0, w_ih, w_hh, *biases, nonlinearity="tanh"):
+        xp = xp_of(x)
+        t_len = x.shape[0]
+        xg = x @ w_ih.T
+        for b in biases:
+            xg += b
+        hs = xp.empty((t_len + 1,) + h0.shape, dtype=x.dtype)
+        hs[0] = h0
+        for t in range(t_len):
+            z = xg[t] + hs[t] @ w_hh.T
+            hs[t + 1] = xp.tanh(z) if nonlinearity == "tanh" else xp.maximum(z, 0)
+        self.x, self.hs, self.w_ih, self.w_hh = x, hs, w_ih, w_hh
+        self.nonlinearity, self.n_bias = nonlinearity, len(biases)
+        return hs[1:]
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        hs = self.hs
+        dz = xp.empty_like(grad)
+        dh = xp.zeros_like(hs[0])
+        for t in range(grad.shape[0] - 1, -1, -1):
+            dh = dh + grad[t]
+            h = hs[t + 1]
+            dz[t] = dh * (1 - h * h) if self.nonlinearity == "tanh" else dh * (h > 0)
+            dh = dz[t] @ self.w_hh
+        return _rnn_param_grads(dz, self.x, hs, self.w_ih, dh, self.n_bias)
+
+
+def _rnn_param_grads(dz, x, hs, w_ih, dh0, n_bias, dz_hh=None, extra=()):
+    """Gradients shared by the recurrent ops, each one GEMM over all time steps."""
+    g = dz.shape[-1]
+    dz2 = dz.reshape(-1, g)
+    dzh2 = dz2 if dz_hh is None else dz_hh.reshape(-1, g)
+    dx = dz @ w_ih
+    dw_ih = dz2.T @ x.reshape(-1, x.shape[-1])
+    dw_hh = dzh2.T @ hs[:-1].reshape(-1, hs.shape[-1])
+    grads = (dx, dh0, *extra, dw_ih, dw_hh)
+    if n_bias:
+        grads += (dz2.sum(axis=0), dzh2.sum(axis=0))
+    return grads
+
+
+class LSTMSequence(Function):
+    """One LSTM layer, one direction, over a whole sequence (T, N, I), PyTorch's gate order i, f, g, o:
+
+        [i, f, g, o] = [sig, sig, tanh, sig](x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
+        c_t = f * c_{t-1} + i * g;   h_t = o * tanh(c_t)
+
+    The output (T, N, 2H) holds h_t and c_t side by side, so both can pass gradients back.
+    Backward runs the cell's chain rule from the last step to the first (BPTT).
+    NOTE: one node per sequence (not ~12 per step): the per-step Python cost dominates otherwise.
+    """
+
+    def forward(self, x, h0, c0, w_ih, w_hh, *biases):
+        xp = xp_of(x)
+        t_len, hid = x.shape[0], w_hh.shape[1]
+        xg = x @ w_ih.T
+        for b in biases:
+            xg += b
+        hs = xp.empty((t_len + 1,) + h0.shape, dtype=x.dtype)
+        cs = xp.empty_like(hs)
+        hs[0], cs[0] = h0, c0
+        gates = xp.empty_like(xg)     # activated gates, kept for backward
+        tanh_c = xp.empty_like(hs[1:])
+        for t in range(t_len):
+            z = xg[t] + hs[t] @ w_hh.T
+            a = gates[t]
+            a[:, :2 * hid] = _sigmoid(z[:, :2 * hid])
+            a[:, 2 * hid:3 * hid] = xp.tanh(z[:, 2 * hid:3 * hid])
+            a[:, 3 * hid:] = _sigmoid(z[:, 3 * hid:])
+            i, f, g, o = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
+            cs[t + 1] = f * cs[t] + i * g
+            tanh_c[t] = xp.tanh(cs[t + 1])
+            hs[t + 1] = o * tanh_c[t]
+        self.x, self.hs, self.cs, self.gates, self.tanh_c = x, hs, cs, gates, tanh_c
+        self.w_ih, self.w_hh, self.n_bias = w_ih, w_hh, len(biases)
+        return xp.concatenate([hs[1:], cs[1:]], axis=-1)
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        hid = self.w_hh.shape[1]
+        dz = xp.empty_like(self.gates)
+        dh = xp.zeros_like(self.hs[0])
+        dc = xp.zeros_like(self.cs[0])
+        for t in range(grad.shape[0] - 1, -1, -1):
+            dh = dh + grad[t, :, :hid]
+            a = self.gates[t]
+            i, f, g, o = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:3 * hid], a[:, 3 * hid:]
+            tc = self.tanh_c[t]
+            dc = dc + grad[t, :, hid:] + dh * o * (1 - tc * tc)
+            d = dz[t]
+            d[:, :hid] = dc * g * i * (1 - i)
+            d[:, hid:2 * hid] = dc * self.cs[t] * f * (1 - f)
+            d[:, 2 * hid:3 * hid] = dc * i * (1 - g * g)
+            d[:, 3 * hid:] = dh * tc * o * (1 - o)
+            dc = dc * f
+            dh = d @ self.w_hh
+        return _rnn_param_grads(dz, self.x, self.hs, self.w_ih, dh, self.n_bias, extra=(dc,))
+
+
+class GRUSequence(Function):
+    """One GRU layer, one direction, over a whole sequence (T, N, I), PyTorch's gate order r, z, n:
+
+        r = sig(W_ir x + b_ir + W_hr h + b_hr);  z = sig(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h_t = (1 - z) * n + z * h_{t-1}
+
+    Backward runs the chain rule from the last step to the first (BPTT).
+    NOTE: one node per sequence, as LSTMSequence.
+    """
+
+    def forward(self, x, h0, w_ih, w_hh, *biases):
+        xp = xp_of(x)
+        t_len, hid = x.shape[0], w_hh.shape[1]
+        xg = x @ w_ih.T
+        if biases:
+            xg += biases[0]
+        hs = xp.empty((t_len + 1,) + h0.shape, dtype=x.dtype)
+        hs[0] = h0
+        gates = xp.empty_like(xg)              # r, z, n per step
+        hn = xp.empty_like(hs[1:])              # W_hn h + b_hn per step (r multiplies it)
+        for t in range(t_len):
+            hg = hs[t] @ w_hh.T
+            if biases:
+                hg += biases[1]
+            a = gates[t]
+            a[:, :2 * hid] = _sigmoid(xg[t, :, :2 * hid] + hg[:, :2 * hid])
+            r, z = a[:, :hid], a[:, hid:2 * hid]
+            hn[t] = hg[:, 2 * hid:]
+            a[:, 2 * hid:] = xp.tanh(xg[t, :, 2 * hid:] + r * hn[t])
+            nn_ = a[:, 2 * hid:]
+            hs[t + 1] = nn_ + z * (hs[t] - nn_)
+        self.x, self.hs, self.gates, self.hn = x, hs, gates, hn
+        self.w_ih, self.w_hh, self.n_bias = w_ih, w_hh, len(biases)
+        return hs[1:]
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        hid = self.w_hh.shape[1]
+        dx_g = xp.empty_like(self.gates)    # gradient of the input-side pre-activations
+        dh_g = xp.empty_like(self.gates)    # gradient of the hidden-side pre-activations
+        dh = xp.zeros_like(self.hs[0])
+        for t in range(grad.shape[0] - 1, -1, -1):
+            dh = dh + grad[t]
+            a = self.gates[t]
+            r, z, n = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:]
+            dn = dh * (1 - z) * (1 - n * n)
+            dr = dn * self.hn[t] * r * (1 - r)
+            dzz = dh * (self.hs[t] - n) * z * (1 - z)
+            dx_g[t, :, :hid], dx_g[t, :, hid:2 * hid], dx_g[t, :, 2 * hid:] = dr, dzz, dn
+            dh_g[t, :, :hid], dh_g[t, :, hid:2 * hid], dh_g[t, :, 2 * hid:] = dr, dzz, dn * r
+            dh = dh * z + dh_g[t] @ self.w_hh
+        return _rnn_param_grads(dx_g, self.x, self.hs, self.w_ih, dh, self.n_bias, dz_hh=dh_g)
