@@ -1,0 +1,289 @@
+"""Getting data into a training loop: checking, casting, splitting, scaling and batching.
+
+The one idea worth knowing here: a shuffled epoch never copies the whole data set. Each
+mini-batch is gathered by index into a buffer that is reused every step
+(``np.take(X, idx, axis=0, out=buf)``), so an epoch over 60000 MNIST images moves only the
+rows it uses, once.
+
+Example:
+    >>> from neuralab.data import Batches
+    >>> X, y = np.zeros((10, 3), np.float32), np.arange(10)
+    >>> [len(yb) for xb, yb, wb in Batches(X, y, batch_size=4, rng=np.random.default_rng(0))]
+    [4, 4, 2]
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["as_features", "as_targets", "check_finite", "train_val_split", "Batches",
+           "BatchIterable", "StandardScaler"]
+
+
+# ============================================================================ checking and casting
+def _is_memmap(X: Any) -> bool:
+    return isinstance(X, np.memmap)
+
+
+def as_features(X: Any, dtype: Any = None, name: str = "X") -> Any:
+    """X as a 2-D-or-more float array, cast once (float32 unless ``dtype``).
+
+    A memory-mapped array is left on disk as it is: batches are cast as they are gathered.
+    Example: ``as_features([[0, 1], [2, 3]]).dtype  # float32``
+    """
+    dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+    if hasattr(X, "data") and type(X).__name__ == "Tensor":  # a neuralab Tensor
+        X = X.data
+    if _is_memmap(X):
+        if X.ndim < 2:
+            raise ValueError(f"{name} must have one row per sample (2-D or more), got shape {X.shape}")
+        return X
+    xp = backend.xp_of(X)
+    try:
+        arr = xp.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array ({exc})") from None
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype} "
+                         "(encode text or categories as numbers first)")
+    if arr.ndim == 1:
+        raise ValueError(f"{name} must have one row per sample, got a 1-D array of shape {arr.shape}; "
+                         "use X.reshape(-1, 1) for a single feature")
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must be an array of samples, got a scalar")
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr
+
+
+def check_finite(X: Any, name: str = "X") -> None:
+    """Raise ValueError naming the first row with NaN or infinity.
+
+    Example: ``check_finite(np.array([[1.0, np.nan]]))  # ValueError: X has NaN ... row 0``
+    """
+    if _is_memmap(X):
+        return  # reading a whole file from disk just to check it would defeat the memmap
+    xp = backend.xp_of(X)
+    bad = ~xp.isfinite(X)
+    if bool(bad.any()):
+        row = int(backend.to_numpy(bad.reshape(len(X), -1).any(axis=1)).argmax())
+        kind = "NaN" if bool(xp.isnan(X[row]).any()) else "infinity"
+        raise ValueError(f"{name} has {kind} in row {row}; remove or impute missing values first")
+
+
+def as_targets(y: Any, n: int, task: str, name: str = "y") -> np.ndarray:
+    """Targets checked against ``n`` samples: int64 class labels or float32 values.
+
+    ``task`` is "classification" (labels 0..C-1) or "regression".
+    Example: ``as_targets([0, 1, 1], 3, "classification").dtype  # int64``
+    """
+    if hasattr(y, "data") and type(y).__name__ == "Tensor":
+        y = y.data
+    xp = backend.xp_of(y)
+    arr = xp.asarray(y)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have one entry per sample, got a scalar")
+    if len(arr) != n:
+        raise ValueError(f"X has {n} samples but {name} has {len(arr)}; they must match row for row")
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}; encode class names as "
+                         "0..C-1 first (e.g. sklearn.preprocessing.LabelEncoder)")
+    if task == "classification" and arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            if not bool(xp.all(arr == xp.round(arr))):
+                raise ValueError(f"{name} has non-integer values but the loss expects class labels; "
+                                 "use loss='mse' for regression")
+        arr = arr.astype(np.int64)
+        if n and int(arr.min()) < 0:
+            raise ValueError(f"{name} has a negative class label ({int(arr.min())}); "
+                             "labels must be 0..C-1")
+        return arr
+    arr = arr.astype(backend.get_default_dtype())
+    if not bool(xp.isfinite(arr).all()):
+        raise ValueError(f"{name} has NaN or infinity")
+    return arr
+
+
+# ============================================================================ splitting
+def train_val_split(*arrays: Any, validation_split: float = 0.1,
+                    seed: int | np.random.Generator | None = 0) -> list[Any]:
+    """Split arrays (same length) into shuffled train and validation parts, seeded.
+
+    Returns ``[a_train, a_val, b_train, b_val, ...]`` like sklearn's ``train_test_split``;
+    ``None`` entries stay ``None``. The split copies once, never per epoch.
+    Example: ``X_tr, X_val, y_tr, y_val = train_val_split(X, y, validation_split=0.2, seed=0)``
+    """
+    if not 0 < validation_split < 1:
+        raise ValueError(f"validation_split must be between 0 and 1 (exclusive), got {validation_split}")
+    n = len(next(a for a in arrays if a is not None))
+    n_val = int(round(n * validation_split))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
+                         f"{n_val} for validation and {n - n_val} for training; both need at least one")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    out: list[Any] = []
+    for a in arrays:
+        if a is None:
+            out += [None, None]
+        else:
+            xp = backend.xp_of(a)
+            out += [xp.take(a, xp.asarray(train_idx), axis=0), xp.take(a, xp.asarray(val_idx), axis=0)]
+    return out
+
+
+# ============================================================================ batching
+class Batches:
+    """Mini-batches of (X, y, sample_weight) gathered by index into reused buffers.
+
+    Args:
+        X: features (N, ...), a NumPy/CuPy array or a memory-mapped array.
+        y: targets (N, ...) or None.
+        batch_size: rows per batch (the last batch may be smaller).
+        shuffle: visit rows in a new random order each time it is iterated.
+        rng: the ``numpy.random.Generator`` that draws the order.
+        sample_weight: optional (N,) weights, batched alongside.
+        dtype: dtype of the feature batches (float32 unless given).
+
+    The arrays yielded are views of buffers that the next batch overwrites: use each batch
+    before asking for the next (a training step does), or copy it.
+
+    Example:
+        >>> for xb, yb, wb in Batches(X, y, batch_size=64, rng=np.random.default_rng(0)):
+        ...     loss = train_step(xb, yb)
+    """
+
+    def __init__(self, X: Any, y: Any = None, batch_size: int = 32, shuffle: bool = True,
+                 rng: np.random.Generator | None = None, sample_weight: Any = None,
+                 dtype: Any = None) -> None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.n = len(X)
+        self.batch_size = min(int(batch_size), max(self.n, 1))
+        self.shuffle = shuffle
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+        self._xp = backend.xp_of(X) if not _is_memmap(X) else np
+        self._bufs: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def _buffer(self, key: str, like: Any, dtype: Any) -> Any:
+        buf = self._bufs.get(key)
+        if buf is None:
+            buf = self._xp.empty((self.batch_size,) + tuple(like.shape[1:]), dtype=dtype)
+            self._bufs[key] = buf
+        return buf
+
+    def _gather(self, key: str, a: Any, idx: Any, dtype: Any) -> Any:
+        buf = self._buffer(key, a, dtype)[: len(idx)]
+        if a.dtype == buf.dtype:
+            self._xp.take(a, idx, axis=0, out=buf)
+        else:  # e.g. uint8 pixels on disk: gather the raw rows, cast into the float buffer
+            buf[...] = a[backend.to_numpy(idx)] if _is_memmap(a) else self._xp.take(a, idx, axis=0)
+        return buf
+
+    def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
+        xp = self._xp
+        order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        if _is_memmap(self.X):
+            pass  # indices stay on the host for disk reads
+        elif xp is not np:
+            order = xp.asarray(order)
+        for start in range(0, self.n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if _is_memmap(self.X) and self.shuffle:
+                idx = np.sort(idx)  # sorted reads are much faster from disk; order within a batch is irrelevant
+            xb = self._gather("X", self.X, idx, self.dtype)
+            yb = None if self.y is None else self._gather("y", self.y, idx, self.y.dtype)
+            wb = None if self.sample_weight is None else self._gather(
+                "w", self.sample_weight, idx, self.sample_weight.dtype)
+            yield xb, yb, wb
+
+
+class BatchIterable:
+    """Re-iterable batches from user data: a list of (X, y) pairs or a callable returning an
+    iterator of them (called once per epoch), for data that does not fit in memory.
+
+    Example:
+        >>> def batches():
+        ...     for i in range(0, 1000, 100):
+        ...         yield X[i:i + 100], y[i:i + 100]
+        >>> nl.fit(model, batches, epochs=3)
+    """
+
+    def __init__(self, source: Iterable | Callable[[], Iterable], task: str,
+                 dtype: Any = None) -> None:
+        if isinstance(source, Iterator):
+            raise ValueError("fit needs data it can go through once per epoch, got a one-shot "
+                             "iterator (a generator object); pass a list of (X, y) batches or a "
+                             "function that returns a fresh generator")
+        self.source, self.task = source, task
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return len(self.source)  # TypeError for callables: the caller checks hasattr(__len__)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
+        it = self.source() if callable(self.source) else self.source
+        for i, item in enumerate(it):
+            if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+                raise ValueError(f"batch {i} must be a pair (X, y) or a triple (X, y, sample_weight), "
+                                 f"got {type(item).__name__}")
+            xb = as_features(item[0], self.dtype, name=f"X of batch {i}")
+            yb = as_targets(item[1], len(xb), self.task, name=f"y of batch {i}")
+            wb = None if len(item) == 2 or item[2] is None else np.asarray(item[2], dtype=xb.dtype)
+            yield xb, yb, wb
+
+
+# ============================================================================ scaling
+class StandardScaler:
+    """Standardise features to zero mean and unit variance, per column (fit on train only).
+
+    Constant columns are left unscaled (scale 1) instead of dividing by zero.
+    Example:
+        >>> sc = StandardScaler().fit(X_train)
+        >>> X_train, X_test = sc.transform(X_train), sc.transform(X_test)
+    """
+
+    def __init__(self) -> None:
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+
+    def fit(self, X: Any) -> "StandardScaler":
+        """Learn each column's mean and standard deviation. Returns self."""
+        X = as_features(X, np.float64)
+        self.mean_ = X.mean(axis=0)
+        std = X.std(axis=0)
+        self.scale_ = np.where(std > 1e-12 * np.maximum(np.abs(self.mean_), 1.0), std, 1.0)
+        return self
+
+    def _check(self, X: Any) -> Any:
+        if self.mean_ is None:
+            raise RuntimeError("StandardScaler is not fitted yet: call fit(X_train) first")
+        X = as_features(X)
+        if X.shape[1:] != self.mean_.shape:
+            raise ValueError(f"X has per-sample shape {X.shape[1:]} but the scaler was fitted "
+                             f"on {self.mean_.shape}")
+        return X
+
+    def transform(self, X: Any) -> np.ndarray:
+        """(X - mean) / scale, as float32. Example: ``sc.transform(X_test)``"""
+        X = self._check(X)
+        return ((X - self.mean_.astype(X.dtype)) / self.scale_.astype(X.dtype)).astype(X.dtype, copy=False)
+
+    def fit_transform(self, X: Any) -> np.ndarray:
+        """fit(X) then transform(X). Example: ``X_train = sc.fit_transform(X_train)``"""
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Undo transform. Example: ``sc.inverse_transform(sc.transform(X))  # ~X``"""
+        X = self._check(X)
+        return (X * self.scale_.astype(X.dtype) + self.mean_.astype(X.dtype)).astype(X.dtype, copy=False)

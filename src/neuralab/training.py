@@ -1,0 +1,438 @@
+"""The training loop: ``fit``, ``evaluate`` and ``predict``.
+
+Training a network is four lines repeated for every mini-batch (see ``make_train_step``):
+
+    out = model(x)            # forward: the graph of ops is recorded
+    loss = loss_fn(out, y)    # one number saying how wrong the outputs are
+    loss.backward()           # backpropagation: every parameter's gradient
+    optimizer.step()          # move each parameter a little against its gradient
+
+Everything else in this file is bookkeeping around those lines: checking the data once,
+cutting it into shuffled mini-batches, measuring the validation data after each epoch
+(in eval mode and without recording a graph), and telling the callbacks.
+
+Example:
+    >>> model = nn.MLP(64, hidden=(128,), out_features=10)
+    >>> hist = nl.fit(model, X, y, epochs=20, batch_size=64, validation_split=0.1,
+    ...               metrics=["accuracy"], seed=0)
+    >>> nl.evaluate(model, X_test, y_test, metrics=["accuracy"])
+    {'loss': 0.09..., 'accuracy': 0.97...}
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from . import backend
+from . import functional as F
+from .callbacks import (Callback, CallbackList, History, ProgressBar, _EpochPrinter, get_lr,
+                        set_lr)
+from .data import BatchIterable, Batches, as_features, as_targets, check_finite, train_val_split
+from .metrics import Metric, get_metric
+from .tensor import Tensor, no_grad
+
+__all__ = ["fit", "evaluate", "predict", "make_train_step", "penalty"]
+
+LossFn = Callable[[Tensor, Tensor, Any], Tensor]
+
+_CLASSIFICATION_LOSSES = {"cross_entropy", "log_loss"}
+_BINARY_LOSSES = {"bce", "binary_cross_entropy_with_logits"}
+_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
+               "adagrad": "Adagrad"}
+
+
+# ============================================================================ one training step
+def penalty(params: Sequence[Tensor], l1: float = 0.0, l2: float = 0.0) -> Tensor:
+    """The regularisation term l1 * sum|w| + l2/2 * sum(w**2) over ``params``.
+
+    With the 1/2, the L2 term adds exactly ``l2 * w`` to each gradient: weight decay.
+    Example: ``loss = loss + penalty([m.weight for m in linears], l2=1e-4)``
+    """
+    total = None
+    for p in params:
+        term = 0.0
+        if l1:
+            term = p.abs().sum() * l1
+        if l2:
+            term = term + (p * p).sum() * (0.5 * l2)
+        total = term if total is None else total + term
+    return total
+
+
+def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0,
+                    l2: float = 0.0) -> Callable[[Any, Any, Any], tuple[float, Any]]:
+    """Build the function that does one optimisation step on one mini-batch.
+
+    The returned ``train_step(xb, yb, wb) -> (loss value, model outputs)`` is the whole of
+    learning; ``fit`` only calls it in a loop. It is kept separate so that a faster step
+    (captured or fused for a particular model) can replace it without touching ``fit``.
+    Gradients are left in ``p.grad`` after the step, for callbacks such as GradientMonitor.
+
+    Example:
+        >>> step = make_train_step(model, lambda out, y, w: F.cross_entropy(out, y), opt)
+        >>> loss, logits = step(X[:32], y[:32], None)
+    """
+    # Penalise weights only (matrices), not biases or normalisation scales, as sklearn's alpha.
+    penalised = [p for p in model.parameters() if p.ndim >= 2] if (l1 or l2) else []
+
+    def train_step(xb: Any, yb: Any, wb: Any) -> tuple[float, Any]:
+        optimizer.zero_grad()
+        out = model(Tensor(xb))                      # forward
+        loss = loss_fn(out, Tensor(yb), wb)          # how wrong
+        if penalised:
+            loss = loss + penalty(penalised, l1, l2)
+        loss.backward()                              # gradients of every parameter
+        optimizer.step()                             # update the parameters in place
+        return loss.item(), out.data
+
+    return train_step
+
+
+# ============================================================================ setup helpers
+def _loss_name(loss: Any) -> str | None:
+    if isinstance(loss, str):
+        return loss.lower()
+    for name, fn in F.LOSSES.items():
+        if loss is fn:
+            return name
+    return None
+
+
+def _make_loss_fn(loss: Any) -> LossFn:
+    """Wrap a loss name or function as ``fn(out, y, sample_weight) -> scalar Tensor``."""
+    fn = F.get_loss(loss.lower()) if isinstance(loss, str) else loss
+    if not callable(fn):
+        raise TypeError(f"loss must be a name or a function f(output, target), got {type(loss).__name__}")
+    builtin = fn in F.LOSSES.values()
+
+    def loss_fn(out: Tensor, y: Tensor, w: Any) -> Tensor:
+        # One output column against 1-D targets: compare (N, 1) with (N, 1), not a broadcast (N, N).
+        if out.ndim == 2 and out.shape[1] == 1 and y.ndim == 1 and y.dtype.kind == "f":
+            y = y.reshape((-1, 1))
+        if w is None:
+            return fn(out, y)
+        if not builtin:
+            raise ValueError("sample_weight needs a built-in loss, or a loss function that takes "
+                             "sample_weight= itself")
+        return fn(out, y, sample_weight=w)
+
+    return loss_fn
+
+
+def _task(loss: Any, y: Any) -> str:
+    name = _loss_name(loss)
+    if name in _CLASSIFICATION_LOSSES:
+        return "classification"
+    if name is None and y is not None:  # a user's loss: keep integer labels as they are
+        kind = backend.xp_of(y).asarray(y).dtype.kind
+        if kind in "iub" and np.ndim(y) == 1:
+            return "classification"
+    return "regression"
+
+
+def _make_optimizer(model: Any, optimizer: Any, lr: float | None) -> Any:
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(_OPTIMIZERS)} "
+                             "or an optim optimizer object")
+        from . import optim  # noqa: PLC0415
+
+        cls = getattr(optim, _OPTIMIZERS[key])
+        params = model.parameters()
+        if not params:
+            raise ValueError("the model has no parameters to train")
+        return cls(params, lr=lr) if lr is not None else cls(params)
+    if not hasattr(optimizer, "step") or not hasattr(optimizer, "zero_grad"):
+        raise TypeError(f"optimizer must be a name or an object with step() and zero_grad(), "
+                        f"got {type(optimizer).__name__}")
+    if lr is not None:
+        set_lr(optimizer, lr)
+    return optimizer
+
+
+def _prepare(X: Any, y: Any, task: str, sample_weight: Any = None, device: str = "cpu",
+             name: str = "X") -> tuple[Any, Any, Any]:
+    """Check and cast arrays once; move them to the device once."""
+    X = as_features(X, name=name)
+    check_finite(X, name)
+    y = as_targets(y, len(X), task, name="y" if name == "X" else name.replace("X", "y"))
+    if sample_weight is not None:
+        w = np.asarray(backend.to_numpy(sample_weight), dtype=X.dtype)
+        if w.shape != (len(X),):
+            raise ValueError(f"sample_weight must have shape ({len(X)},), got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("sample_weight must be finite and non-negative")
+        sample_weight = w
+    if device != "cpu" and not isinstance(X, np.memmap):
+        X, y = backend.to_device(X, device), backend.to_device(y, device)
+        if sample_weight is not None:
+            sample_weight = backend.to_device(sample_weight, device)
+    return X, y, sample_weight
+
+
+def _check_outputs(model: Any, X: Any, y: Any, task: str, loss_name: str | None) -> None:
+    """Run two rows through the model so that a shape mismatch is reported in words."""
+    with _evaluating(model):
+        out = model(Tensor(np.ascontiguousarray(X[:2]) if isinstance(X, np.memmap) else X[:2]))
+    shape = tuple(out.shape)
+    if task == "classification" and loss_name is not None:
+        if len(shape) != 2 or shape[1] < 2:
+            raise ValueError(f"loss {loss_name!r} needs one output per class, but the model "
+                             f"outputs shape {shape}; for two classes with one output use loss='bce'")
+        top = int(backend.to_numpy(y).max()) if len(y) else 0
+        if top >= shape[1]:
+            raise ValueError(f"y has class label {top} but the model has only {shape[1]} outputs "
+                             f"(labels must be 0..{shape[1] - 1})")
+    elif task == "regression":
+        per_row = tuple(y.shape[1:])
+        if per_row not in (tuple(shape[1:]), ()) or (per_row == () and shape[1:] not in ((), (1,))):
+            raise ValueError(f"the model outputs {shape[1:]} per sample but y has {per_row or '(1,)'}; "
+                             "they must match")
+
+
+@contextlib.contextmanager
+def _evaluating(model: Any) -> Iterator[None]:
+    """Eval mode (dropout off, batch norm on running stats) and no graph; restore afterwards."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        with no_grad():
+            yield
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+
+
+def _device_of(model: Any, device: str | None) -> str:
+    if device is not None:
+        device = backend.normalize_device(device)
+        model.to(device)
+        return device
+    params = model.parameters() if hasattr(model, "parameters") else []
+    return backend.device_of(params[0].data) if params else "cpu"
+
+
+@dataclass
+class Trainer:
+    """The state of a running ``fit`` that callbacks can see and change.
+
+    Example: a callback calls ``self.trainer.stop_training = True`` to stop.
+    """
+
+    model: Any
+    optimizer: Any
+    params: dict = field(default_factory=dict)
+    epoch: int = 0
+    stop_training: bool = False
+
+
+# ============================================================================ fit
+def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entropy",
+        optimizer: Any = "adam", lr: float | None = None, epochs: int = 10, batch_size: int = 32,
+        validation_data: tuple | None = None, validation_split: float = 0.0,
+        metrics: Sequence[str | Callable | Metric] | None = None,
+        callbacks: Sequence[Callback] | None = None, shuffle: bool = True,
+        seed: int | np.random.Generator | None = None, verbose: int = 1, l1: float = 0.0,
+        l2: float = 0.0, sample_weight: Any = None, device: str | None = None) -> History:
+    """Train ``model`` on (X, y) with mini-batch gradient descent and return its History.
+
+    Args:
+        model: a Module (any callable with ``parameters()``, ``train()`` and ``eval()``).
+        X: features (N, ...): array, memory-mapped array, or (with ``y=None``) a list of
+            (X, y) batches or a function returning an iterator of them (one call per epoch).
+        y: targets: class labels 0..C-1 for "cross_entropy", values for regression losses.
+        loss: "cross_entropy", "bce", "mse", "l1"/"mae", "huber", or ``f(output, target)``.
+        optimizer: an optim optimizer, or a name ("adam", "adamw", "sgd", "rmsprop", "adagrad").
+        lr: learning rate (sets it on a given optimizer too); the optimizer's default if None.
+        epochs: passes over the training data.
+        batch_size: samples per gradient step.
+        validation_data: (X_val, y_val) measured after every epoch.
+        validation_split: or hold out this fraction of (X, y), seeded, for validation.
+        metrics: names ("accuracy", "mse", "mae", "r2"), functions f(y_true, y_pred) or Metrics.
+            Training values are running averages over the epoch's batches (as Keras).
+        callbacks: Callback objects (EarlyStopping, ModelCheckpoint, ...).
+        shuffle: visit the training samples in a new order each epoch.
+        seed: int or numpy Generator for shuffling and the validation split (None: fresh).
+        verbose: 0 silent, 1 progress bar (only on a terminal), 2 one line per epoch.
+        l1, l2: penalties ``l1 * sum|w| + l2/2 * sum(w**2)`` on weight matrices.
+        sample_weight: per-sample weights (N,) for the loss and the training metrics.
+        device: "cpu" or "cuda"; the model and the data are moved there once.
+
+    Returns:
+        History, whose ``history`` dict holds per-epoch lists: ``loss``, each metric,
+        ``val_loss`` and ``val_<metric>`` when there is validation data, and ``lr``.
+        The model is left in eval mode, ready to predict.
+
+    Example:
+        >>> hist = nl.fit(model, X, y, epochs=20, validation_split=0.1, metrics=["accuracy"],
+        ...               callbacks=[nl.callbacks.EarlyStopping(patience=3)], seed=0)
+        >>> hist.history["val_accuracy"][-1]
+    """
+    if int(epochs) < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if l1 < 0 or l2 < 0:
+        raise ValueError(f"l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    dev = _device_of(model, device)
+    loss_name = _loss_name(loss)
+    loss_fn = _make_loss_fn(loss)
+    task = _task(loss, y)
+    threshold = 0.0 if loss_name in _BINARY_LOSSES else 0.5 if task == "regression" else 0.0
+
+    # ---- data: checked and cast once, split once, then batched by index every epoch
+    if y is None:
+        if validation_split:
+            raise ValueError("validation_split needs arrays X and y; with batches pass validation_data=")
+        if sample_weight is not None:
+            raise ValueError("with batches, give sample weights as a third item of each batch")
+        train_batches: Any = BatchIterable(X, task)
+        steps = len(train_batches) if hasattr(X, "__len__") else None
+        n_train = None
+    else:
+        X, y, sample_weight = _prepare(X, y, task, sample_weight, dev)
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            X, Xv, y, yv, sample_weight, _ = train_val_split(X, y, sample_weight,
+                                                             validation_split=validation_split, seed=rng)
+            validation_data = (Xv, yv)
+        _check_outputs(model, X, y, task, loss_name)
+        train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight)
+        steps, n_train = len(train_batches), len(X)
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a pair (X_val, y_val) or (X_val, y_val, sample_weight)")
+        Xv, yv = validation_data[0], validation_data[1]
+        wv = validation_data[2] if len(validation_data) == 3 else None
+        val = _prepare(Xv, yv, task, wv, dev, name="X_val")
+
+    optimizer = _make_optimizer(model, optimizer, lr)
+    metric_specs = list(metrics or [])
+    train_metrics = [get_metric(m, threshold) for m in metric_specs]  # validation gets fresh ones
+
+    # ---- callbacks: History first, so every other callback sees the same logs it records
+    history = History()
+    user_callbacks = list(callbacks or [])
+    extra: list[Callback] = []
+    if verbose == 1 and not any(isinstance(c, ProgressBar) for c in user_callbacks):
+        extra.append(ProgressBar())
+    elif verbose == 2:
+        extra.append(_EpochPrinter())
+    trainer = Trainer(model, optimizer, params={
+        "epochs": int(epochs), "steps": steps, "batch_size": int(batch_size),
+        "samples": n_train, "has_validation": val is not None, "metrics": [m.name for m in train_metrics]})
+    cbs = CallbackList([history, *user_callbacks, *extra], trainer)
+    train_step = make_train_step(model, loss_fn, optimizer, l1, l2)
+
+    cbs.on_train_begin({})
+    try:
+        for epoch in range(int(epochs)):
+            trainer.epoch = epoch
+            cbs.on_epoch_begin(epoch, {})
+            lr_now = _current_lr(optimizer)
+            model.train()
+            for m in train_metrics:
+                m.reset()
+            total, count = 0.0, 0.0
+            for batch, (xb, yb, wb) in enumerate(train_batches):
+                if dev != "cpu":
+                    xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
+                    wb = None if wb is None else backend.to_device(wb, dev)
+                loss_value, out = train_step(xb, yb, wb)
+                size = len(xb) if wb is None else float(wb.sum())
+                total += loss_value * size
+                count += size
+                for m in train_metrics:
+                    m.update(out, yb, wb)
+                cbs.on_batch_end(batch, {"loss": loss_value, "size": len(xb)})
+                if trainer.stop_training:
+                    break
+            logs = {"loss": total / count if count else float("nan")}
+            logs.update({m.name: m.result() for m in train_metrics})
+            if val is not None:
+                scores = _evaluate(model, *val, loss_fn=loss_fn, metrics=metric_specs,
+                                   batch_size=max(int(batch_size), 1024), threshold=threshold)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
+            logs["lr"] = lr_now
+            cbs.on_epoch_end(epoch, logs)
+            if trainer.stop_training:
+                break
+    finally:
+        model.eval()
+    cbs.on_train_end({})
+    return history
+
+
+def _current_lr(optimizer: Any) -> float:
+    try:
+        return get_lr(optimizer)
+    except (AttributeError, KeyError, TypeError):
+        return float("nan")
+
+
+# ============================================================================ evaluate / predict
+def _evaluate(model: Any, X: Any, y: Any, w: Any, loss_fn: LossFn | None,
+              metrics: Sequence[Any], batch_size: int, threshold: float) -> dict[str, float]:
+    ms = [get_metric(m, threshold) if not isinstance(m, Metric) else m for m in metrics]
+    for m in ms:
+        m.reset()
+    total, count = 0.0, 0.0
+    with _evaluating(model):
+        for xb, yb, wb in Batches(X, y, batch_size, shuffle=False, sample_weight=w):
+            out = model(Tensor(xb))
+            size = len(xb) if wb is None else float(wb.sum())
+            if loss_fn is not None:
+                total += float(loss_fn(out, Tensor(yb), wb).item()) * size
+                count += size
+            for m in ms:
+                m.update(out.data, yb, wb)
+    scores = {"loss": total / count} if loss_fn is not None and count else {}
+    scores.update({m.name: m.result() for m in ms})
+    return scores
+
+
+def evaluate(model: Any, X: Any, y: Any, loss: str | Callable | None = "cross_entropy",
+             metrics: Sequence[str | Callable | Metric] | None = None, batch_size: int = 1024,
+             sample_weight: Any = None) -> dict[str, float]:
+    """The loss and metrics of ``model`` on (X, y), in eval mode and without a graph.
+
+    Example:
+        >>> nl.evaluate(model, X_test, y_test, metrics=["accuracy"])
+        {'loss': 0.08..., 'accuracy': 0.97...}
+    """
+    loss_name = _loss_name(loss) if loss is not None else None
+    task = _task(loss, y) if loss is not None else (
+        "classification" if np.asarray(backend.to_numpy(y)).dtype.kind in "iub" else "regression")
+    dev = _device_of(model, None)
+    X, y, w = _prepare(X, y, task, sample_weight, dev)
+    threshold = 0.0 if loss_name in _BINARY_LOSSES else 0.5 if task == "regression" else 0.0
+    return _evaluate(model, X, y, w, _make_loss_fn(loss) if loss is not None else None,
+                     list(metrics or []), int(batch_size), threshold)
+
+
+def predict(model: Any, X: Any, batch_size: int = 1024) -> np.ndarray:
+    """The model's raw outputs for X as a NumPy array (logits for classifiers), batched.
+
+    Runs in eval mode under ``no_grad`` and restores the model's mode afterwards.
+    Example: ``classes = nl.predict(model, X_test).argmax(axis=1)``
+    """
+    dev = _device_of(model, None)
+    X = as_features(X)
+    if dev != "cpu" and not isinstance(X, np.memmap):
+        X = backend.to_device(X, dev)
+    result = None
+    with _evaluating(model):
+        start = 0
+        for xb, _, _ in Batches(X, None, batch_size, shuffle=False):
+            out = backend.to_numpy(model(Tensor(xb)).data)
+            if result is None:
+                result = np.empty((len(X),) + out.shape[1:], dtype=out.dtype)
+            result[start:start + len(out)] = out
+            start += len(out)
+    return result if result is not None else np.empty((0,), dtype=backend.get_default_dtype())
