@@ -431,3 +431,48 @@ def _short_list(items: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(repr(i) for i in list(items)[:limit])
     return f"[{shown}{', ...' if len(items) > limit else ''}]"
 
+
+
+class TabularModel:
+    """What ``neuralab train`` produces: a fitted preprocessor plus a fitted estimator.
+
+    ``predict`` and ``predict_proba`` take a DataFrame with the training columns (extra
+    columns are ignored) and return the original labels / class probabilities.
+
+    Example:
+        >>> model = nl.load("model.safetensors")      # saved by `neuralab train`
+        >>> model.predict(pd.read_csv("new.csv"))[:3]
+        array(['yes', 'no', 'no'], dtype=object)
+    """
+
+    def __init__(self, preprocessor: TabularPreprocessor, estimator: Any,
+                 info: dict | None = None) -> None:
+        self.preprocessor = preprocessor
+        self.estimator = estimator
+        self.info = dict(info or {})
+
+    @property
+    def task(self) -> str:
+        return self.preprocessor.spec["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self.preprocessor.spec.get("classes")
+
+    def features(self, frame) -> np.ndarray:
+        """The estimator's input matrix for ``frame``."""
+        return self.preprocessor.transform(frame)
+
+    def predict(self, frame) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for each row."""
+        out = self.estimator.predict(self.features(frame))
+        if self.task == "classification":
+            return self.preprocessor.decode_labels(out)
+        return np.asarray(out)
+
+    def predict_proba(self, frame) -> np.ndarray:
+        """Class probabilities, one column per entry of ``classes``."""
+        if self.task != "classification":
+            raise PreprocessingError("predict_proba needs a classification model; this one "
+                                     "does regression")
+        return np.asarray(self.estimator.predict_proba(self.features(frame)))
