@@ -11,3 +11,6 @@ from .activation import ReLU, Sigmoid, Tanh, LeakyReLU, GELU, Softmax, LogSoftma
 from .normalization import BatchNorm1d, LayerNorm
 from .container import Sequential, ModuleList, Residual
 from .mlp import MLP
+from .conv import Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, BatchNorm2d, Dropout2d
+from .recurrent import RNN, LSTM, GRU
+from .attention import Embedding, PositionalEncoding, MultiheadAttention, TransformerEncoderLayer
