@@ -1,0 +1,817 @@
+"""MLPClassifier and MLPRegressor: scikit-learn's multi-layer perceptrons, on neuralab.
+
+Every constructor parameter of ``sklearn.neural_network.MLPClassifier``/``MLPRegressor`` is
+here with the same name, default and meaning (the loss and its L2 penalty
+``0.5 * alpha * ||W||**2 / n_samples``, the learning-rate schedules, ``tol`` and
+``n_iter_no_change``, early stopping, L-BFGS through SciPy), plus what scikit-learn lacks:
+``dropout``, ``batch_norm``, ``residual`` blocks, more activations, the ``adamw`` and
+``rmsprop`` solvers, ``class_weight``, ``callbacks``, a ``device`` and a ``dtype``
+(float32 unless told). The network itself is an ``nn.Module`` (``model_``).
+
+Example:
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = nl.MLPClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.95
+    True
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral, Real
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .. import backend
+from .. import functional as F
+from .. import nn
+from ..tensor import Tensor, no_grad
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
+_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "sigmoid")
+
+
+def _activation_module(name: str) -> nn.Module:
+    # sklearn calls the sigmoid "logistic"; both names are accepted.
+    return {"identity": nn.Identity, "logistic": nn.Sigmoid, "sigmoid": nn.Sigmoid,
+            "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}[name]()
+
+
+class _BaseMLP(BaseEstimator):
+    """What MLPClassifier and MLPRegressor share: the network, the solvers and the loop."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "solver": [StrOptions({"lbfgs", *_STOCHASTIC_SOLVERS})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "residual": ["boolean"],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": [StrOptions({"cpu", "cuda", "gpu"})],
+        "callbacks": [list, None],
+        "dtype": [StrOptions({"float32", "float64"}), type, None],
+    }
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+                 warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction,
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dropout, batch_norm,
+                 residual, weight_decay, device, callbacks, dtype):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.residual = residual
+        self.weight_decay = weight_decay
+        self.device = device
+        self.callbacks = callbacks
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ helpers
+    def _float_dtype(self, X: Any = None):
+        """The dtype X is validated to: the ``dtype`` parameter, or X's own float (sklearn's rule)."""
+        if self.dtype is None:
+            return [np.float64, np.float32]
+        dt = np.dtype(self.dtype)
+        if dt.kind != "f":
+            raise ValueError(f"dtype must be a float dtype (float32 or float64), got {dt}")
+        return dt
+
+    def _hidden_sizes(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if np.isscalar(sizes) else list(sizes)
+        if any(int(s) != s or s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes}.")
+        return [int(s) for s in sizes]
+
+    def _build(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
+        """Create ``model_`` with scikit-learn's Glorot-uniform initialisation."""
+        units = [n_features, *self._hidden_sizes(), n_outputs]
+        rng = self._rng
+        layers: list[nn.Module] = []
+        self._linears: list[nn.Linear] = []
+        for i, (fan_in, fan_out) in enumerate(zip(units[:-1], units[1:])):
+            linear = nn.Linear(fan_in, fan_out, rng=rng, dtype=dtype)
+            # sklearn's init: U(-b, b) for weights and biases, b = sqrt(6 / (in + out)),
+            # with 2 instead of 6 for the logistic activation (Glorot & Bengio, 2010).
+            factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            linear.weight.data[...] = rng.uniform(-bound, bound, (fan_out, fan_in))
+            linear.bias.data[...] = rng.uniform(-bound, bound, fan_out)
+            self._linears.append(linear)
+            if i == len(units) - 2:  # output layer: its activation belongs to the loss
+                layers.append(linear)
+                break
+            block: list[nn.Module] = [linear]
+            if self.batch_norm:
+                block.append(nn.BatchNorm1d(fan_out, dtype=dtype) if _accepts_dtype(nn.BatchNorm1d)
+                             else nn.BatchNorm1d(fan_out))
+            block.append(_activation_module(self.activation))
+            if self.dropout:
+                block.append(nn.Dropout(self.dropout, rng=rng))
+            body = block[0] if len(block) == 1 else nn.Sequential(*block)
+            if self.residual and fan_in == fan_out:  # a skip needs equal widths
+                body = nn.Residual(body)
+            layers.append(body)
+        self.model_ = nn.Sequential(*layers)
+        if backend.normalize_device(self.device) != "cpu":
+            self.model_.to(self.device)
+
+    def _sync_sklearn_attributes(self) -> None:
+        # sklearn's layout is (in, out): the transpose of PyTorch's weight, as a view.
+        self.coefs_ = [backend.to_numpy(lin.weight.data).T for lin in self._linears]
+        self.intercepts_ = [backend.to_numpy(lin.bias.data) for lin in self._linears]
+
+    def _forward_raw(self, X: np.ndarray) -> np.ndarray:
+        """The network's output before the output activation, in eval mode, in chunks."""
+        check_is_fitted(self, "model_")
+        self.model_.eval()
+        out = []
+        dev = backend.normalize_device(self.device)
+        with no_grad():
+            for start in range(0, X.shape[0], 8192):
+                xb = Tensor(backend.to_device(X[start:start + 8192], dev), dtype=self._dtype)
+                out.append(backend.to_numpy(self.model_(xb).data))
+        if not out:
+            return np.zeros((0, self.n_outputs_), self._dtype)
+        return np.concatenate(out)
+
+    def _output(self, X: np.ndarray) -> np.ndarray:
+        """Apply ``out_activation_`` to the raw output (softmax, logistic, identity or exp)."""
+        z = self._forward_raw(X)
+        act = self.out_activation_
+        if act == "softmax":
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            return z / z.sum(axis=1, keepdims=True)
+        if act == "logistic":
+            return 0.5 * (1 + np.tanh(0.5 * z))  # overflow-free sigmoid
+        if act == "exp":
+            return np.exp(z)
+        return z
+
+    # ------------------------------------------------------------------ the loss
+    def _batch_loss(self, z: Tensor, target: Tensor, w: np.ndarray | None, sw_sum: float) -> Tensor:
+        """The objective whose gradient is sklearn's: its loss summed over outputs, weighted mean over samples."""
+        act = self.out_activation_
+        if act == "softmax":
+            if w is None:
+                return F.cross_entropy(z, target)
+            return F.cross_entropy(z, target, reduction="none").__mul__(
+                Tensor(w, dtype=z.dtype)).sum() * (1.0 / sw_sum)
+        if act == "logistic":
+            weight = None if w is None else w.reshape(-1, 1).astype(z.dtype)
+            return F.binary_cross_entropy_with_logits(z, target, weight=weight, reduction="sum") * (1.0 / sw_sum)
+        if act == "exp":  # Poisson deviance with log link, up to a constant in y
+            per = z.exp() - target * z
+        else:
+            d = z - target
+            per = d * d * 0.5
+        if w is not None:
+            per = per * Tensor(w.reshape(-1, 1), dtype=z.dtype)
+        return per.sum() * (1.0 / sw_sum)
+
+    def _reported_loss(self, objective: float, y_batch: np.ndarray, w: np.ndarray | None,
+                       sw_sum: float) -> float:
+        # sklearn reports squared loss averaged over outputs and Poisson with its constant term.
+        if self.out_activation_ == "identity":
+            return objective / self.n_outputs_
+        if self.out_activation_ == "exp":
+            from scipy.special import xlogy  # noqa: PLC0415
+            c = (xlogy(y_batch, y_batch) - y_batch).sum(axis=1)
+            return objective + float((c if w is None else c * w).sum() / sw_sum)
+        return objective
+
+    def _penalty(self) -> float:
+        return float(sum(np.dot(lin.weight.data.ravel(), lin.weight.data.ravel()) for lin in self._linears))
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False,
+             classes: Any = None) -> "_BaseMLP":
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y_train, y_orig = self._validate_input(X, y, incremental, reset=first_pass, classes=classes)
+        self._dtype = X.dtype
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = self._with_class_weight(y_orig, sample_weight)
+        if first_pass:
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            self._rng = np.random.default_rng(seed)
+            self._initialize(y_train, X.shape[1], X.dtype)
+        with _blas_threads_for(self, X.shape):
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, y_train, sample_weight)
+            else:
+                self._fit_stochastic(X, y_train, sample_weight, incremental)
+        self._sync_sklearn_attributes()
+        return self
+
+    def _initialize(self, y_train: np.ndarray, n_features: int, dtype: np.dtype) -> None:
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y_train.shape[1] if y_train.ndim == 2 else len(self.classes_)
+        self.n_layers_ = len(self._hidden_sizes()) + 2
+        self.out_activation_ = self._out_activation()
+        self._build(n_features, self.n_outputs_, dtype)
+        self.history_ = {"loss": [], "val_score": []}
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+        self.__dict__.pop("_optimizer", None)
+
+    def _make_optimizer(self):
+        from ..optim.adam import Adam, AdamW  # noqa: PLC0415
+        from ..optim.rmsprop import RMSprop  # noqa: PLC0415
+        from ..optim.sgd import SGD  # noqa: PLC0415
+
+        params = self.model_.parameters()
+        lr = self.learning_rate_init
+        if self.solver == "sgd":
+            return SGD(params, lr=lr, momentum=self.momentum,
+                             nesterov=self.nesterovs_momentum and self.momentum > 0)
+        if self.solver == "adam":
+            return Adam(params, lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+        if self.solver == "adamw":
+            return AdamW(params, lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
+                               weight_decay=self.weight_decay)
+        return RMSprop(params, lr=lr, eps=self.epsilon)
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self._optimizer.param_groups:
+            group["lr"] = lr
+
+    def _fit_stochastic(self, X, y, sample_weight, incremental) -> None:
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+            self._lr = float(self.learning_rate_init)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X_val = y_val = w_val = None
+        if self.early_stopping:
+            stratify = y if (isinstance(self, ClassifierMixin) and self._single_output_classes()) else None
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            parts = train_test_split(*arrays, random_state=int(self._rng.integers(2**31 - 1)),
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X, X_val, y, y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight, w_val = parts[4], parts[5]
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                                 "or the size of your dataset.")
+            y_val = self._decode(y_val)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            bs = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            bs = int(np.clip(self.batch_size, 1, n))
+        dev = backend.normalize_device(self.device)
+        Xd = backend.to_device(X, dev)  # the whole data set moves to the device once
+        yd = backend.to_device(y, dev)
+        xbuf = np.empty((bs,) + X.shape[1:], X.dtype) if dev == "cpu" else None
+        model, opt = self._model_train(), self._optimizer
+        alpha = float(self.alpha)
+        callbacks = list(self.callbacks or [])
+        logs: dict[str, Any] = {}
+        for cb in callbacks:
+            _call(cb, "set_model", model)
+            _call(cb, "on_train_begin", logs)
+        order = np.arange(n)
+        self.n_iter_ = 0
+        stop_reason = None
+        for it in range(self.max_iter):
+            if self.shuffle:
+                self._rng.shuffle(order)
+            total = 0.0
+            model.train()
+            for start in range(0, n, bs):
+                idx = order[start:start + bs]
+                m = idx.shape[0]
+                if xbuf is not None:
+                    xb = np.take(Xd, idx, axis=0, out=xbuf[:m]) if m == bs else Xd[idx]
+                else:
+                    xb = Xd[idx]
+                yb = yd[idx]
+                wb = None if sample_weight is None else sample_weight[idx]
+                sw_sum = float(m if wb is None else wb.sum())
+                if sw_sum <= 0:
+                    continue
+                z = model(Tensor._make(xb, False))
+                loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
+                opt.zero_grad()
+                loss.backward()
+                value = float(loss.data)
+                if alpha:
+                    # sklearn's L2 term: 0.5 * alpha * ||W||^2 / n_batch, on weights only.
+                    value += 0.5 * alpha * self._penalty() / sw_sum
+                    scale = alpha / sw_sum
+                    for lin in self._linears:
+                        lin.weight.grad += scale * lin.weight.data
+                opt.step()
+                total += self._reported_loss(value, backend.to_numpy(yb), wb, sw_sum) * m
+            self.n_iter_ += 1
+            self.loss_ = total / n
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            self.history_["loss"].append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            self._update_no_improvement_count(X_val, y_val, w_val)
+            if self.learning_rate == "invscaling" and self.solver == "sgd":
+                self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+                self._set_lr(self._lr)
+            logs = {"loss": self.loss_}
+            if self.early_stopping:
+                logs["val_score"] = self.validation_scores_[-1]
+            stop = False
+            for cb in callbacks:
+                stop = bool(_call(cb, "on_epoch_end", it, logs)) or stop
+                stop = stop or bool(getattr(cb, "stop_training", False)) \
+                    or bool(getattr(model, "stop_training", False))
+            if stop:
+                stop_reason = "callback"
+                break
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self._trigger_stopping(msg):
+                    stop_reason = "converged"
+                    break
+                self._no_improvement_count = 0
+            if incremental:
+                break
+        for cb in callbacks:
+            _call(cb, "on_train_end", logs)
+        if self.n_iter_ == self.max_iter and stop_reason is None and not incremental:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning)
+        if self.early_stopping and self._best_state is not None:
+            self.model_.load_state_dict(self._best_state)
+        model.eval()
+
+    def _model_train(self):
+        self.model_.train()
+        return self.model_
+
+    def _trigger_stopping(self, msg: str) -> bool:
+        # sklearn: stop, unless sgd with the adaptive schedule can still divide lr by 5.
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._lr /= 5.0
+        self._set_lr(self._lr)
+        if self.verbose:
+            print(msg + f" Setting learning rate to {self._lr:f}")
+        return False
+
+    def _update_no_improvement_count(self, X_val, y_val, w_val) -> None:
+        if self.early_stopping:
+            score = self._val_score(X_val, y_val, w_val)
+            self.validation_scores_.append(score)
+            self.history_["val_score"].append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_state = copy.deepcopy(self.model_.state_dict())
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    _best_state = None
+
+    def _fit_lbfgs(self, X, y, sample_weight) -> None:
+        import scipy.optimize  # noqa: PLC0415  (imported only for solver="lbfgs")
+        from sklearn.utils.optimize import _check_optimize_result  # noqa: PLC0415
+
+        params = self.model_.parameters()
+        shapes = [p.shape for p in params]
+        sizes = [int(np.prod(s)) for s in shapes]
+        dev = backend.normalize_device(self.device)
+        Xt = Tensor(backend.to_device(X, dev), dtype=self._dtype)
+        yt = Tensor._make(backend.to_device(y, dev), False)
+        sw_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+        self.model_.train()
+
+        def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            offset = 0
+            for p, shape, size in zip(params, shapes, sizes):
+                p.data[...] = backend.to_device(theta[offset:offset + size].reshape(shape), dev)
+                offset += size
+            self.model_.zero_grad()
+            loss = self._batch_loss(self.model_(Xt), yt, sample_weight, sw_sum)
+            loss.backward()
+            value = float(loss.data) + 0.5 * self.alpha * self._penalty() / sw_sum
+            for lin in self._linears:
+                lin.weight.grad += (self.alpha / sw_sum) * lin.weight.data
+            grad = np.concatenate([backend.to_numpy(p.grad).ravel() for p in params])
+            value = self._reported_loss(value, y, sample_weight, sw_sum)
+            return value, grad.astype(np.float64)
+
+        theta0 = np.concatenate([backend.to_numpy(p.data).ravel() for p in params]).astype(np.float64)
+        res = scipy.optimize.minimize(loss_grad, theta0, method="L-BFGS-B", jac=True,
+                                      options={"maxfun": self.max_fun, "maxiter": self.max_iter,
+                                               "gtol": self.tol})
+        self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
+        self.loss_ = float(res.fun)
+        loss_grad(res.x)  # leave the best parameters in the model
+        self.model_.eval()
+        self.history_["loss"].append(self.loss_)
+
+    # ------------------------------------------------------------------ shared API
+    def _with_class_weight(self, y, sample_weight):
+        return sample_weight
+
+    def _single_output_classes(self) -> bool:
+        return True
+
+    def _decode(self, y):
+        return y
+
+    def _val_score(self, X, y, w) -> float:
+        pred = self.predict(X)
+        if not np.all(np.isfinite(np.asarray(pred, dtype=float) if pred.dtype.kind in "fiu" else 0)):
+            return np.nan
+        return float(self._score_fn(y, pred, sample_weight=w))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _blas_threads_for(est: _BaseMLP, shape: tuple):
+    """One BLAS thread when each step's matmuls are small.
+
+    NOTE: below a few MFLOP per matmul, waking a second BLAS thread costs more than it
+    saves, and on a busy machine it can cost 5x (measured on digits: 1.1 s vs 0.13 s).
+    """
+    from contextlib import nullcontext  # noqa: PLC0415
+
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    rows = shape[0] if est.solver == "lbfgs" else (
+        min(200, shape[0]) if est.batch_size == "auto" else min(int(est.batch_size), shape[0]))
+    units = [shape[1], *est._hidden_sizes(), est.n_outputs_]
+    flops = rows * max(a * b for a, b in zip(units[:-1], units[1:]))
+    return threadpool_limits(1, user_api="blas") if flops < 4e6 else nullcontext()
+
+
+def _accepts_dtype(cls) -> bool:
+    import inspect  # noqa: PLC0415
+    try:
+        return "dtype" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _call(cb: Any, hook: str, *args: Any) -> Any:
+    fn = getattr(cb, hook, None)
+    return fn(*args) if callable(fn) else None
+
+
+_SHARED_DOC = """
+    Args (scikit-learn's, same meaning): hidden_layer_sizes, activation ("identity",
+        "logistic", "tanh", "relu"; also "leaky_relu", "gelu", "sigmoid"), solver ("lbfgs",
+        "sgd", "adam"; also "adamw", "rmsprop"), alpha (L2 penalty), batch_size,
+        learning_rate, learning_rate_init, power_t, max_iter, shuffle, random_state, tol,
+        verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
+        validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun.
+    Args (neuralab's): dropout (probability after each hidden activation), batch_norm
+        (BatchNorm1d before each hidden activation), residual (skip connections between
+        hidden layers of equal width), weight_decay (decoupled, for solver="adamw"),
+        device ("cpu" or "cuda"), callbacks (objects with ``on_epoch_end(epoch, logs)``;
+        returning True or setting ``stop_training`` stops), dtype ("float32" default;
+        None follows X as sklearn does).
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier with scikit-learn's API, trained by neuralab.
+    """ + _SHARED_DOC + """
+    Example:
+        >>> clf = nl.MLPClassifier(hidden_layer_sizes=(128,), dropout=0.2, random_state=0)
+        >>> clf.fit(X_train, y_train).score(X_test, y_test)   # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes: Sequence[int] = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False,
+                 warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, max_fun: int = 15000, dropout: float = 0.0,
+                 batch_norm: bool = False, residual: bool = False, weight_decay: float = 0.01,
+                 class_weight: dict | str | None = None, device: str = "cpu",
+                 callbacks: list | None = None, dtype: Any = "float32") -> None:
+        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                         learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+                         warm_start, momentum, nesterovs_momentum, early_stopping,
+                         validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun,
+                         dropout, batch_norm, residual, weight_decay, device, callbacks, dtype)
+        self.class_weight = class_weight
+
+    _score_fn = staticmethod(accuracy_score)
+
+    def _out_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _single_output_classes(self) -> bool:
+        return self._label_binarizer.y_type_ != "multilabel-indicator"
+
+    def _validate_input(self, X, y, incremental, reset, classes=None):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if reset:
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            if type_of_target(y).startswith("multilabel") != (self._label_binarizer.y_type_ == "multilabel-indicator"):
+                raise ValueError("partial_fit / warm_start: y's type changed between calls")
+            extra = np.setdiff1d(unique_labels(y), self.classes_) if not type_of_target(y).startswith("multilabel") else []
+            if len(extra):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {unique_labels(y)}.")
+        kind = self._label_binarizer.y_type_
+        if kind == "multiclass":
+            # class indices for the fused softmax cross-entropy (no one-hot in memory)
+            target = np.searchsorted(self.classes_, y).astype(np.int64)
+        else:
+            target = self._label_binarizer.transform(y).astype(X.dtype)
+        return X, target, y
+
+    def _with_class_weight(self, y, sample_weight):
+        if self.class_weight is None:
+            return sample_weight
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError("class_weight is not supported for multilabel targets")
+        cw = compute_sample_weight(self.class_weight, y).astype(self._dtype)
+        return cw if sample_weight is None else cw * sample_weight
+
+    def _decode(self, y):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return self.classes_[y]
+        return self._label_binarizer.inverse_transform(y)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPClassifier":
+        """Fit the network to X (n_samples, n_features) and labels y; returns self.
+
+        Example: ``nl.MLPClassifier(max_iter=50).fit(X, y)``
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> "MLPClassifier":
+        """One epoch over X, y, continuing from the current weights (``classes`` on the first call).
+
+        Example: ``clf.partial_fit(X_batch, y_batch, classes=np.arange(10))``
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self.__dict__.pop("model_", None)
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+            saved, self.warm_start = self.warm_start, True
+            try:
+                return self._fit_partial_first(X, y, sample_weight)
+            finally:
+                self.warm_start = saved
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _fit_partial_first(self, X, y, sample_weight):
+        X, y_t, y_orig = self._validate_first_partial(X, y)
+        self._dtype = X.dtype
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        sample_weight = self._with_class_weight(y_orig, sample_weight)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        self._rng = np.random.default_rng(seed)
+        self._initialize(y_t, X.shape[1], X.dtype)
+        self._fit_stochastic(X, y_t, sample_weight, incremental=True)
+        self._sync_sklearn_attributes()
+        return self
+
+    def _validate_first_partial(self, X, y):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        if not type_of_target(y).startswith("multilabel"):
+            extra = np.setdiff1d(unique_labels(y), self.classes_)
+            if len(extra):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {unique_labels(y)}.")
+        if self._label_binarizer.y_type_ == "multiclass":
+            target = np.searchsorted(self.classes_, y).astype(np.int64)
+        else:
+            target = self._label_binarizer.transform(y).astype(X.dtype)
+        return X, target, y
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes) (one column per label for multilabel).
+
+        Example: ``clf.predict_proba(X[:2]).sum(axis=1)  # [1., 1.]``
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=self._float_dtype(), reset=False)
+        p = self._output(X)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            p = p.ravel()
+            return np.column_stack([1 - p, p])
+        return p
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """log of ``predict_proba``. Example: ``clf.predict_log_proba(X[:2])``"""
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (an indicator matrix for multilabel). Example: ``clf.predict(X[:5])``"""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=self._float_dtype(), reset=False)
+        p = self._output(X)
+        if self._label_binarizer.y_type_ == "multiclass":
+            return self.classes_[np.argmax(p, axis=1)]
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            p = p.ravel()
+        return self._label_binarizer.inverse_transform(p)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor with scikit-learn's API, trained by neuralab.
+
+    Args: loss ("squared_error" or "poisson"), then as MLPClassifier.
+    """ + _SHARED_DOC + """
+    Example:
+        >>> reg = nl.MLPRegressor(hidden_layer_sizes=(64,), batch_norm=True, random_state=0)
+        >>> reg.fit(X_train, y_train).score(X_test, y_test)   # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Sequence[int] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
+                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10, max_fun: int = 15000,
+                 dropout: float = 0.0, batch_norm: bool = False, residual: bool = False,
+                 weight_decay: float = 0.01, device: str = "cpu", callbacks: list | None = None,
+                 dtype: Any = "float32") -> None:
+        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                         learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose,
+                         warm_start, momentum, nesterovs_momentum, early_stopping,
+                         validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun,
+                         dropout, batch_norm, residual, weight_decay, device, callbacks, dtype)
+        self.loss = loss
+
+    _score_fn = staticmethod(r2_score)
+
+    def _out_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X, y, incremental, reset, classes=None):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=self._float_dtype(), reset=reset)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs y >= 0; got a minimum of "
+                             f"{np.min(y)}")
+        self._y_1d = y.ndim == 1
+        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, y2.astype(X.dtype, copy=False), y2
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
+        """Fit the network to X and targets y (n_samples,) or (n_samples, n_outputs); returns self.
+
+        Example: ``nl.MLPRegressor(max_iter=100).fit(X, y)``
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
+        """One epoch over X, y, continuing from the current weights.
+
+        Example: ``reg.partial_fit(X_batch, y_batch)``
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets, (n_samples,) or (n_samples, n_outputs). Example: ``reg.predict(X[:5])``"""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=self._float_dtype(), reset=False)
+        out = self._output(X)
+        return out.ravel() if self._y_1d else out
