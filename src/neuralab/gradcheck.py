@@ -31,7 +31,7 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Any, eps: float = 1e-6, atol:
 
     Every input that requires grad is copied to float64. For a non-scalar output the check
     uses the scalar ``sum(r * fn(...))`` with fixed random weights ``r``, which exercises
-    every output element in one backward pass.
+    every output element in one backward pass (so reported values are of that sum).
 
     Args:
         fn: function of the tensors returning a Tensor.
@@ -53,7 +53,8 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Any, eps: float = 1e-6, atol:
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
-    r = np.random.default_rng(seed).standard_normal(out.shape)
+    # weights 1 for a scalar output, so the reported values are the derivatives themselves
+    r = np.random.default_rng(seed).standard_normal(out.shape) if out.size > 1 else np.ones(out.shape)
 
     def scalar(result: Tensor) -> float:
         return float(np.sum(to_numpy(result.data).astype(np.float64) * r))
