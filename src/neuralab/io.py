@@ -32,7 +32,7 @@ FORMAT = "neuralab"
 FORMAT_VERSION = 1
 # Constructor arguments that only shape the *initial* weights: a model file restores the
 # trained weights, so a value JSON cannot hold (a Generator, a callable) is stored as None.
-_INIT_ONLY_ARGS = {"rng", "init", "random_state"}
+_INIT_ONLY_ARGS = {"rng", "init", "random_state", "callbacks"}
 
 
 class ModelFileError(ValueError):
@@ -55,6 +55,9 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.tensors: dict[str, np.ndarray] = {}
+        # id(sub-module) -> where it was stored, so a module referenced twice (an estimator's
+        # list of its own Linear layers) is stored once and shared again after loading.
+        self.seen_modules: dict[int, dict] = {}
 
     def array(self, key: str, a: Any) -> str:
         a = np.require(backend.to_numpy(a), requirements="C")  # ascontiguousarray makes 0-d 1-d
@@ -79,7 +82,13 @@ class _Encoder:
         if isinstance(v, type) and issubclass(v, np.generic):
             return {"__dtype__": np.dtype(v).str}
         if isinstance(v, Module):
+            if id(v) in self.seen_modules:
+                return self.seen_modules[id(v)]
+            for path, sub in v.named_modules():
+                self.seen_modules.setdefault(id(sub), {"__ref__": key, "path": path})
             return {"__module__": self.module(v, key), "prefix": key}
+        if _is_estimator(v) and type(v).__module__.startswith(("sklearn.", "neuralab.")):
+            return {"__estimator__": _encode_estimator(v, self, f"{key}.")}
         if isinstance(v, Tensor):
             return {"__tensor__": self.array(key, v.data), "requires_grad": v.requires_grad}
         if isinstance(v, np.ndarray) or backend.xp_of(v) is not np:
@@ -159,6 +168,7 @@ class _Decoder:
     def __init__(self, tensors: dict[str, np.ndarray], custom_objects: dict | None) -> None:
         self.tensors = tensors
         self.custom = dict(custom_objects or {})
+        self.built: dict[str, Any] = {}
 
     def array(self, key: str) -> np.ndarray:
         try:
@@ -179,7 +189,16 @@ class _Decoder:
         if "__dtype__" in v:
             return np.dtype(v["__dtype__"])
         if "__module__" in v:
-            return self.module(v["__module__"], v["prefix"])
+            self.built[v["prefix"]] = self.module(v["__module__"], v["prefix"])
+            return self.built[v["prefix"]]
+        if "__ref__" in v:
+            try:
+                return dict(self.built[v["__ref__"]].named_modules())[v["path"]]
+            except KeyError:
+                raise ModelFileError(f"the metadata refers to a layer {v['__ref__']}:{v['path']} "
+                                     f"that is not in the file") from None
+        if "__estimator__" in v:
+            return _decode_estimator(v["__estimator__"], self)
         if "__tensor__" in v:
             from .tensor import Tensor
             return Tensor(self.array(v["__tensor__"]).copy(), requires_grad=v["requires_grad"])
@@ -207,10 +226,12 @@ class _Decoder:
         raise ModelFileError(f"unknown value in the metadata: {sorted(v)}")
 
     def resolve(self, name: str, module: str, base: type) -> type:
-        """A class by name: from custom_objects, or from inside the neuralab package only."""
+        """A class by name: from custom_objects, or from inside the neuralab package (and
+        scikit-learn, for estimators' helpers such as LabelBinarizer) only."""
         if name in self.custom:
             return self.custom[name]
-        if module == "neuralab" or module.startswith("neuralab."):
+        packages = ("neuralab",) if base.__name__ == "Module" else ("neuralab", "sklearn")
+        if module.split(".")[0] in packages:
             try:
                 cls = getattr(importlib.import_module(module), name)
             except (ImportError, AttributeError):
@@ -317,16 +338,24 @@ def _encode_estimator(est: Any, enc: _Encoder, prefix: str) -> dict:
             if name not in _INIT_ONLY_ARGS:
                 raise TypeError(f"{cls.__name__}: parameter {name!r} = {v!r} cannot be stored") from None
             params[name] = None
-    attributes = {}
-    for name, v in vars(est).items():
+    from .nn.module import Module
+    attributes, skipped = {}, []
+    # Networks first, so that other attributes pointing into them are stored as references.
+    items = sorted(vars(est).items(), key=lambda kv: not isinstance(kv[1], Module))
+    for name, v in items:
         if name in params:
             continue
         try:
             attributes[name] = enc.value(v, f"{prefix}{name}")
         except TypeError as e:
+            if name.startswith("_"):
+                # Private training state (e.g. the optimizer's moments) is not needed to
+                # predict; partial_fit after loading starts a fresh optimizer.
+                skipped.append(name)
+                continue
             raise TypeError(f"{cls.__name__}: attribute {name!r} cannot be stored ({e})") from None
     return {"class": cls.__name__, "module": cls.__module__, "params": params,
-            "attributes": attributes, "training": _training_summary(est)}
+            "attributes": attributes, "not_saved": skipped, "training": _training_summary(est)}
 
 
 def _decode_estimator(rec: dict, dec: _Decoder) -> Any:
@@ -686,20 +715,23 @@ def _emit_estimator(est: Any, x: str, g: _OnnxGraph, outputs: list) -> None:
     net = _estimator_network(est)
     net.eval()
     z = _emit(net, x, g, "")
+    act = getattr(est, "out_activation_", "softmax" if hasattr(est, "classes_") else "identity")
+    width = _final_width(net)
+    if act == "exp":  # Poisson regression
+        z = g.op("Exp", [z])
     if not hasattr(est, "classes_"):
-        out = getattr(net, "out_features", None)
-        # A single-output regressor predicts shape (N,), as scikit-learn.
-        if np.ndim(est.predict(np.zeros((1, est.n_features_in_), np.float32))) == 1:
+        if getattr(est, "n_outputs_", width) == 1:  # a single target predicts shape (N,), as sklearn
             z = g.op("Reshape", [z, g.const([-1], "shape", np.int64)])
             outputs.append(("prediction", z, TensorProto.FLOAT, ["N"]))
         else:
-            outputs.append(("prediction", z, TensorProto.FLOAT, ["N", out]))
+            outputs.append(("prediction", z, TensorProto.FLOAT, ["N", width]))
         return
     n_classes = len(est.classes_)
-    binary_logit = n_classes == 2 and _final_width(net) == 1
-    if binary_logit:
+    if act == "logistic" and width == 1:  # binary: one logit, probabilities [1 - p, p]
         p = g.op("Sigmoid", [z])
         proba = g.op("Concat", [g.op("Sub", [g.const(1.0, "one"), p]), p], axis=1)
+    elif act == "logistic":
+        raise ValueError("export_onnx does not support multilabel classifiers")
     else:
         proba = g.op("Softmax", [z], axis=1)
     outputs.append(("probabilities", proba, TensorProto.FLOAT, ["N", n_classes]))
