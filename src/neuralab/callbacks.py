@@ -192,7 +192,7 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: a log key, "val_loss" by default ("loss" when there is no validation data).
-        patience: epochs without improvement to wait before stopping.
+        patience: stop after this many epochs in a row without improvement.
         min_delta: smallest change that counts as an improvement.
         mode: "min", "max" or "auto" (max for accuracy-like names).
         restore_best: put the weights of the best epoch back at the end of training.
@@ -229,7 +229,7 @@ class EarlyStopping(Callback):
                 self._best_state = {k: v.copy() for k, v in self.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # ``patience`` epochs in a row without improvement
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
 
