@@ -35,6 +35,10 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None) -> None:
+        # An array made by nn.init already has the dtype the layer asked for: keep it
+        # (plain Tensor() would turn float64 into the default float32).
+        if dtype is None and getattr(data, "dtype", None) is not None and data.dtype.kind == "f":
+            dtype = data.dtype
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:
