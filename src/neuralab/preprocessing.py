@@ -258,10 +258,12 @@ class TabularPreprocessor:
             raise PreprocessingError("this TabularPreprocessor is not fitted yet; call fit() first")
         return self.spec
 
-    def transform(self, frame, scale: bool = True, warn: bool = True) -> np.ndarray:
+    def transform(self, frame, scale: bool = True, impute: bool = True,
+                  warn: bool = True) -> np.ndarray:
         """The float32 feature matrix for ``frame`` (numbers imputed and, if ``scale``, standardised).
 
         Unknown categories become all-zero one-hot groups, with a warning naming them.
+        ``scale=False, impute=False`` gives the input of an exported ONNX graph (NaN kept).
         """
         spec = self._fitted()
         frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
@@ -291,7 +293,8 @@ class TabularPreprocessor:
                     raise PreprocessingError(
                         f"column {col['name']!r} should hold numbers but row {bad.index[0]} "
                         f"has {bad.iloc[0]!r}") from None
-            values = np.where(np.isfinite(values), values, col["median"])
+            if impute:
+                values = np.where(np.isfinite(values), values, col["median"])
             if scale:
                 values = (values - col["mean"]) / col["std"]
             blocks.append(values[:, None])
