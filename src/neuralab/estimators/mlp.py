@@ -33,7 +33,8 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from .. import backend
 from .. import functional as F
@@ -606,7 +607,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset, classes=None):
         X, y = validate_data(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)  # sklearn warns about a column vector y
         if reset:
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -691,7 +692,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_first_partial(self, X, y):
         X, y = validate_data(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=True)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
+            y = column_or_1d(y, warn=True)
         if not type_of_target(y).startswith("multilabel"):
             extra = np.setdiff1d(unique_labels(y), self.classes_)
             if len(extra):
@@ -779,6 +780,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset, classes=None):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=self._float_dtype(), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' needs y >= 0; got a minimum of "
                              f"{np.min(y)}")

@@ -89,7 +89,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         classes = np.unique(y)
         if classes.size < 2:
-            raise ValueError(f"Perceptron needs samples of at least 2 classes; got only class {classes[0]!r}")
+            raise ValueError(f"Perceptron needs samples of at least 2 classes; got only 1 class: {classes[0]!r}")
         if not reset and not np.array_equal(classes, self.classes_):
             raise ValueError(f"warm_start: y has classes {classes} but the perceptron was fitted on {self.classes_}")
         self.classes_ = classes
