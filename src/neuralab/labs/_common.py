@@ -213,3 +213,17 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Scale every feature to mean 0, std 1 using the training set's statistics."""
     mu, sd = X_train.mean(axis=0), X_train.std(axis=0) + 1e-8
     return [((a - mu) / sd).astype(np.float32) for a in (X_train, *others)]
+
+
+def digits(n_train: int | None = None, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """scikit-learn's 8x8 digits (1797 images, 64 features, 10 classes), pixels scaled to
+    [0, 1], split 75/25 at random; ``n_train`` keeps only that many training images."""
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    idx = np.random.default_rng(seed).permutation(len(X))
+    cut = int(0.75 * len(X))
+    tr, te = idx[:cut], idx[cut:]
+    if n_train is not None:
+        tr = tr[:n_train]
+    return X[tr], y[tr].astype(np.int64), X[te], y[te].astype(np.int64)
