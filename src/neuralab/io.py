@@ -295,7 +295,7 @@ def _check_rebuild(model: Any, arch: dict) -> None:
     """Refuse to save a model whose constructor arguments no longer describe it (e.g. a layer
     was replaced after construction): such a file could not be loaded."""
     try:
-        fresh = _Decoder({}, None).build(arch)
+        fresh = _Decoder({}, {type(m).__name__: type(m) for m in model.modules()}).build(arch)
     except ModelFileError as e:
         raise TypeError(f"nl.save: {e}") from None
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
