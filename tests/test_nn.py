@@ -523,3 +523,35 @@ def test_to_dtype_and_cpu():
         model.to(dtype="int32")
     with pytest.raises(ValueError, match="unknown device"):
         model.to("tpu")
+
+
+def test_mlp_gradients_pass_finite_differences():
+    # an oracle independent of torch: central differences through a residual, normalised MLP,
+    # for the input and every parameter
+    for norm in ("batch", "layer"):
+        model = nn.MLP(3, hidden=(4, 5), out_features=2, activation="tanh", norm=norm,
+                       residual=True, rng=0, dtype=F64)
+        slots = []  # (module, attribute) of each parameter, so fn can swap in gradcheck's copies
+        for mod_name, module in model.named_modules():
+            for attr, value in list(vars(module).items()):
+                if isinstance(value, nn.Parameter):
+                    slots.append((module, attr))
+
+        def fn(x, *params):
+            for (module, attr), p in zip(slots, params):
+                setattr(module, attr, p)
+            return model(x)
+
+        x = nl.tensor(data(6, 3), dtype=F64, requires_grad=True)
+        params = [getattr(m, a) for m, a in slots]
+        assert len(params) == len(model.parameters())
+        assert nl.gradcheck(fn, x, *params)
+
+
+def test_deepcopy_keeps_weights_and_dropout_stream():
+    import copy
+    model = nn.MLP(3, hidden=(8,), out_features=2, dropout=0.5, rng=0)
+    twin = copy.deepcopy(model)
+    x = nl.tensor(data(4, 3))
+    np.testing.assert_array_equal(model(x).data, twin(x).data)
+    assert twin[0][0].weight is not model[0][0].weight

@@ -90,8 +90,9 @@ class Sequential(_ModuleContainer):
         return Sequential(OrderedDict(items))
 
     def forward(self, x: Any) -> Any:
-        for module in self:
-            x = module(x)
+        for module in vars(self).values():  # the items in order, without building a list
+            if isinstance(module, Module):
+                x = module(x)
         return x
 
 

@@ -96,8 +96,10 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``forward``; NumPy arrays passed in become Tensors as ``nl.tensor`` makes them."""
-        if any(isinstance(a, np.ndarray) for a in args):
-            args = tuple(_as_input(a) for a in args)
+        for a in args:
+            if isinstance(a, np.ndarray):
+                args = tuple(_as_input(a) for a in args)
+                break
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ discovery
