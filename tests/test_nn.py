@@ -255,10 +255,10 @@ def test_residual_with_projection_matches_torch():
     theirs = TorchResidual(tnn.Sequential(tnn.Linear(4, 6), tnn.ReLU()),
                            tnn.Linear(4, 6, bias=False)).double()
     ours = nn.Residual(nn.Sequential(nn.Linear(4, 6, dtype=F64), nn.ReLU()), in_features=4,
-                       out_features=6)
+                       out_features=6, dtype=F64)
     assert list(ours.state_dict()) == list(theirs.state_dict()) == \
         ["block.0.weight", "block.0.bias", "projection.weight"]
-    ours.to(dtype=F64)  # the projection was made in the default dtype
+    assert ours.projection.weight.dtype == np.float64
     copy_from_torch(ours, theirs)
     compare(ours, theirs, data(5, 4))
     explicit = nn.Residual(nn.Linear(4, 6), projection=nn.Linear(4, 6))
@@ -376,6 +376,7 @@ def test_mlp_matches_equivalent_torch_sequential(cfg):
     ours = nn.MLP(5, out_features=3, rng=0, dtype=F64, **cfg)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert ours.num_parameters() == sum(p.numel() for p in theirs.parameters())
+    assert all(p.dtype == np.float64 for p in ours.parameters())  # a true float64 comparison
     copy_from_torch(ours, theirs)
     if cfg.get("dropout"):  # torch's dropout masks differ from ours: compare in eval mode
         ours.eval()

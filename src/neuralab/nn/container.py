@@ -134,7 +134,8 @@ class Residual(Module):
     The skip path needs a projection when the block changes the width. Either pass it
     (any module), or pass ``in_features`` and ``out_features``: when they differ a
     ``Linear(in_features, out_features, bias=False)`` is made (no bias: the block already
-    has one). Without either, a width change is reported as an error at the first call.
+    has one, so ``rng`` and ``dtype`` are for that Linear). Without either, a width change
+    is reported as an error at the first call.
 
     Example:
         >>> block = nn.Sequential(nn.Linear(16, 32), nn.ReLU())
@@ -145,12 +146,12 @@ class Residual(Module):
 
     def __init__(self, block: Module, in_features: int | None = None,
                  out_features: int | None = None, projection: Module | None = None,
-                 rng: np.random.Generator | int | None = None) -> None:
+                 rng: np.random.Generator | int | None = None, dtype: Any = None) -> None:
         super().__init__()
         self.block = _check_module("Residual", "block", block)
         if projection is None and in_features is not None and out_features is not None \
                 and in_features != out_features:
-            projection = Linear(in_features, out_features, bias=False, rng=rng)
+            projection = Linear(in_features, out_features, bias=False, rng=rng, dtype=dtype)
         if projection is not None:
             self.projection = _check_module("Residual", "projection", projection)
         else:

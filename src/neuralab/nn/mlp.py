@@ -129,7 +129,7 @@ class MLP(Sequential):
                 layers.append(Dropout(dropout, rng=rng))
             block: Module = Sequential(*layers)
             if residual:
-                block = Residual(block, n_in, n_out, rng=rng)
+                block = Residual(block, n_in, n_out, rng=rng, dtype=dtype)
             self.append(block)
         self.append(Linear(widths[-1], out_features, rng=rng, init=weight_init(output_activation),
                            dtype=dtype))
