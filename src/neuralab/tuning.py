@@ -1,0 +1,293 @@
+"""Hyperparameter search for neuralab's estimators: grid or random, locally or on a Dask cluster.
+
+A thin layer over scikit-learn's ``GridSearchCV``/``RandomizedSearchCV``: it parses parameter
+ranges written on the command line or in a TOML file, runs the search with ``n_jobs`` local
+processes or on a Dask cluster through joblib's Dask backend, and ranks the results.
+
+Range syntax (``--param NAME=SPEC``):
+    ``64,128``            a list of values (``64-64`` is the tuple (64, 64) for hidden_layer_sizes)
+    ``1e-4:1e-2:log``     log-uniform between the two (random search) or 5 log-spaced points (grid)
+    ``0:0.5``             uniform, same rule; ``0:0.5:lin:3`` asks for 3 grid points
+    ``1:10:int``          integers in [1, 10]
+
+Example:
+    >>> space = parse_params(["hidden_layer_sizes=64,128", "alpha=1e-4:1e-2:log"])
+    >>> search = run_search(nl.MLPClassifier(max_iter=50), space, X, y, method="random",
+    ...                     n_iter=8, scheduler="local")
+    >>> print(ranked_table(search))
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+_GRID_POINTS = 5
+
+
+def _scalar(text: str) -> Any:
+    """'64' -> 64, '1e-3' -> 0.001, 'true' -> True, '64-32' -> (64, 32), else the string."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if "-" in t[1:] and all(p.strip().isdigit() for p in t.split("-")):
+        return tuple(int(p) for p in t.split("-"))
+    for cast in (int, float):
+        try:
+            return cast(t)
+        except ValueError:
+            pass
+    return t
+
+
+def parse_range(name: str, spec: Any) -> dict:
+    """One parameter's range: {"values": [...]} or {"low", "high", "scale", "points"}.
+
+    Example: ``parse_range("alpha", "1e-4:1e-2:log")  # {'low': 0.0001, 'high': 0.01, 'scale': 'log', ...}``
+    """
+    if isinstance(spec, (list, tuple)):
+        values = [tuple(v) if isinstance(v, list) else v for v in spec]
+        return {"values": _fix_hidden(name, values)}
+    if not isinstance(spec, str):
+        return {"values": _fix_hidden(name, [spec])}
+    if ":" in spec:
+        parts = spec.split(":")
+        if len(parts) < 2 or len(parts) > 4:
+            raise ValueError(f"--param {name}: range {spec!r} must be LOW:HIGH[:log|lin|int[:POINTS]]")
+        try:
+            low, high = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise ValueError(f"--param {name}: LOW and HIGH of {spec!r} must be numbers") from None
+        scale = parts[2] if len(parts) > 2 else "lin"
+        if scale not in ("log", "lin", "int"):
+            raise ValueError(f"--param {name}: scale {scale!r} must be 'log', 'lin' or 'int'")
+        if not low < high:
+            raise ValueError(f"--param {name}: LOW must be below HIGH in {spec!r}")
+        if scale == "log" and low <= 0:
+            raise ValueError(f"--param {name}: a log range needs LOW > 0, got {low}")
+        points = int(parts[3]) if len(parts) > 3 else _GRID_POINTS
+        return {"low": low, "high": high, "scale": scale, "points": points}
+    return {"values": _fix_hidden(name, [_scalar(v) for v in spec.split(",")])}
+
+
+def _fix_hidden(name: str, values: list) -> list:
+    # hidden_layer_sizes=64,128 means two candidates, (64,) and (128,), not one net.
+    if name == "hidden_layer_sizes":
+        return [(v,) if isinstance(v, int) else tuple(v) for v in values]
+    return values
+
+
+def parse_params(items: list[str]) -> dict[str, dict]:
+    """Parse ``NAME=SPEC`` strings into a search space. Example: ``parse_params(["alpha=1e-4:1e-2:log"])``"""
+    space = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param {item!r}: expected NAME=VALUES, e.g. alpha=1e-4:1e-2:log")
+        space[name.strip()] = parse_range(name.strip(), spec.strip())
+    return space
+
+
+def load_toml(path: str) -> dict:
+    """Read a search description from TOML: ``[params]`` ranges plus optional settings.
+
+    Example file::
+
+        search = "random"      # or "grid"
+        n_iter = 10
+        cv = 3
+        [fixed]
+        max_iter = 50
+        [params]
+        hidden_layer_sizes = [[64], [128], [64, 64]]
+        alpha = "1e-4:1e-2:log"
+    """
+    import tomllib  # noqa: PLC0415  (Python 3.11+)
+
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    params = doc.get("params")
+    if not isinstance(params, dict) or not params:
+        raise ValueError(f"{path}: needs a [params] table with at least one parameter range")
+    doc["params"] = {k: parse_range(k, v) for k, v in params.items()}
+    return doc
+
+
+def to_sklearn(space: dict[str, dict], method: str) -> dict[str, Any]:
+    """Turn parsed ranges into a ``param_grid`` (lists) or ``param_distributions`` (scipy.stats)."""
+    import numpy as np  # noqa: PLC0415
+    from scipy import stats  # noqa: PLC0415
+
+    out: dict[str, Any] = {}
+    for name, r in space.items():
+        if "values" in r:
+            out[name] = list(r["values"])
+        elif method == "grid":
+            if r["scale"] == "int":
+                pts = np.unique(np.linspace(r["low"], r["high"], r["points"]).round().astype(int))
+                out[name] = [int(v) for v in pts]
+            else:
+                space_fn = np.geomspace if r["scale"] == "log" else np.linspace
+                out[name] = [float(v) for v in space_fn(r["low"], r["high"], r["points"])]
+        elif r["scale"] == "log":
+            out[name] = stats.loguniform(r["low"], r["high"])
+        elif r["scale"] == "int":
+            out[name] = stats.randint(int(r["low"]), int(r["high"]) + 1)
+        else:
+            out[name] = stats.uniform(r["low"], r["high"] - r["low"])
+    return out
+
+
+@contextlib.contextmanager
+def dask_backend(scheduler: str | None, n_workers: int = 2, processes: bool = True) -> Iterator[Any]:
+    """Run joblib work (and so sklearn's searches) on Dask while inside the block.
+
+    ``scheduler``: None (no Dask: local ``n_jobs``), ``"local"`` (start a LocalCluster of
+    ``n_workers`` and shut it down on exit) or an address such as ``"tcp://HOST:8786"``.
+    Example: ``with dask_backend("tcp://10.0.0.5:8786"): search.fit(X, y)``
+    """
+    if scheduler is None:
+        yield None
+        return
+    import joblib  # noqa: PLC0415
+    from distributed import Client, LocalCluster  # noqa: PLC0415
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler, timeout="20s")
+    try:
+        with joblib.parallel_backend("dask"):
+            yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_search(estimator: Any, space: dict[str, dict], X: Any, y: Any, method: str = "grid",
+               n_iter: int = 10, cv: int = 3, n_jobs: int | None = None,
+               scheduler: str | None = None, random_state: int = 0, verbose: int = 0,
+               scoring: Any = None) -> Any:
+    """Fit a GridSearchCV or RandomizedSearchCV over ``space`` and return it (``best_estimator_`` etc.).
+
+    Example: ``run_search(nl.MLPClassifier(), parse_params(["alpha=1e-4,1e-3"]), X, y)``
+    """
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: PLC0415
+
+    if method not in ("grid", "random"):
+        raise ValueError(f"method must be 'grid' or 'random', got {method!r}")
+    unknown = sorted(set(space) - set(estimator.get_params()))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for {type(estimator).__name__}; "
+                         f"valid ones: {sorted(estimator.get_params())}")
+    params = to_sklearn(space, method)
+    if scheduler is not None and n_jobs is None:
+        n_jobs = -1  # every Dask worker
+    if method == "grid":
+        search = GridSearchCV(estimator, params, cv=cv, n_jobs=n_jobs, verbose=verbose, scoring=scoring)
+    else:
+        search = RandomizedSearchCV(estimator, params, n_iter=n_iter, cv=cv, n_jobs=n_jobs,
+                                    verbose=verbose, random_state=random_state, scoring=scoring)
+    with dask_backend(scheduler):
+        search.fit(X, y)
+    return search
+
+
+def ranked_table(search: Any, top: int | None = None) -> str:
+    """The candidates, best first: rank, mean and std of the CV score, fit time, parameters."""
+    res = search.cv_results_
+    order = sorted(range(len(res["params"])), key=lambda i: res["rank_test_score"][i])
+    lines = [f"{'rank':>4}  {'score':>8}  {'± std':>7}  {'fit s':>6}  params"]
+    for i in order[:top]:
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(res["params"][i].items()))
+        lines.append(f"{res['rank_test_score'][i]:>4}  {res['mean_test_score'][i]:8.4f}  "
+                     f"{res['std_test_score'][i]:7.4f}  {res['mean_fit_time'][i]:6.2f}  {params}")
+    return "\n".join(lines)
+
+
+BUILTIN = {"digits": "classification", "iris": "classification", "wine": "classification",
+           "breast_cancer": "classification", "diabetes": "regression"}
+
+
+def load_builtin(name: str):
+    """(X, y, task) of one of sklearn's bundled data sets, features standardised for the MLP."""
+    import sklearn.datasets as skd  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
+    key = name.lower().replace("-", "_")
+    if key not in BUILTIN:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(BUILTIN)}")
+    X, y = getattr(skd, f"load_{key}")(return_X_y=True)
+    if BUILTIN[key] == "regression":
+        y = (y - y.mean()) / y.std()
+    return StandardScaler().fit_transform(X), y, BUILTIN[key]
+
+
+def register(group: Any) -> None:
+    """Add the ``tune`` command to a click group (the ``neuralab`` CLI calls this)."""
+    import click  # noqa: PLC0415
+
+    @group.command("tune", epilog="Examples:\n\n\b\n"
+                   "  neuralab tune -d digits --param hidden_layer_sizes=64,128 "
+                   "--param alpha=1e-4:1e-2:log --search random --n-iter 8\n"
+                   "  neuralab tune -d digits --config search.toml --scheduler tcp://HOST:8786")
+    @click.option("--dataset", "-d", required=True, metavar="NAME",
+                  help=f"Built-in data set: {', '.join(sorted(BUILTIN))}.")
+    @click.option("--param", "params", multiple=True, metavar="NAME=SPEC",
+                  help="A range: 64,128 | 1e-4:1e-2:log | 0:0.5 | 1:10:int (repeatable).")
+    @click.option("--config", type=click.Path(exists=True, dir_okay=False),
+                  help="TOML file with [params] (and optional search, n_iter, cv, [fixed]).")
+    @click.option("--search", "method", type=click.Choice(["grid", "random"]), default=None,
+                  help="Grid or random search [default: grid].")
+    @click.option("--n-iter", type=click.IntRange(1), default=None, help="Candidates for random search [10].")
+    @click.option("--cv", type=click.IntRange(2), default=None, help="Cross-validation folds [3].")
+    @click.option("--max-iter", type=click.IntRange(1), default=None, help="Epochs per fit [100].")
+    @click.option("--n-jobs", type=int, default=None, help="Local parallel fits (-1: all cores).")
+    @click.option("--scheduler", default=None, metavar="local|tcp://HOST:8786",
+                  help="Run on Dask: 'local' starts a 2-worker LocalCluster, or a scheduler address.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--out", "-o", default="best.safetensors", show_default=True,
+                  help="Where to save the best model (refit on all the data).")
+    @click.option("--quiet", is_flag=True, help="No per-fit progress lines.")
+    def tune(dataset, params, config, method, n_iter, cv, max_iter, n_jobs, scheduler, seed, out, quiet):
+        """Grid or random hyperparameter search for an MLP on a built-in data set."""
+        import time  # noqa: PLC0415
+
+        from .estimators import MLPClassifier, MLPRegressor  # noqa: PLC0415
+
+        try:
+            doc = load_toml(config) if config else {"params": {}}
+            space = dict(doc["params"])
+            space.update(parse_params(list(params)))
+            if not space:
+                raise ValueError("give at least one --param NAME=SPEC or a --config file")
+            X, y, task = load_builtin(dataset)
+        except (ValueError, OSError) as exc:
+            raise click.UsageError(str(exc)) from None
+        fixed = {"max_iter": max_iter or doc.get("max_iter", 100), "random_state": seed,
+                 **doc.get("fixed", {})}
+        est = (MLPClassifier if task == "classification" else MLPRegressor)(**fixed)
+        method = method or doc.get("search", "grid")
+        where = f"Dask scheduler {scheduler}" if scheduler else f"n_jobs={n_jobs or 1}"
+        click.echo(f"{method} search on {dataset} ({X.shape[0]} rows, {task}) with {where}")
+        t0 = time.perf_counter()
+        try:
+            search = run_search(est, space, X, y, method=method, n_iter=n_iter or doc.get("n_iter", 10),
+                                cv=cv or doc.get("cv", 3), n_jobs=n_jobs, scheduler=scheduler,
+                                random_state=seed, verbose=0 if quiet else 2)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(f"\n{len(search.cv_results_['params'])} candidates in {time.perf_counter() - t0:.1f} s\n")
+        click.echo(ranked_table(search))
+        from .io import save  # noqa: PLC0415
+
+        path = save(search.best_estimator_, out, metadata={
+            "command": "neuralab tune", "dataset": dataset, "best_params": repr(search.best_params_),
+            "best_cv_score": float(search.best_score_)})
+        click.echo(f"\nbest: {search.best_params_} (CV score {search.best_score_:.4f}); saved to {path}")
