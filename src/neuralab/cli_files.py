@@ -50,6 +50,27 @@ def user_errors() -> Iterator[None]:
 
 
 @contextmanager
+def command_errors() -> Iterator[None]:
+    """A command's outer guard: user errors exit 2, anything unforeseen exits 1 with one line
+    (set NEURALAB_DEBUG=1 to see the traceback)."""
+    import os
+    try:
+        with user_errors():
+            yield
+    except click.ClickException:
+        raise
+    except (ValueError, TypeError) as e:  # e.g. data a model cannot take
+        if os.environ.get("NEURALAB_DEBUG"):
+            raise
+        raise BadInput(_one_line(e)) from None
+    except Exception as e:  # noqa: BLE001 - the last line of defence of a command-line tool
+        if os.environ.get("NEURALAB_DEBUG"):
+            raise
+        raise click.ClickException(f"unexpected {type(e).__name__}: {_one_line(e)} "
+                                   f"(set NEURALAB_DEBUG=1 to see the traceback)") from None
+
+
+@contextmanager
 def echo_warnings() -> Iterator[None]:
     """Show warnings (e.g. unknown categories) as one 'warning:' line each on stderr."""
     with warnings.catch_warnings(record=True) as caught:
@@ -147,63 +168,50 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 
 # ============================================================================ train
-def train_options(fn):
-    """The training flags of ``neuralab train`` (shared so cli.py can reuse them)."""
-    options = [
-        click.option("--target", "-t", help="Column to predict (default for built-ins: target)."),
-        click.option("--task", type=click.Choice(["classification", "regression"]),
-                     help="Override the task inferred from the target column."),
-        click.option("--features", help="Comma-separated columns to use (default: all others)."),
-        click.option("--drop", help="Comma-separated columns to leave out."),
-        click.option("--sep", help="Column delimiter of a text file (default: detected)."),
-        click.option("--hidden", default="100", show_default=True,
-                     help="Hidden layer widths, e.g. 128,64."),
-        click.option("--activation", default="relu", show_default=True,
-                     type=click.Choice(["relu", "tanh", "logistic", "identity", "leaky_relu", "gelu"])),
-        click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True)),
-        click.option("--batch-norm/--no-batch-norm", default=False, show_default=True),
-        click.option("--residual/--no-residual", default=False, show_default=True),
-        click.option("--epochs", default=200, show_default=True, type=click.IntRange(1),
-                     help="Maximum passes over the data (max_iter)."),
-        click.option("--batch-size", default="auto", show_default=True),
-        click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True),
-                     help="Initial learning rate (learning_rate_init)."),
-        click.option("--solver", default="adam", show_default=True,
-                     type=click.Choice(["adam", "adamw", "sgd", "rmsprop", "lbfgs"])),
-        click.option("--early-stopping/--no-early-stopping", default=False, show_default=True,
-                     help="Hold out 10% and stop when its score stops improving."),
-        click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"])),
-        click.option("--out", "-o", default="model.safetensors", show_default=True,
-                     type=click.Path(dir_okay=False), help="Model file to write."),
-        click.option("--plot", type=click.Path(dir_okay=False), help="Save learning curves (PNG)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def make_estimator(task: str, hidden: str, activation: str, dropout: float, batch_norm: bool,
-                   residual: bool, epochs: int, batch_size: str, lr: float, solver: str,
-                   early_stopping: bool, seed: int, device: str) -> Any:
-    """The MLPClassifier/MLPRegressor the flags describe."""
-    from .estimators import MLPClassifier, MLPRegressor
+def estimator_params(hidden: str = "128,128", activation: str = "relu", dropout: float = 0.0,
+                     norm: str | None = None, batch_norm: bool = False, residual: bool = False,
+                     optimizer: str = "adam", lr: float = 1e-3, l2: float = 0.0,
+                     epochs: int = 100, batch_size: Any = 64, early_stopping: bool | None = None,
+                     patience: int = 10, validation_split: float = 0.1, seed: int = 0,
+                     device: str = "cpu", **unused: Any) -> dict:
+    """The MLPClassifier/MLPRegressor parameters that ``neuralab train``'s flags describe."""
+    if norm == "layer":
+        raise BadInput("--norm layer is not available when training on a DATA file; "
+                       "use --batch-norm (or --norm batch)")
+    if optimizer not in ("adam", "adamw", "sgd", "rmsprop", "lbfgs"):
+        raise BadInput(f"--optimizer {optimizer} is not available when training on a DATA file; "
+                       f"choose adam, adamw, sgd, rmsprop or lbfgs")
     if batch_size != "auto":
         try:
             batch_size = int(batch_size)
         except ValueError:
             raise BadInput(f"--batch-size expects a number or 'auto', got {batch_size!r}") from None
-    cls = MLPClassifier if task == "classification" else MLPRegressor
-    return cls(hidden_layer_sizes=parse_hidden(hidden), activation=activation, dropout=dropout,
-               batch_norm=batch_norm, residual=residual, max_iter=epochs, batch_size=batch_size,
-               learning_rate_init=lr, solver=solver, early_stopping=early_stopping,
-               random_state=seed, device=device)
+    stop = bool(early_stopping)  # off unless asked: small files have little to hold out
+    return {"hidden_layer_sizes": parse_hidden(hidden), "activation": activation,
+            "dropout": dropout, "batch_norm": bool(batch_norm or norm == "batch"),
+            "residual": residual, "solver": optimizer, "learning_rate_init": lr, "alpha": l2,
+            "max_iter": epochs, "batch_size": batch_size, "early_stopping": stop,
+            "n_iter_no_change": max(int(patience), 1), "validation_fraction": validation_split,
+            "random_state": seed, "device": device}
+
+
+def is_builtin_name(data: str) -> bool:
+    """True when DATA names a built-in table rather than an existing file."""
+    return not Path(data).exists() and data in BUILTIN_TABLES
 
 
 def train_file(data: str, target: str | None = None, task: str | None = None,
                features: str | None = None, drop: str | None = None, sep: str | None = None,
-               out: str = "model.safetensors", plot: str | None = None, **flags: Any) -> Any:
-    """``neuralab train DATA --target COL``: preprocess, fit, save; returns the TabularModel."""
+               out: str | None = "model.safetensors", plot: str | None = None,
+               **flags: Any) -> Any:
+    """``neuralab train DATA --target COL``: preprocess, fit, save; returns the TabularModel.
+
+    ``flags`` are ``neuralab train``'s options (see ``estimator_params``).
+    Example: ``train_file("houses.csv", target="price", hidden="64,32", epochs=50)``
+    """
+    from .estimators import MLPClassifier, MLPRegressor
+    params = estimator_params(**flags)
+    out = out or "model.safetensors"
     from .io import save
     from .preprocessing import TabularModel, TabularPreprocessor
     with user_errors():
@@ -221,7 +229,9 @@ def train_file(data: str, target: str | None = None, task: str | None = None,
         frame = frame[frame[target].notna()]
         X, y = prep.transform(frame), prep.transform_target(frame)
     task = prep.spec["task"]
-    est = make_estimator(task, **flags)
+    if task == "regression":
+        y = prep.scale_target(y)
+    est = (MLPClassifier if task == "classification" else MLPRegressor)(**params)
     click.echo(f"training {type(est).__name__} on {len(X)} rows x {X.shape[1]} features "
                f"({len(prep.input_columns)} columns), target {target!r} ({task}"
                + (f", {len(prep.spec['classes'])} classes" if task == "classification" else "") + ")",
@@ -464,10 +474,11 @@ def predict_command(model: str, data: str, out: str | None, proba: bool, sep: st
     Example:
       neuralab predict model.safetensors new.csv --out preds.csv --proba
     """
-    m = load_model(model)
-    frame = read_table(data, sep=sep)
-    with echo_warnings():
-        preds = predict_frame(m, frame, proba=proba)
+    with command_errors():
+        m = load_model(model)
+        frame = read_table(data, sep=sep)
+        with echo_warnings():
+            preds = predict_frame(m, frame, proba=proba)
     if out:
         preds.to_csv(out, index=False)
         click.echo(f"wrote {len(preds)} predictions to {out}", err=True)
@@ -492,10 +503,11 @@ def evaluate_command(model: str, data: str, target: str | None, sep: str | None,
     Example:
       neuralab evaluate model.safetensors test.csv
     """
-    m = load_model(model)
-    frame = read_table(data, sep=sep)
-    with echo_warnings():
-        result = evaluate_frame(m, frame, target)
+    with command_errors():
+        m = load_model(model)
+        frame = read_table(data, sep=sep)
+        with echo_warnings():
+            result = evaluate_frame(m, frame, target)
     click.echo(json.dumps(result, indent=2) if as_json else format_metrics(result))
 
 
@@ -508,7 +520,9 @@ def info_command(model: str) -> None:
     Example:
       neuralab info model.safetensors
     """
-    click.echo(model_info(model))
+    with command_errors():
+        text = model_info(model)
+    click.echo(text)
 
 
 @click.command("export")
@@ -526,12 +540,9 @@ def export_command(model: str, onnx_path: str, opset: int) -> None:
     """
     from .io import export_onnx, load
     from .preprocessing import TabularModel
-    with user_errors():
+    with command_errors():
         m = load(model)
-    try:
         export_onnx(m, onnx_path, opset=opset)
-    except (ValueError, TypeError) as e:
-        raise BadInput(_one_line(e)) from None
     click.echo(f"wrote {onnx_path}")
     if isinstance(m, TabularModel):
         click.echo(f"input 'features': {len(m.preprocessor.feature_names)} columns "

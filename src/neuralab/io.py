@@ -806,9 +806,14 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
             median, mean, std = prep.scaling()
             name, n_in = "features", len(median)
             # Missing numbers -> the training median, then standardise: the CLI's preprocessing.
-            x = g.op("Where", [g.op("IsNaN", ["features"]), g.const(median, "median"), "features"],
+            # In float64, as neuralab does it: a column like a year (2023 - 2022.37) loses
+            # 1e-4 to float32 rounding of the mean otherwise.
+            x = g.op("Cast", ["features"], "features64", to=TensorProto.DOUBLE)
+            x = g.op("Where", [g.op("IsNaN", [x]), g.const(median, "median", np.float64), x],
                      "imputed")
-            x = g.op("Div", [g.op("Sub", [x, g.const(mean, "mean")]), g.const(std, "std")], "scaled")
+            x = g.op("Div", [g.op("Sub", [x, g.const(mean, "mean", np.float64)]),
+                             g.const(std, "std", np.float64)])
+            x = g.op("Cast", [x], "scaled", to=TensorProto.FLOAT)
             props["feature_names"] = json.dumps(prep.feature_names, ensure_ascii=False)
             if prep.spec.get("classes") is not None:
                 props["classes"] = json.dumps(prep.spec["classes"], ensure_ascii=False)
@@ -821,6 +826,14 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
                             f"model, got {type(obj).__name__}")
         inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", n_in])]
         _emit_estimator(est, x, g, outputs)
+        if isinstance(obj, TabularModel) and obj.task == "regression":
+            # The network predicts the standardised target: scale back to the data's units.
+            i, (o_name, node, t, shape) = next((i, o) for i, o in enumerate(outputs)
+                                              if o[0] == "prediction")
+            spec = obj.preprocessor.spec
+            node = g.op("Add", [g.op("Mul", [node, g.const(spec["target_std"], "target_std")]),
+                                g.const(spec["target_mean"], "target_mean")], "unscaled")
+            outputs[i] = (o_name, node, t, shape)
         if isinstance(obj, TabularModel) and obj.task == "classification":
             # The estimator was trained on class indices; give the user's labels instead.
             idx = next(o for o in outputs if o[0] == "label")

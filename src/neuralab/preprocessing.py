@@ -174,6 +174,12 @@ class TabularPreprocessor:
             elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
                 raise PreprocessingError(f"target column {target!r} holds non-numbers "
                                          f"(e.g. {y.iloc[0]!r}); regression needs numbers")
+            else:
+                # The network learns the standardised target (well-scaled gradients whatever
+                # the units); predictions are scaled back.
+                values = y.to_numpy(dtype=np.float64)
+                std = float(values.std())
+                spec["target_mean"], spec["target_std"] = float(values.mean()), std if std > 0 else 1.0
 
         for name in chosen:
             spec["columns"].extend(self._fit_column(name, frame[name], spec["dropped"]))
@@ -339,6 +345,16 @@ class TabularPreprocessor:
             return y.to_numpy(dtype=np.float32, na_value=np.nan)
         return self.encode_labels(y)
 
+    def scale_target(self, y) -> np.ndarray:
+        """Regression: the standardised target the network is trained on."""
+        spec = self._fitted()
+        return ((np.asarray(y, np.float64) - spec["target_mean"]) / spec["target_std"]).astype(np.float32)
+
+    def unscale_target(self, pred) -> np.ndarray:
+        """Regression: network outputs back in the target's units."""
+        spec = self._fitted()
+        return np.asarray(pred) * spec["target_std"] + spec["target_mean"]
+
     def encode_labels(self, y) -> np.ndarray:
         """Class labels -> indices into ``spec['classes']``; an unknown label is an error."""
         classes = self._fitted()["classes"]
@@ -471,7 +487,7 @@ class TabularModel:
         out = self.estimator.predict(self.features(frame))
         if self.task == "classification":
             return self.preprocessor.decode_labels(out)
-        return np.asarray(out)
+        return self.preprocessor.unscale_target(out)
 
     def predict_proba(self, frame) -> np.ndarray:
         """Class probabilities, one column per entry of ``classes``."""
