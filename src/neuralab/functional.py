@@ -491,16 +491,22 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and "
                          f"value {value.shape} do not fit (need (..., L, d), (..., S, d), (..., S, dv))")
-    xp = xp_of(query.data)
+    bias = _attention_bias(attn_mask, is_causal, query.shape[-2], key.shape[-2], query.dtype,
+                           xp_of(query.data))
+    return _attention(query, key, value, bias, dropout_p, scale, training, rng)[0]
+
+
+def _attention(query: Tensor, key: Tensor, value: Tensor, bias: Any, dropout_p: float,
+               scale: float | None, training: bool, rng: Any) -> tuple[Tensor, Tensor]:
+    """The attention output and the attention weights (after dropout), for an additive bias."""
     scale = 1.0 / np.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(_swap_last(key.ndim))) * scale
-    bias = _attention_bias(attn_mask, is_causal, scores.shape[-2], scores.shape[-1], query.dtype, xp)
     if bias is not None:
         scores = scores + Tensor._make(bias, False)
     weights = softmax(scores, axis=-1)
     if dropout_p:
         weights = dropout(weights, dropout_p, training=training, rng=rng)
-    return weights @ value
+    return weights @ value, weights
 
 
 def _swap_last(ndim: int) -> tuple:
