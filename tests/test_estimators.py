@@ -1,0 +1,174 @@
+"""MLPClassifier / MLPRegressor: sklearn's semantics, neuralab's extras, and sklearn tooling."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+import neuralab as nl
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:600], y[:600]
+
+
+def test_same_parameters_and_defaults_as_sklearn():
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    for ours, theirs in [(nl.MLPClassifier(), MLPClassifier()), (nl.MLPRegressor(), MLPRegressor())]:
+        mine = ours.get_params()
+        for name, value in theirs.get_params().items():
+            assert mine[name] == value, name
+
+
+def test_classifier_fits_and_has_sklearn_attributes(digits):
+    X, y = digits
+    clf = nl.MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=40, learning_rate_init=0.01, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.95
+    assert [c.shape for c in clf.coefs_] == [(64, 32), (32, 16), (16, 10)]
+    assert [b.shape for b in clf.intercepts_] == [(32,), (16,), (10,)]
+    np.testing.assert_array_equal(clf.coefs_[0], clf.model_.parameters()[0].data.T)
+    assert clf.n_layers_ == 4 and clf.n_outputs_ == 10 and clf.out_activation_ == "softmax"
+    assert clf.n_iter_ == len(clf.loss_curve_) and clf.t_ == clf.n_iter_ * len(X)
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.best_loss_ == min(clf.loss_curve_)
+    proba = clf.predict_proba(X[:5])
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    np.testing.assert_allclose(clf.predict_log_proba(X[:5]), np.log(proba), rtol=1e-5)
+    assert clf.coefs_[0].dtype == np.float32
+
+
+def test_loss_includes_sklearns_l2_term(digits):
+    X, y = digits
+    common = dict(hidden_layer_sizes=(8,), max_iter=1, shuffle=False, batch_size=len(X),
+                  learning_rate_init=1e-12, random_state=0, dtype="float64")
+    a = nl.MLPClassifier(alpha=0.0, **common).fit(X, y)
+    b = nl.MLPClassifier(alpha=10.0, **common).fit(X, y)
+    w2 = sum((c.astype(np.float64) ** 2).sum() for c in b.coefs_)
+    assert b.loss_ - a.loss_ == pytest.approx(0.5 * 10.0 * w2 / len(X), rel=1e-4)
+
+
+def test_binary_multilabel_and_string_labels():
+    X, Y = make_multilabel_classification(n_samples=200, n_classes=3, random_state=0)
+    clf = nl.MLPClassifier(hidden_layer_sizes=(32,), max_iter=200, random_state=0).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.predict(X).shape == (200, 3)
+    assert clf.predict_proba(X).shape == (200, 3) and clf.score(X, Y) > 0.5
+    y = np.where(X[:, 0] > np.median(X[:, 0]), "yes", "no")
+    b = nl.MLPClassifier(hidden_layer_sizes=(16,), max_iter=200, random_state=0).fit(X, y)
+    assert list(b.classes_) == ["no", "yes"] and b.predict_proba(X).shape == (200, 2)
+    assert b.score(X, y) > 0.9
+
+
+def test_regressor_multioutput_lbfgs_and_pandas():
+    X, Y = make_regression(n_samples=200, n_features=5, n_targets=2, noise=0.1, random_state=0)
+    Y = Y / Y.std(0)
+    df = pd.DataFrame(X, columns=list("abcde"))
+    reg = nl.MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=300, random_state=0)
+    reg.fit(df, Y)
+    assert list(reg.feature_names_in_) == list("abcde")
+    assert reg.predict(df).shape == (200, 2) and reg.score(df, Y) > 0.95
+    assert reg.n_iter_ > 1 and np.isfinite(reg.loss_)
+
+
+def test_dtype_follows_parameter_or_input(digits):
+    X, y = digits
+    c64 = nl.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, dtype=None, random_state=0).fit(X, y)
+    c32 = nl.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, dtype=None, random_state=0).fit(
+        X.astype(np.float32), y)
+    assert c64.coefs_[0].dtype == np.float64 and c32.coefs_[0].dtype == np.float32
+
+
+def test_early_stopping_restores_best_and_records_scores(digits):
+    X, y = digits
+    clf = nl.MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, n_iter_no_change=3,
+                           max_iter=300, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 300 and len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ == max(clf.validation_scores_) and clf.best_loss_ is None
+
+
+def test_extras_dropout_batchnorm_residual_solvers(digits):
+    X, y = digits
+    for kw in [dict(dropout=0.2), dict(batch_norm=True), dict(residual=True, hidden_layer_sizes=(32, 32)),
+               dict(solver="adamw"), dict(solver="rmsprop"), dict(activation="gelu"),
+               dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1)]:
+        params = dict(hidden_layer_sizes=(32,), max_iter=30, learning_rate_init=0.01, random_state=0)
+        params.update(kw)
+        clf = nl.MLPClassifier(**params).fit(X, y)
+        assert clf.score(X, y) > 0.9, kw
+    res = nl.MLPClassifier(hidden_layer_sizes=(32, 32), residual=True, max_iter=1, random_state=0).fit(X, y)
+    assert any(type(m).__name__ == "Residual" for m in res.model_.modules())
+
+
+def test_class_weight_shifts_predictions(digits):
+    X, y = digits
+    yb = (y == 0).astype(int)  # ~10% positives
+    plain = nl.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, yb)
+    heavy = nl.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0,
+                             class_weight={0: 1, 1: 20}).fit(X, yb)
+    assert heavy.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean() + 0.1
+
+
+def test_partial_fit_and_warm_start(digits):
+    X, y = digits
+    clf = nl.MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    with pytest.raises(ValueError, match="classes"):
+        nl.MLPClassifier().partial_fit(X, y)
+    for _ in range(10):
+        clf.partial_fit(X, y, classes=np.arange(10))
+    assert clf.score(X, y) > 0.85
+    with pytest.raises(AttributeError, match="partial_fit"):
+        nl.MLPClassifier(solver="lbfgs").partial_fit
+    ws = nl.MLPClassifier(hidden_layer_sizes=(16,), max_iter=3, warm_start=True, random_state=0).fit(X, y)
+    first = ws.coefs_[0].copy()
+    ws.fit(X, y)
+    assert not np.array_equal(first, ws.coefs_[0]) and ws.t_ == 6 * len(X)
+
+
+def test_callbacks_can_stop_training(digits):
+    X, y = digits
+
+    class StopAt3:
+        def on_epoch_end(self, epoch, logs):
+            self.seen = epoch
+            return epoch >= 2
+
+    cb = StopAt3()
+    clf = nl.MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, callbacks=[cb], random_state=0).fit(X, y)
+    assert clf.n_iter_ == 3 and cb.seen == 2 and clf.history_["loss"] == clf.loss_curve_
+
+
+def test_invalid_parameters_are_named(digits):
+    X, y = digits
+    with pytest.raises(InvalidParameterError, match="dropout"):
+        nl.MLPClassifier(dropout=1.5).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="solver"):
+        nl.MLPClassifier(solver="newton").fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        nl.MLPClassifier(hidden_layer_sizes=(0,)).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        nl.MLPClassifier(hidden_layer_sizes=(4,), max_iter=1).fit(X, y).predict(X[:, :3])
+
+
+def test_pipeline_search_cross_val_and_clone(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), nl.MLPClassifier(hidden_layer_sizes=(16,), max_iter=30,
+                                                            learning_rate_init=0.01, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.85
+    grid = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-1]}, cv=2).fit(X, y)
+    assert grid.best_score_ > 0.8
+    rand = RandomizedSearchCV(nl.MLPRegressor(max_iter=20, random_state=0),
+                              {"hidden_layer_sizes": [(8,), (16,)]}, n_iter=2, cv=2,
+                              random_state=0).fit(X, y.astype(float))
+    assert len(rand.cv_results_["params"]) == 2
+    c = clone(pipe.steps[-1][1].set_params(dropout=0.3))
+    assert c.get_params()["dropout"] == 0.3 and not hasattr(c, "model_")
