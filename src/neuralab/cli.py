@@ -81,30 +81,18 @@ def _datasets_module():
 
 def dataset_names() -> list[str]:
     """The built-in data set names ``train --dataset`` accepts."""
-    ds = _datasets_module()
-    for attr in ("available", "list_datasets", "names"):
-        fn = getattr(ds, attr, None)
-        if callable(fn):
-            return list(fn())
-    registry = getattr(ds, "DATASETS", None)
-    if registry is not None:
-        return list(registry)
-    return sorted(n[5:] for n in dir(ds) if n.startswith("load_") and n != "load_dataset")
+    return list(_datasets_module().list_datasets())
 
 
-def load_dataset(name: str, seed: int = 0) -> Any:
-    """Load a built-in data set by name as the datasets module's record (X_train, y_train, ...)."""
+def load_dataset(name: str) -> Any:
+    """Load a built-in data set by name: a ``datasets.Dataset`` with a test split."""
     ds = _datasets_module()
-    names = dataset_names()
-    key = name.lower().replace("-", "_")
-    if key not in names:
-        raise BadInput(f"unknown dataset {name!r}; choose one of: {', '.join(names)} "
-                       "(see `neuralab datasets`)")
-    loader = getattr(ds, "load", None) or getattr(ds, "load_dataset", None)
-    if callable(loader):
-        return loader(key)
-    fn = getattr(ds, f"load_{key}", None) or getattr(ds, f"make_{key}")
-    return fn()
+    try:
+        return ds.load(name)
+    except ValueError as e:
+        if "unknown dataset" in str(e):
+            raise BadInput(f"{_one_line(e)} (see `neuralab datasets`)") from None
+        raise
 
 
 def _builtin_dataset(name: str) -> bool:
@@ -131,15 +119,8 @@ def datasets_command() -> None:
     """List the built-in data sets that `neuralab train --dataset NAME` accepts."""
     with handle_errors():
         ds = _datasets_module()
-        describe = getattr(ds, "describe", None)
         for name in dataset_names():
-            line = name
-            if callable(describe):
-                try:
-                    line = f"{name:<16} {describe(name)}"
-                except Exception:  # noqa: BLE001 - a description is optional decoration
-                    pass
-            click.echo(line)
+            click.echo(f"{name:<14} {ds.describe(name)}")
 
 
 # ============================================================================ train
@@ -231,7 +212,7 @@ def train_command(dataset: str, hidden: str, activation: str, dropout: float, no
         patience = 0
     with handle_errors():
         sizes = _parse_hidden(hidden)
-        data = load_dataset(dataset, seed)
+        data = load_dataset(dataset)
         result = train_on(data, name=dataset, hidden=sizes, activation=activation, dropout=dropout,
                           norm=None if norm == "none" else norm, optimizer=optimizer, lr=lr, l2=l2,
                           epochs=epochs, batch_size=batch_size, patience=patience,
