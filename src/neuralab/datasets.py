@@ -99,16 +99,24 @@ def _rng(random_state: int | np.random.Generator | None) -> np.random.Generator:
 
 def _split_indices(y: np.ndarray, test_size: float, rng: np.random.Generator,
                    stratify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled train and test row indices; each class keeps its share in both when stratified."""
+    """Shuffled train and test row indices; each class keeps its share in both when stratified.
+
+    The test set has ``ceil(test_size * n)`` rows (as scikit-learn's ``train_test_split``);
+    stratified, each class gets its proportional share, remainders going to the classes with
+    the largest fractional parts.
+    """
     n = len(y)
+    n_test = int(np.ceil(test_size * n))
     if stratify:
-        test = []
-        for c in np.unique(y):
-            rows = rng.permutation(np.flatnonzero(y == c))
-            test.append(rows[:int(round(len(rows) * test_size))])
-        test_idx = np.concatenate(test)
+        classes, counts = np.unique(y, return_counts=True)
+        exact = counts * n_test / n
+        take = np.floor(exact).astype(int)
+        extra = np.argsort(-(exact - take), kind="stable")[:n_test - take.sum()]
+        take[extra] += 1
+        test_idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k]
+                                   for c, k in zip(classes, take)])
     else:
-        test_idx = rng.permutation(n)[:int(round(n * test_size))]
+        test_idx = rng.permutation(n)[:n_test]
     is_test = np.zeros(n, bool)
     is_test[test_idx] = True
     train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
