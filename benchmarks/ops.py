@@ -23,16 +23,22 @@ from neuralab import functional as F
 REPEATS = 15  # medians over this many timing runs
 
 
-def bench(fn, number: int) -> float:
-    """Median microseconds per call over REPEATS runs of ``number`` calls each."""
-    fn()  # warm-up
-    runs = []
+def bench(fns: list, number: int) -> list:
+    """Median microseconds per call of each function, over REPEATS rounds of ``number`` calls.
+
+    The functions take turns within each round, so background load on the shared machine
+    hits all of them alike and the ratios stay meaningful.
+    """
+    for fn in fns:
+        fn()  # warm-up
+    runs: list = [[] for _ in fns]
     for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        runs.append((time.perf_counter() - t0) / number * 1e6)
-    return statistics.median(runs)
+        for fn, times in zip(fns, runs):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times.append((time.perf_counter() - t0) / number * 1e6)
+    return [statistics.median(times) for times in runs]
 
 
 def blas_info() -> str:
@@ -123,15 +129,15 @@ def main() -> None:
              f"{'torch us':>9s} {'nl/torch':>8s}"
     print(header)
     print("-" * len(header))
+    nan = float("nan")
     for name, (nl_fn, np_fn) in cases.items():
-        t_nl = bench(nl_fn, 2000)
-        t_np = bench(np_fn, 2000)
-        t_torch = bench(torch_cases[name], 2000) if name in torch_cases else float("nan")
+        fns = [nl_fn, np_fn] + ([torch_cases[name]] if name in torch_cases else [])
+        t_nl, t_np, t_torch = (bench(fns, 2000) + [nan])[:3]
         print(f"{name:34s} {t_nl:11.2f} {t_np:9.2f} {t_nl - t_np:11.2f} {t_torch:9.2f} "
               f"{t_nl / t_torch:8.2f}")
     name = "MLP step 64-128-128-10, batch 32"
-    t_nl = bench(step, 200)
-    t_torch = bench(torch_cases[name], 200) if name in torch_cases else float("nan")
+    fns = [step] + ([torch_cases[name]] if name in torch_cases else [])
+    t_nl, t_torch = (bench(fns, 200) + [nan])[:2]
     print(f"{name:34s} {t_nl:11.2f} {'':>9s} {'':>11s} {t_torch:9.2f} {t_nl / t_torch:8.2f}")
     print("\noverhead = neuralab time - the same NumPy work done directly (Function.apply, "
           "Tensor creation, graph recording).")

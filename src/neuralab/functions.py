@@ -294,7 +294,7 @@ class ReLU(Function):
 
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return xp_of(x).maximum(x, 0)  # not x * mask, which gives -0.0 for negative x
 
     def backward(self, grad):
         return (grad * self.mask,)
