@@ -14,33 +14,10 @@ import numpy as np
 
 from .. import functional as F
 from ..nn import init
-from ..nn.module import Module, Parameter
+from ..nn.module import Module
 from ..tensor import Tensor, no_grad
 
-try:  # the library's layers
-    from ..nn import BatchNorm1d, Linear
-except ImportError:  # pragma: no cover - only while nn's layers are being written
-    class Linear(Module):  # type: ignore[no-redef]
-        def __init__(self, in_features: int, out_features: int, rng: Any = None) -> None:
-            super().__init__()
-            self.weight = Parameter(init.kaiming_uniform((out_features, in_features), rng))
-            bound = 1 / math.sqrt(in_features)
-            self.bias = Parameter(init.uniform((out_features,), rng, -bound, bound))
-
-        def forward(self, x: Tensor) -> Tensor:
-            return F.linear(x, self.weight, self.bias)
-
-    class BatchNorm1d(Module):  # type: ignore[no-redef]
-        def __init__(self, n: int) -> None:
-            super().__init__()
-            self.weight = Parameter(np.ones(n, np.float32))
-            self.bias = Parameter(np.zeros(n, np.float32))
-            self.register_buffer("running_mean", np.zeros(n, np.float32))
-            self.register_buffer("running_var", np.ones(n, np.float32))
-
-        def forward(self, x: Tensor) -> Tensor:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                training=self.training)
+from ..nn import BatchNorm1d, Linear
 
 
 def init_weight(shape: tuple[int, int], scheme: str, rng: np.random.Generator) -> np.ndarray:
@@ -108,23 +85,24 @@ class LabMLP(Module):
         return getattr(self, f"fc{self.depth}")(h)
 
 
-def layer_grad_norms(model: LabMLP, X: np.ndarray, y: np.ndarray, loss: str = "cross_entropy") -> np.ndarray:
-    """The Frobenius norm of each dense layer's weight gradient on one batch (input layer first)."""
+def layer_grad_norms(model: Module, X: np.ndarray, y: np.ndarray, loss: str = "cross_entropy",
+                     weights: list | None = None) -> np.ndarray:
+    """The Frobenius norm of each dense layer's weight gradient on one batch (input layer first).
+
+    ``weights`` are the weight Parameters to measure (default: a LabMLP's dense layers).
+    """
+    weights = weights if weights is not None else [l.weight for l in model.linears()]
     model.zero_grad()
     out = model(Tensor(X))
     F.get_loss(loss)(out, y).backward()
-    norms = np.array([float(np.linalg.norm(l.weight.grad)) for l in model.linears()])
+    norms = np.array([float(np.linalg.norm(w.grad)) for w in weights])
     model.zero_grad()
     return norms
 
 
 def make_optimizer(name: str, params: list, lr: float, **kw: Any):
-    """neuralab's optimizer by name: "sgd", "momentum", "adam", "adamw"."""
-    try:
-        from .. import optim
-        optim.Adam  # noqa: B018 - fails while optim is being written
-    except (ImportError, AttributeError):  # pragma: no cover
-        return _FallbackOptimizer(name, params, lr, **kw)
+    """neuralab's optimizer by name: "sgd", "momentum" (SGD, momentum 0.9), "adam", "adamw"."""
+    from .. import optim
     if name == "sgd":
         return optim.SGD(params, lr=lr, **kw)
     if name == "momentum":
@@ -134,41 +112,6 @@ def make_optimizer(name: str, params: list, lr: float, **kw: Any):
     if name == "adamw":
         return optim.AdamW(params, lr=lr, **kw)
     raise ValueError(f"unknown optimizer {name!r}")
-
-
-class _FallbackOptimizer:  # pragma: no cover - only until neuralab.optim exists
-    def __init__(self, name, params, lr, momentum=0.9, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
-        self.name, self.params, self.lr, self.mom, self.wd = name, list(params), lr, momentum, weight_decay
-        self.b1, self.b2 = betas
-        self.eps, self.t = eps, 0
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def step(self):
-        self.t += 1
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad
-            if self.name == "adamw":
-                p.data -= self.lr * self.wd * p.data
-            elif self.wd:
-                g = g + self.wd * p.data
-            if self.name == "sgd":
-                p.data -= self.lr * g
-            elif self.name == "momentum":
-                m *= self.mom
-                m += g
-                p.data -= self.lr * m
-            else:
-                m[...] = self.b1 * m + (1 - self.b1) * g
-                v[...] = self.b2 * v + (1 - self.b2) * g * g
-                mh, vh = m / (1 - self.b1 ** self.t), v / (1 - self.b2 ** self.t)
-                p.data -= self.lr * mh / (np.sqrt(vh) + self.eps)
 
 
 def accuracy(model: Module, X: np.ndarray, y: np.ndarray) -> float:
