@@ -1,0 +1,378 @@
+"""Text classification: a tokenizer, TF-IDF features stored as data, and a fastText-style model.
+
+Three pieces, each usable alone:
+
+- ``tokenize(text)``: lower-cased words, numbers and a few symbols; runs of 5+ digits (phone
+  numbers, short codes) also give the token ``<longnum>``, since spam leans on them.
+- ``TfidfFeatures``: scikit-learn's TF-IDF vectoriser fitted once, then kept as plain data
+  (the vocabulary in column order and one idf weight per column), so a model file can hold it
+  as JSON and transform new messages without pickling a vectoriser.
+- ``FastTextClassifier``: Joulin et al. (2016) "Bag of Tricks": the embeddings of a message's
+  words and word bigrams are averaged and a linear layer classifies the mean. It is a
+  scikit-learn estimator (``fit(texts, y)``, ``predict``, ``predict_proba``) and ``nl.save``
+  stores it, vocabulary included, as data.
+
+Example:
+    >>> from neuralab.text import FastTextClassifier, TfidfFeatures, tokenize
+    >>> tokenize("WIN £1000 now! Call 09061701461")
+    ['win', '£', '1000', 'now', '!', 'call', '09061701461', '<longnum>']
+    >>> clf = FastTextClassifier(random_state=0).fit(texts, labels)
+    >>> clf.explain("Free entry to win a prize")[:2]   # words that pushed towards the answer
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from .nn import Embedding, Linear, Module
+from .tensor import Tensor
+
+__all__ = ["tokenize", "TfidfFeatures", "FastText", "FastTextClassifier", "load_sms_spam",
+           "text_column_spec", "transform_text_column"]
+
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[£$€!?&]")
+LONGNUM = "<longnum>"
+PAD, UNK = "<pad>", "<unk>"
+
+
+def tokenize(text: Any) -> list[str]:
+    """Lower-cased words, digit runs and the symbols £ $ € ! ? &; 5+ digits add ``<longnum>``.
+
+    Example: ``tokenize("Call 09061701461 now!")  # ['call', '09061701461', '<longnum>', 'now', '!']``
+    """
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return []
+    out = []
+    for tok in _TOKEN.findall(str(text).lower()):
+        out.append(tok)
+        if tok.isdigit() and len(tok) >= 5:
+            out.append(LONGNUM)
+    return out
+
+
+def load_sms_spam(path: str | None = None) -> tuple[list[str], np.ndarray]:
+    """The SMS Spam Collection as (messages, labels 'ham'/'spam'); reads a local TSV, never downloads.
+
+    ``path`` defaults to ``$NEURALAB_DATA/sms_spam.tsv``, else ``../shared/data/sms_spam.tsv``.
+    Example: ``texts, labels = load_sms_spam(); len(texts)  # 5574``
+    """
+    import csv
+    import os
+    from pathlib import Path
+    candidates = [path] if path else [
+        os.path.join(os.environ.get("NEURALAB_DATA", ""), "sms_spam.tsv"),
+        str(Path(__file__).resolve().parents[3] / "shared" / "data" / "sms_spam.tsv"),
+        "../shared/data/sms_spam.tsv"]
+    for p in candidates:
+        if p and Path(p).is_file():
+            with open(p, encoding="utf-8", newline="") as f:
+                rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+            header, rows = rows[0], [r for r in rows[1:] if r]
+            if header[:2] != ["Label", "SMS"]:
+                raise ValueError(f"{p}: expected the header 'Label<TAB>SMS', got {header[:2]}")
+            bad = next((i for i, r in enumerate(rows) if len(r) != 2), None)
+            if bad is not None:
+                raise ValueError(f"{p}: row {bad + 2} has {len(rows[bad])} fields, expected 2")
+            return [r[1] for r in rows], np.array([r[0] for r in rows])
+    raise FileNotFoundError(f"sms_spam.tsv not found (looked in {[c for c in candidates if c]}); "
+                            f"pass its path or set NEURALAB_DATA")
+
+
+# ============================================================================ TF-IDF as data
+class TfidfFeatures:
+    """TF-IDF features whose fitted state is plain data: ``vocabulary`` (list) and ``idf`` (list).
+
+    Fitting uses scikit-learn's ``TfidfVectorizer`` (with ``tokenize``); transforming recomputes
+    the same numbers from the stored lists: counts of each vocabulary n-gram, ``1 + log(count)``
+    if ``sublinear_tf``, times idf, rows scaled to unit length.
+
+    Args:
+        max_features: keep the most frequent n-grams only.
+        ngram_range: (1, 2) for words and word pairs.
+        min_df: drop n-grams seen in fewer documents.
+        sublinear_tf: use 1 + log(tf) instead of tf.
+
+    Example:
+        >>> tf = TfidfFeatures(max_features=3000).fit(texts)
+        >>> X = tf.transform(["free prize, call now"])            # (1, 3000) float32
+        >>> same = TfidfFeatures.from_dict(tf.to_dict())          # JSON-able
+    """
+
+    def __init__(self, max_features: int | None = 5000, ngram_range: tuple[int, int] = (1, 2),
+                 min_df: int = 2, sublinear_tf: bool = True) -> None:
+        self.max_features, self.ngram_range = max_features, tuple(ngram_range)
+        self.min_df, self.sublinear_tf = min_df, sublinear_tf
+        self.vocabulary: list[str] | None = None
+        self.idf: list[float] | None = None
+
+    def fit(self, texts: Iterable[Any]) -> "TfidfFeatures":
+        """Learn the vocabulary and idf weights from ``texts``; returns self."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        texts = _as_texts(texts)
+        vec = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
+                              ngram_range=self.ngram_range, min_df=self.min_df,
+                              max_features=self.max_features, sublinear_tf=self.sublinear_tf)
+        try:
+            vec.fit(texts)
+        except ValueError as e:  # e.g. "empty vocabulary"
+            raise ValueError(f"TF-IDF: cannot build a vocabulary from {len(texts)} texts ({e})") from None
+        self.vocabulary = [str(w) for w in vec.get_feature_names_out()]
+        self.idf = [float(v) for v in vec.idf_]
+        return self
+
+    def _vectorizer(self):
+        from sklearn.feature_extraction.text import CountVectorizer
+        if self.vocabulary is None:
+            raise ValueError("TfidfFeatures is not fitted yet; call fit(texts) first")
+        return CountVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
+                               ngram_range=self.ngram_range,
+                               vocabulary={w: i for i, w in enumerate(self.vocabulary)})
+
+    def transform_sparse(self, texts: Iterable[Any]):
+        """The TF-IDF matrix as a SciPy CSR matrix (rows: texts, columns: ``vocabulary``)."""
+        from sklearn.preprocessing import normalize
+        counts = self._vectorizer().transform(_as_texts(texts)).astype(np.float64)
+        if self.sublinear_tf:
+            np.log(counts.data, out=counts.data)
+            counts.data += 1.0
+        weighted = counts.multiply(np.asarray(self.idf)[None, :]).tocsr()
+        return normalize(weighted, norm="l2", copy=False)
+
+    def transform(self, texts: Iterable[Any]) -> np.ndarray:
+        """The TF-IDF matrix as a dense float32 array (what the MLP takes)."""
+        return self.transform_sparse(texts).toarray().astype(np.float32)
+
+    def fit_transform(self, texts: Iterable[Any]) -> np.ndarray:
+        """``fit(texts).transform(texts)``."""
+        texts = _as_texts(texts)
+        return self.fit(texts).transform(texts)
+
+    def to_dict(self) -> dict:
+        """The fitted state as JSON-able data."""
+        if self.vocabulary is None:
+            raise ValueError("TfidfFeatures is not fitted yet; call fit(texts) first")
+        return {"kind": "tfidf", "tokenizer": "neuralab.text.tokenize/1",
+                "vocabulary": list(self.vocabulary), "idf": list(self.idf),
+                "ngram_range": list(self.ngram_range), "sublinear_tf": self.sublinear_tf,
+                "min_df": self.min_df, "max_features": self.max_features}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TfidfFeatures":
+        """Rebuild from ``to_dict()``'s output."""
+        if not isinstance(data, dict) or data.get("kind") != "tfidf":
+            raise ValueError("not a TF-IDF description (expected a dict with kind 'tfidf')")
+        if len(data["vocabulary"]) != len(data["idf"]):
+            raise ValueError(f"TF-IDF description: {len(data['vocabulary'])} words but "
+                             f"{len(data['idf'])} idf weights")
+        tf = cls(data.get("max_features"), tuple(data["ngram_range"]), data.get("min_df", 1),
+                 data["sublinear_tf"])
+        tf.vocabulary, tf.idf = list(data["vocabulary"]), [float(v) for v in data["idf"]]
+        return tf
+
+
+def _as_texts(texts: Iterable[Any]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got one string; wrap it in a list")
+    return ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+
+
+# Hooks for the tabular preprocessing (`neuralab train DATA --text COL`): a text column
+# becomes one TF-IDF block whose description is stored in the model file as data.
+def text_column_spec(name: str, values: Iterable[Any], max_features: int = 5000) -> dict:
+    """The preprocessing entry for text column ``name``: fitted TF-IDF as data.
+
+    Example: ``text_column_spec("SMS", frame["SMS"])["kind"]  # 'text'``
+    """
+    tf = TfidfFeatures(max_features=max_features).fit(values)
+    return {"name": name, "kind": "text", "tfidf": tf.to_dict()}
+
+
+def transform_text_column(col: dict, values: Iterable[Any]) -> np.ndarray:
+    """The TF-IDF block (rows, len(vocabulary)) of a column described by ``text_column_spec``."""
+    return TfidfFeatures.from_dict(col["tfidf"]).transform(values).astype(np.float64)
+
+
+def text_feature_names(col: dict) -> list[str]:
+    """Feature names of a text column's block: ``'SMS:free'``, ``'SMS:call now'``, ..."""
+    return [f"{col['name']}:{w}" for w in col["tfidf"]["vocabulary"]]
+
+
+# ============================================================================ fastText
+def _ngrams(tokens: list[str], n: int) -> list[str]:
+    out = list(tokens)
+    for k in range(2, n + 1):
+        out.extend(" ".join(tokens[i:i + k]) for i in range(len(tokens) - k + 1))
+    return out
+
+
+class FastText(Module):
+    """Mean of token embeddings, then a linear layer (Joulin et al. 2016).
+
+    Args:
+        vocab_size: rows of the embedding table (row 0 is padding).
+        embed_dim: embedding width.
+        num_classes: output logits.
+
+    Example:
+        >>> net = FastText(1000, 32, 2, rng=0)
+        >>> net(np.array([[5, 9, 0, 0]])).shape     # ids (N, T), 0 = padding
+        (1, 2)
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, num_classes: int,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        rng = np.random.default_rng(rng)
+        self.embedding = Embedding(vocab_size, embed_dim, padding_idx=0, rng=rng)
+        # N(0, 1) rows make the first means noisy; start them at the scale of 1/sqrt(dim).
+        self.embedding.weight.data *= np.float32(1.0 / np.sqrt(embed_dim))
+        self.fc = Linear(embed_dim, num_classes, rng=rng)
+
+    def pooled(self, ids: Any) -> Tensor:
+        """The mean embedding of each row's non-padding tokens, (N, embed_dim)."""
+        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        mask = (ids != 0).astype(self.fc.weight.dtype)
+        count = np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
+        emb = self.embedding(ids)
+        return (emb * Tensor(mask[:, :, None])).sum(axis=1) * Tensor(1.0 / count)
+
+    def forward(self, ids: Any) -> Tensor:
+        return self.fc(self.pooled(ids))
+
+
+class FastTextClassifier(ClassifierMixin, BaseEstimator):
+    """fastText-style text classifier: averaged word (+ bigram) embeddings and a linear layer.
+
+    Args:
+        embed_dim: embedding width.
+        ngrams: 1 for words only, 2 to add word bigrams (fastText's trick for word order).
+        min_count: keep tokens/n-grams seen at least this often in training.
+        max_len: tokens kept per message (longer ones are cut).
+        epochs, batch_size, lr: Adam training settings.
+        weight_decay: AdamW's decoupled weight decay.
+        random_state: seed or Generator (initial weights and batch order).
+
+    Attributes after fit: ``classes_``, ``vocabulary_`` (list, index = embedding row),
+    ``model_`` (the FastText network), ``loss_curve_``.
+
+    Example:
+        >>> clf = FastTextClassifier(epochs=10, random_state=0).fit(texts, labels)
+        >>> clf.predict(["WINNER!! claim your prize now"])
+        array(['spam'], dtype='<U4')
+    """
+
+    def __init__(self, embed_dim: int = 32, ngrams: int = 2, min_count: int = 2,
+                 max_len: int = 96, epochs: int = 10, batch_size: int = 32, lr: float = 5e-3,
+                 weight_decay: float = 0.0, random_state: Any = None) -> None:
+        self.embed_dim, self.ngrams, self.min_count, self.max_len = embed_dim, ngrams, min_count, max_len
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.weight_decay, self.random_state = weight_decay, random_state
+
+    # -------------------------------------------------------------- tokens -> ids
+    def _grams(self, text: Any) -> list[str]:
+        return _ngrams(tokenize(text), self.ngrams)
+
+    def encode(self, texts: Iterable[Any]) -> np.ndarray:
+        """Token ids (N, T), 0 = padding, 1 = unknown; T is the longest message (<= max_len)."""
+        index = self._index()
+        rows = [[index.get(g, 1) for g in self._grams(t)][: self.max_len] for t in _as_texts(texts)]
+        out = np.zeros((len(rows), max([len(r) for r in rows] + [1])), np.int64)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out
+
+    def _index(self) -> dict[str, int]:
+        if not hasattr(self, "vocabulary_"):
+            raise ValueError("this FastTextClassifier is not fitted yet; call fit(texts, y) first")
+        cached = getattr(self, "_index_cache", None)
+        if cached is None or len(cached) != len(self.vocabulary_):
+            cached = {w: i for i, w in enumerate(self.vocabulary_)}
+            self._index_cache = cached
+        return cached
+
+    # -------------------------------------------------------------- fitting
+    def fit(self, X: Sequence[Any], y: Sequence[Any]) -> "FastTextClassifier":
+        """Build the vocabulary from ``X`` (texts) and train on labels ``y``; returns self."""
+        from . import functional as F
+        from . import optim
+        texts = _as_texts(X)
+        y = np.asarray(y)
+        if len(texts) != len(y):
+            raise ValueError(f"FastTextClassifier.fit: {len(texts)} texts but {len(y)} labels")
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"FastTextClassifier.fit: need two classes, got {self.classes_.tolist()}")
+        counts = Counter(g for t in texts for g in set(self._grams(t)))
+        kept = sorted(w for w, c in counts.items() if c >= self.min_count)
+        self.vocabulary_ = [PAD, UNK] + kept
+        self._index_cache = None
+        rng = np.random.default_rng(self.random_state)
+        self.model_ = FastText(len(self.vocabulary_), self.embed_dim,
+                                 len(self.classes_), rng=rng)
+        opt = optim.AdamW(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        ids_all = self.encode(texts)
+        lengths = (ids_all != 0).sum(axis=1)
+        self.loss_curve_ = []
+        self.model_.train()
+        for _ in range(self.epochs):
+            order = rng.permutation(len(texts))
+            total = 0.0
+            for start in range(0, len(order), self.batch_size):
+                b = order[start:start + self.batch_size]
+                ids = ids_all[b, : max(int(lengths[b].max()), 1)]  # trim padding per batch
+                loss = F.cross_entropy(self.model_(ids), y_idx[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(b)
+            self.loss_curve_.append(total / len(texts))
+        self.model_.eval()
+        self.n_iter_ = self.epochs
+        return self
+
+    # -------------------------------------------------------------- predicting
+    def decision_function(self, X: Sequence[Any]) -> np.ndarray:
+        """Logits (N, n_classes)."""
+        from .tensor import no_grad
+        ids = self.encode(X)
+        with no_grad():
+            return self.model_(ids).numpy()
+
+    def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
+        """Class probabilities (N, n_classes), columns in ``classes_`` order."""
+        z = self.decision_function(X)
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Sequence[Any]) -> np.ndarray:
+        """The most probable class of each text."""
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def explain(self, text: str, top: int = 5) -> list[tuple[str, float]]:
+        """The words/bigrams that pushed this text towards its predicted class, strongest first.
+
+        The logit is linear in the mean embedding, so each token's share of the winning logit
+        minus the runner-up's is exact: ``(w_win - w_other) . e_token / n_tokens``.
+        Example: ``clf.explain("Free entry to win")  # [('free', 1.9), ('win', 1.2), ...]``
+        """
+        ids = self.encode([text])[0]
+        ids = ids[ids != 0]
+        if len(ids) == 0:
+            return []
+        logits = self.decision_function([text])[0]
+        order = np.argsort(logits)[::-1]
+        w = self.model_.fc.weight.data
+        direction = w[order[0]] - w[order[1]]
+        emb = self.model_.embedding.weight.data[ids]
+        share = emb @ direction / len(ids)
+        scores: dict[str, float] = {}
+        for i, s in zip(ids, share):
+            word = self.vocabulary_[i]
+            scores[word] = scores.get(word, 0.0) + float(s)
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        return ranked[:top]
