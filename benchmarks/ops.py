@@ -135,6 +135,36 @@ def main() -> None:
         t_nl, t_np, t_torch = (bench(fns, 2000) + [nan])[:3]
         print(f"{name:34s} {t_nl:11.2f} {t_np:9.2f} {t_nl - t_np:11.2f} {t_torch:9.2f} "
               f"{t_nl / t_torch:8.2f}")
+    # forward + backward through a chain of 100 multiplications, per op: what the engine adds
+    # to both passes (the NumPy line does the same arithmetic: y*c forward, g*c backward)
+    chain_x = nl.tensor(a_np, requires_grad=True)
+
+    def chain_nl():
+        y = chain_x
+        for _ in range(100):
+            y = y * 1.0001
+        y.backward(np.ones_like(a_np))
+
+    def chain_np():
+        y, g = a_np, np.ones_like(a_np)
+        for _ in range(100):
+            y = y * np.float32(1.0001)
+        for _ in range(100):
+            g = g * np.float32(1.0001)
+    fns = [chain_nl, chain_np]
+    if torch is not None:
+        t_chain = torch.tensor(a_np, requires_grad=True)
+
+        def chain_torch():
+            y = t_chain
+            for _ in range(100):
+                y = y * 1.0001
+            y.backward(torch.ones_like(t_chain))
+        fns.append(chain_torch)
+    t_nl, t_np, t_torch = [t / 100 for t in bench(fns, 20)] + ([] if torch else [nan])
+    print(f"{'fwd+bwd per op, chain of 100 mul':34s} {t_nl:11.2f} {t_np:9.2f} {t_nl - t_np:11.2f} "
+          f"{t_torch:9.2f} {t_nl / t_torch:8.2f}")
+
     name = "MLP step 64-128-128-10, batch 32"
     fns = [step] + ([torch_cases[name]] if name in torch_cases else [])
     t_nl, t_torch = (bench(fns, 200) + [nan])[:2]

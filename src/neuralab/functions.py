@@ -102,7 +102,10 @@ class Mul(Function):
             raise _shape_error("mul", a, b) from None
 
     def backward(self, grad):
-        return grad * self.b, grad * self.a
+        # a constant factor (x * 0.5) needs no gradient: skip that product
+        ga = grad * self.b if self.needs_grad(0) else None
+        gb = grad * self.a if self.needs_grad(1) else None
+        return ga, gb
 
 
 class Div(Function):
@@ -118,7 +121,7 @@ class Div(Function):
 
     def backward(self, grad):
         ga = grad / self.b
-        return ga, -ga * self.out
+        return ga, (-ga * self.out if self.needs_grad(1) else None)
 
 
 class Neg(Function):
