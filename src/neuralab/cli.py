@@ -359,6 +359,13 @@ from .labs._cli import register as _register_lab  # noqa: E402
 
 _register_lab(main)
 
+# `neuralab explain` lives in cli_explain.py, `neuralab playground` in playground/command.py.
+from .cli_explain import register as _register_explain  # noqa: E402
+from .playground.command import register as _register_playground  # noqa: E402
+
+_register_explain(main)
+_register_playground(main)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

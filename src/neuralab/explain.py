@@ -338,7 +338,8 @@ def shap_values(model: Any, X: Any, background: Any = None, max_evals: int | str
 
 
 def lime_explanation(model: Any, X_row: Any, training_data: Any, num_features: int = 10,
-                     target: Any = None, num_samples: int = 2000, random_state: int = 0) -> list:
+                     target: Any = None, num_samples: int = 2000, random_state: int = 0,
+                     feature_names: Sequence[str] | None = None) -> list:
     """A LIME explanation of one row through ``lime.lime_tabular``: (feature rule, weight) pairs.
 
     Example: ``nl.explain.lime_explanation(clf, X_test[0], X_train, num_features=5)``
@@ -350,7 +351,7 @@ def lime_explanation(model: Any, X_row: Any, training_data: Any, num_features: i
     mode = "regression" if f.kind == "identity" else "classification"
     explainer = lime_tabular.LimeTabularExplainer(
         train, mode=mode, random_state=random_state,
-        feature_names=f.feature_names or [f"x{i}" for i in range(train.shape[1])],
+        feature_names=list(feature_names or f.feature_names or [f"x{i}" for i in range(train.shape[1])]),
         discretize_continuous=False)
     if mode == "classification":
         t = int(f.targets(row[None], target)[0])

@@ -1,0 +1,38 @@
+"""``neuralab playground``: start the local web page (the server is imported only when run)."""
+from __future__ import annotations
+
+import click
+
+EXAMPLE = """Examples:
+
+\b
+  neuralab playground                  # a free port, opens your browser
+  neuralab playground --port 8050 --no-browser
+"""
+
+
+@click.command("playground", epilog=EXAMPLE)
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but 127.0.0.1 exposes the playground to your network.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+def playground_command(port: int, host: str, no_browser: bool) -> None:
+    """Watch a network learn in your browser, trained live by neuralab's engine."""
+    try:
+        from .server import serve
+    except ImportError as exc:  # starlette/uvicorn are the `playground` extra
+        raise click.ClickException(f"the playground needs its extra: pip install 'neuralab[playground]' "
+                                   f"({exc})") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: anyone who can reach this address can use "
+                   f"the playground", err=True)
+    try:
+        serve(host=host, port=port, open_browser=not no_browser)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def register(group: click.Group) -> None:
+    """Add ``playground`` to the ``neuralab`` command group."""
+    group.add_command(playground_command)
