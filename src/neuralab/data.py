@@ -70,9 +70,13 @@ def check_finite(X: Any, name: str = "X") -> None:
     xp = backend.xp_of(X)
     bad = ~xp.isfinite(X)
     if bool(bad.any()):
-        row = int(backend.to_numpy(bad.reshape(len(X), -1).any(axis=1)).argmax())
+        per = backend.to_numpy(bad.reshape(len(X), -1))
+        row = int(per.any(axis=1).argmax())
+        cols = np.flatnonzero(per.any(axis=0))
         kind = "NaN" if bool(xp.isnan(X[row]).any()) else "infinity"
-        raise ValueError(f"{name} has {kind} in row {row}; remove or impute missing values first")
+        raise ValueError(f"{name} has {int(per.sum())} NaN or infinite value(s) in column(s) "
+                         f"{cols[:5].tolist()}{' ...' if len(cols) > 5 else ''} (first: {kind} "
+                         f"in row {row}); remove or impute missing values first")
 
 
 def as_targets(y: Any, n: int, task: str, name: str = "y") -> np.ndarray:

@@ -158,6 +158,8 @@ def _prepare(X: Any, y: Any, task: str, sample_weight: Any = None, device: str =
              name: str = "X") -> tuple[Any, Any, Any]:
     """Check and cast arrays once; move them to the device once."""
     X = as_features(X, name=name)
+    if len(X) == 0:
+        raise ValueError(f"{name} is empty (0 samples); there is nothing to train on or measure")
     check_finite(X, name)
     y = as_targets(y, len(X), task, name="y" if name == "X" else name.replace("X", "y"))
     if sample_weight is not None:

@@ -29,7 +29,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+from ._checks import validate as _validate
 
 from numbers import Integral, Real
 
@@ -85,7 +87,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         reset = not (self.warm_start and hasattr(self, "coef_"))
-        X, y = validate_data(self, X, y, dtype=np.float64, reset=reset)
+        X, y = _validate(self, X, y, dtype=np.float64, reset=reset)
         check_classification_targets(y)
         classes = np.unique(y)
         if classes.size < 2:
@@ -144,7 +146,7 @@ class Perceptron(ClassifierMixin, BaseEstimator):
         Example: ``clf.decision_function(X[:3])``
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = _validate(self, X, dtype=np.float64, reset=False)
         scores = X @ self.coef_.T + self.intercept_
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
