@@ -37,6 +37,7 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
                                       validate_data)
 
 from .. import backend
+from ._checks import check_trainable, validate as _validate
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor, no_grad
@@ -137,7 +138,10 @@ class _BaseMLP(BaseEstimator):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if np.isscalar(sizes) else list(sizes)
         if any(int(s) != s or s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes}.")
+            from sklearn.utils._param_validation import InvalidParameterError  # noqa: PLC0415
+            raise InvalidParameterError(
+                f"The 'hidden_layer_sizes' parameter of {type(self).__name__} must be positive "
+                f"integers (a layer of width 0 has no units). Got {self.hidden_layer_sizes!r} instead.")
         return [int(s) for s in sizes]
 
     def _build(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
@@ -344,6 +348,8 @@ class _BaseMLP(BaseEstimator):
         order = np.arange(n)
         self.n_iter_ = 0
         stop_reason = None
+        self.diverged_ = None
+        finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
         for it in range(self.max_iter):
             if self.shuffle:
                 self._rng.shuffle(order)
@@ -366,6 +372,9 @@ class _BaseMLP(BaseEstimator):
                 opt.zero_grad()
                 loss.backward()
                 value = float(loss.data)
+                if not np.isfinite(value):
+                    stop_reason = self._diverge(value, it, start // bs, finite_state)
+                    break
                 if alpha:
                     # sklearn's L2 term: 0.5 * alpha * ||W||^2 / n_batch, on weights only.
                     value += 0.5 * alpha * self._penalty() / sw_sum
@@ -374,6 +383,14 @@ class _BaseMLP(BaseEstimator):
                         lin.weight.grad += scale * lin.weight.data
                 opt.step()
                 total += self._reported_loss(value, backend.to_numpy(yb), wb, sw_sum) * m
+            if stop_reason is None:
+                snapshot = _finite_copy(model)
+                if snapshot is None:  # the epoch's last step made a weight NaN/inf
+                    stop_reason = self._diverge(float("nan"), it, (n - 1) // bs, finite_state)
+                else:
+                    finite_state = snapshot
+            if stop_reason == "diverged":
+                break
             self.n_iter_ += 1
             self.loss_ = total / n
             self.t_ += n
@@ -414,6 +431,20 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and self._best_state is not None:
             self.model_.load_state_dict(self._best_state)
         model.eval()
+
+    def _diverge(self, value: float, epoch: int, batch: int, finite_state: dict | None) -> str:
+        """The loss became NaN/inf: go back to the last finite weights, say so and stop."""
+        if finite_state:
+            self.model_.load_state_dict(finite_state)
+        curve = getattr(self, "loss_curve_", None)
+        self.loss_ = curve[-1] if curve else float("nan")
+        lr = self._lr if hasattr(self, "_lr") else self.learning_rate_init
+        self.diverged_ = (f"training diverged: the loss became {value} at epoch {epoch + 1}, "
+                          f"batch {batch + 1}; stopped and kept the last finite weights ("
+                          f"{'the initial ones' if epoch == 0 else f'after epoch {epoch}'}). Try a smaller learning_rate_init (now {lr:g}, e.g. "
+                          f"{lr / 10:g}) or standardise the inputs")
+        warnings.warn(self.diverged_, ConvergenceWarning, stacklevel=4)
+        return "diverged"
 
     def _model_train(self):
         self.model_.train()
@@ -535,6 +566,17 @@ def _blas_threads_for(est: _BaseMLP, shape: tuple):
     return threadpool_limits(1, user_api="blas") if flops < 4e6 else nullcontext()
 
 
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(np.isfinite(backend.to_numpy(p.data)).all()) for p in model.parameters())
+
+
+def _finite_copy(model: nn.Module) -> dict | None:
+    """A copy of the state dict if every parameter is finite, else None."""
+    if not _all_finite(model):
+        return None
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
 def _accepts_dtype(cls) -> bool:
     import inspect  # noqa: PLC0415
     try:
@@ -605,13 +647,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.y_type_ != "multilabel-indicator"
 
     def _validate_input(self, X, y, incremental, reset, classes=None):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=reset)
+        X, y = _validate(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # sklearn warns about a column vector y
         if reset:
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
+            if not incremental:
+                check_trainable(X.shape[0], None if self._label_binarizer.y_type_ ==
+                                "multilabel-indicator" else self.classes_)
         else:
             if type_of_target(y).startswith("multilabel") != (self._label_binarizer.y_type_ == "multilabel-indicator"):
                 raise ValueError("partial_fit / warm_start: y's type changed between calls")
@@ -690,7 +735,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self
 
     def _validate_first_partial(self, X, y):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=True)
+        X, y = _validate(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not type_of_target(y).startswith("multilabel"):
@@ -710,7 +755,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Example: ``clf.predict_proba(X[:2]).sum(axis=1)  # [1., 1.]``
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=self._float_dtype(), reset=False)
+        X = _validate(self, X, dtype=self._float_dtype(), reset=False)
         p = self._output(X)
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
             p = p.ravel()
@@ -724,7 +769,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (an indicator matrix for multilabel). Example: ``clf.predict(X[:5])``"""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=self._float_dtype(), reset=False)
+        X = _validate(self, X, dtype=self._float_dtype(), reset=False)
         p = self._output(X)
         if self._label_binarizer.y_type_ == "multiclass":
             return self.classes_[np.argmax(p, axis=1)]
@@ -778,10 +823,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, incremental, reset, classes=None):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+        X, y = _validate(self, X, y, multi_output=True, y_numeric=True,
                              dtype=self._float_dtype(), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if reset and not incremental:
+            check_trainable(X.shape[0])
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' needs y >= 0; got a minimum of "
                              f"{np.min(y)}")
@@ -815,6 +862,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, (n_samples,) or (n_samples, n_outputs). Example: ``reg.predict(X[:5])``"""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=self._float_dtype(), reset=False)
+        X = _validate(self, X, dtype=self._float_dtype(), reset=False)
         out = self._output(X)
         return out.ravel() if self._y_1d else out
