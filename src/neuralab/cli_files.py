@@ -164,6 +164,9 @@ def parse_hidden(text: str) -> tuple[int, ...]:
         raise BadInput(f"--hidden expects widths separated by commas, e.g. 128,64; got {text!r}") from None
     if any(s < 0 for s in sizes):
         raise BadInput(f"--hidden widths must be positive, got {text!r}")
+    if 0 in sizes and len(sizes) > 1:
+        raise BadInput(f"--hidden has a layer of width 0 in {text!r}; widths must be positive "
+                       f"(--hidden 0 alone means no hidden layer)")
     return tuple(s for s in sizes if s > 0)
 
 

@@ -30,6 +30,16 @@ DATE_PARTS = ("year", "month", "day", "weekday")
 _DATE_ATTRS = {"year": "year", "month": "month", "day": "day", "weekday": "day_of_week"}
 
 
+def _reject_infinite(name, values, index) -> None:
+    # A missing number (NaN, an empty cell) is imputed; an infinity is almost always an
+    # upstream bug (a division by zero), so it is reported rather than hidden.
+    inf = np.isinf(values)
+    if inf.any():
+        raise PreprocessingError(f"column {name!r} has {int(inf.sum())} infinite value(s) "
+                                 f"(first in row {index[int(inf.argmax())]!r}); replace them, or "
+                                 f"leave the cells empty to have them imputed")
+
+
 class PreprocessingError(ValueError):
     """Input data that the preprocessing cannot use (missing column, empty target, ...).
 
@@ -205,6 +215,7 @@ class TabularPreprocessor:
             return [self._categorical(name, s)]
         if pd.api.types.is_numeric_dtype(s):
             values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            _reject_infinite(name, values, s.index)
             finite = values[np.isfinite(values)]
             median = float(np.median(finite))
             filled = np.where(np.isfinite(values), values, median)
@@ -299,6 +310,7 @@ class TabularPreprocessor:
                     raise PreprocessingError(
                         f"column {col['name']!r} should hold numbers but row {bad.index[0]} "
                         f"has {bad.iloc[0]!r}") from None
+            _reject_infinite(col["name"], values, s.index)
             if impute:
                 values = np.where(np.isfinite(values), values, col["median"])
             if scale:
