@@ -445,13 +445,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
         pass
 
 
-def save(obj: Any, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+def save(obj: Any, path: str | os.PathLike, metadata: dict | None = None,
+         arrays: dict[str, Any] | None = None) -> Path:
     """Save an nn.Module, a fitted estimator or a CLI model to one ``.safetensors`` file.
 
     Args:
         obj: the model.
         path: file to write (replaced atomically: readers never see half a file).
         metadata: extra JSON-able information stored under ``"user"``.
+        arrays: extra named arrays (e.g. a training checkpoint's optimizer state), stored as
+            ``"extra.<name>"`` tensors, covered by the checksum; read them with
+            ``read_extra_arrays``.
 
     Example:
         >>> nl.save(clf, "model.safetensors"); nl.load("model.safetensors").predict(X)
@@ -459,6 +463,8 @@ def save(obj: Any, path: str | os.PathLike, metadata: dict | None = None) -> Pat
     from safetensors.numpy import save as st_save
     enc = _Encoder()
     record = _record(obj, enc)
+    for name, a in (arrays or {}).items():
+        enc.array(f"extra.{name}", a)
     record = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "neuralab_version": _version(), **record}
     if metadata is not None:
@@ -486,6 +492,16 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """
     meta, _ = _read(Path(path))
     return meta
+
+
+def read_extra_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """The ``metadata`` and ``arrays`` given to ``save`` (checked like ``load``).
+
+    Example: ``user, arrays = nl.io.read_extra_arrays("checkpoint.safetensors")``
+    """
+    record, tensors = _read(Path(path))
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return record.get("user") or {}, extra
 
 
 def _read(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -572,7 +588,7 @@ def load(path: str | os.PathLike, custom_objects: dict[str, type] | None = None)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: malformed neuralab metadata ({type(e).__name__}: {e})") from None
 
-__all__ = ["save", "load", "read_metadata", "export_onnx", "ModelFileError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_metadata", "read_extra_arrays", "export_onnx", "ModelFileError", "FORMAT_VERSION"]
 
 
 # ============================================================================ ONNX export
