@@ -90,7 +90,7 @@ def run_digits() -> list[tuple]:
 def run_mnist(wide: bool) -> list[tuple]:
     Xtr, ytr, Xte, yte = mnist_arrays()
     if wide:
-        name, epochs = "MNIST 784-1024-1024-10 dropout 0.3", 20
+        name, epochs = "MNIST 784-1024-1024-10 dropout 0.3", 16
         model = nn.MLP(784, hidden=(1024, 1024), out_features=10, dropout=0.3, rng=0)
     else:
         name, epochs = "MNIST 784-256-256-10", 12
@@ -109,13 +109,15 @@ def run_mnist1d() -> list[tuple]:
     sc = nl.data.StandardScaler().fit(Xtr)
     Xtr, Xte = sc.transform(Xtr), sc.transform(Xte)
     epochs = 100
-    model = nn.MLP(Xtr.shape[1], hidden=(256, 256), out_features=10, rng=0)
-    opt = optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    # 4000 samples: a 256-256 net memorises them; dropout and weight decay make it generalise
+    # (without dropout this config stops near 64%).
+    model = nn.MLP(Xtr.shape[1], hidden=(256, 256), out_features=10, dropout=0.3, rng=0)
+    opt = optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     sched = LearningRateScheduler(optim.CosineAnnealingLR(opt, T_max=epochs))
     t = time.perf_counter()
     h = nl.fit(model, Xtr, ytr, optimizer=opt, epochs=epochs, batch_size=100, seed=0, verbose=0,
                callbacks=[sched])
-    return [(f"MNIST-1D 40-256-256-10 ({len(Xtr)}/{len(Xte)})", len(h.history["loss"]),
+    return [(f"MNIST-1D 40-256-256-10 drop 0.3 ({len(Xtr)}/{len(Xte)})", len(h.history["loss"]),
              accuracy(model, Xte, yte), time.perf_counter() - t)]
 
 
