@@ -190,10 +190,11 @@ def _check_outputs(model: Any, X: Any, y: Any, task: str, loss_name: str | None)
             raise ValueError(f"y has class label {top} but the model has only {shape[1]} outputs "
                              f"(labels must be 0..{shape[1] - 1})")
     elif task == "regression":
-        per_row = tuple(y.shape[1:])
-        if per_row not in (tuple(shape[1:]), ()) or (per_row == () and shape[1:] not in ((), (1,))):
-            raise ValueError(f"the model outputs {shape[1:]} per sample but y has {per_row or '(1,)'}; "
-                             "they must match")
+        out_row, y_row = shape[1:], tuple(y.shape[1:])
+        # 1-D targets go with one output per sample, (N,) or (N, 1); otherwise shapes must match.
+        if not (y_row == out_row or (y_row == () and out_row in ((), (1,)))):
+            raise ValueError(f"the model outputs shape {out_row} per sample but y has "
+                             f"{y_row or '(1,)'}; they must match")
 
 
 @contextlib.contextmanager
