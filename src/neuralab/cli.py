@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -43,7 +44,8 @@ def handle_errors() -> Iterator[None]:
             raise
         raise BadInput(_one_line(e)) from None
     except KeyboardInterrupt:
-        raise click.Abort() from None
+        click.echo("interrupted", err=True)
+        sys.exit(130)  # the shell's code for Ctrl-C
     except Exception as e:  # noqa: BLE001 - the last line of defence of a command-line tool
         if os.environ.get("NEURALAB_DEBUG"):
             raise
@@ -178,6 +180,9 @@ TRAIN_EXAMPLE = """Examples:
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Save the trained model here (.safetensors).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--resume", type=click.Path(dir_okay=False),
+              help="Continue a run interrupted with Ctrl-C from the file it saved "
+                   "(same data and settings; --out defaults to that file).")
 def train_command(dataset: str, hidden: str, activation: str, dropout: float, norm: str,
                   optimizer: str, lr: float, l2: float, epochs: int, batch_size: int,
                   patience: int, validation_split: float, seed: int, device: str,
@@ -193,6 +198,13 @@ def train_command(dataset: str, hidden: str, activation: str, dropout: float, no
     with the chosen optimizer and early stopping on the validation loss, and the best
     epoch's weights are kept.
     """
+    resume = file_options.pop("resume", None)
+    if resume is not None:
+        from .cli_resume import load_checkpoint  # noqa: PLC0415
+        with handle_errors():
+            args, snapshot = load_checkpoint(resume)
+            _train_dataset(args, out or resume, quiet, snapshot)
+        return
     if data is not None and not (file_options["target"] is None and _builtin_dataset(data)):
         if dataset is not None:
             raise BadInput("give either a DATA file or --dataset NAME, not both")
@@ -211,24 +223,41 @@ def train_command(dataset: str, hidden: str, activation: str, dropout: float, no
     if file_options["early_stopping"] is False:
         patience = 0
     with handle_errors():
-        sizes = _parse_hidden(hidden)
-        data = load_dataset(dataset)
-        result = train_on(data, name=dataset, hidden=sizes, activation=activation, dropout=dropout,
-                          norm=None if norm == "none" else norm, optimizer=optimizer, lr=lr, l2=l2,
-                          epochs=epochs, batch_size=batch_size, patience=patience,
-                          validation_split=validation_split, seed=seed, device=device,
-                          progress=not quiet)
-        click.echo(result["report"])
-        if out:
-            path = save_trained(result, out)
-            click.echo(f"saved the model to {path}")
+        args = {"dataset": dataset, "hidden": list(_parse_hidden(hidden)), "activation": activation,
+                "dropout": dropout, "norm": None if norm == "none" else norm,
+                "optimizer": optimizer, "lr": lr, "l2": l2, "epochs": epochs,
+                "batch_size": batch_size, "patience": patience,
+                "validation_split": validation_split, "seed": seed, "device": device}
+        _train_dataset(args, out, quiet)
+
+
+def _train_dataset(args: dict, out: str | None, quiet: bool, snapshot: Any = None) -> None:
+    """Train on a built-in data set; on Ctrl-C save a resumable checkpoint and exit 130."""
+    data = load_dataset(args["dataset"])
+    kwargs = {k: v for k, v in args.items() if k != "dataset"}
+    kwargs["hidden"] = tuple(kwargs["hidden"])
+    result = train_on(data, name=args["dataset"], progress=not quiet, resume=snapshot,
+                      interruptible=True, **kwargs)
+    if result.get("interrupted"):
+        from .cli_resume import save_checkpoint  # noqa: PLC0415
+        path = save_checkpoint(result, result["snapshot"], args, out or "interrupted.safetensors")
+        click.echo(f"interrupted: finished the current batch and saved the best model so far to "
+                   f"{path}; continue with `neuralab train --resume {path}`", err=True)
+        sys.exit(130)
+    if result.get("diverged"):
+        click.echo(f"warning: {result['diverged']}", err=True)
+    click.echo(result["report"])
+    if out:
+        path = save_trained(result, out)
+        click.echo(f"saved the model to {path}")
 
 
 def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "relu",
              dropout: float = 0.0, norm: str | None = None, optimizer: str = "adam",
              lr: float = 1e-3, l2: float = 0.0, epochs: int = 100, batch_size: int = 64,
              patience: int = 10, validation_split: float = 0.1, seed: int = 0,
-             device: str = "cpu", progress: bool = True) -> dict:
+             device: str = "cpu", progress: bool = True, resume: Any = None,
+             interruptible: bool = False) -> dict:
     """The work behind ``neuralab train``: returns the model, scalers, scores and a report."""
     import numpy as np  # noqa: PLC0415
 
@@ -267,11 +296,32 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
         callbacks.append(cb.EarlyStopping(monitor="val_loss", patience=patience, restore_best=True))
     if progress:
         callbacks.append(cb.ProgressBar())
+    from .cli_resume import ResumableRun  # noqa: PLC0415
+    from .training import _make_optimizer  # noqa: PLC0415
+    opt = _make_optimizer(model, optimizer, lr)  # an object, so a checkpoint can restore its state
+    first_epoch = resume[0]["epoch"] if resume is not None else 0
+    run = ResumableRun(rng, callbacks[0] if patience else None, first_epoch, resume)
+    nan_guard = cb.TerminateOnNaN()
+    callbacks += [run, nan_guard]
+    if interruptible:
+        run.install()
     start = time.perf_counter()
-    hist = fit(model, X_tr, scale_y(y_tr), loss=loss, optimizer=optimizer, lr=lr, l2=l2,
-               epochs=epochs, batch_size=batch_size, validation_data=(X_val, scale_y(y_val)),
-               callbacks=callbacks, seed=rng, verbose=0, device=device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # TerminateOnNaN's; reported below
+            hist = fit(model, X_tr, scale_y(y_tr), loss=loss, optimizer=opt, l2=l2,
+                       epochs=epochs - first_epoch, batch_size=batch_size,
+                       validation_data=(X_val, scale_y(y_val)), callbacks=callbacks, seed=rng,
+                       verbose=0, device=device)
+    finally:
+        run.uninstall()
     seconds = time.perf_counter() - start
+    if nan_guard.message and run.snapshot is not None:
+        # Diverged: unless early stopping restored a finite best epoch, go back to the weights
+        # at the start of the epoch that blew up.
+        if not all(np.isfinite(p.data).all() for p in model.parameters()):
+            model.load_state_dict({k[len("model."):]: v for k, v in run.snapshot[1].items()
+                                   if k.startswith("model.")})
 
     def scores(X: Any, y: Any) -> dict:
         out = predict(model, X)
@@ -288,7 +338,7 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
 
     table = {"train": scores(X_tr, y_tr), "validation": scores(X_val, y_val), "test": scores(X_te, y_te)}
     early = callbacks[0] if patience else None
-    n_epochs = len(hist.history["loss"])
+    n_epochs = len(hist.history["loss"]) + first_epoch
     lines = [
         f"dataset {name}: {len(X_tr)} train / {len(X_val)} validation / {len(X_te)} test samples, "
         f"{X_tr.shape[1]} features, " + (f"{n_out} classes" if task == "classification" else "regression"),
@@ -303,7 +353,9 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
     ]
     return {"model": model, "scaler": scaler, "task": task, "scores": table, "seconds": seconds,
             "epochs": n_epochs, "history": hist.history, "report": "\n".join(lines), "name": name,
-            "target_scaler": {"mean": y_mean, "scale": y_scale}, "n_out": n_out}
+            "target_scaler": {"mean": y_mean, "scale": y_scale}, "n_out": n_out,
+            "interrupted": run.interrupted, "snapshot": run.snapshot,
+            "diverged": nan_guard.message}
 
 
 def _cross_entropy(logits: Any, y: Any) -> float:
@@ -322,13 +374,15 @@ def _format_table(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def save_trained(result: dict, path: str) -> str:
+def save_trained(result: dict, path: str, arrays: dict | None = None) -> str:
     """Save the model of ``train_on`` with its scalers and scores as metadata."""
     scaler = result["scaler"]
     meta = {"command": "neuralab train", "dataset": result["name"], "task": result["task"],
             "input_scaler": {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
             "target_scaler": result["target_scaler"], "scores": result["scores"],
             "epochs": result["epochs"], "seconds": round(result["seconds"], 3)}
+    if result.get("checkpoint"):
+        meta["checkpoint"] = result["checkpoint"]
     try:
         from .io import save  # noqa: PLC0415
     except ImportError:
@@ -338,7 +392,7 @@ def save_trained(result: dict, path: str) -> str:
 
         save_state_dict(result["model"], path, metadata={"neuralab_train": json.dumps(meta)})
         return str(path)
-    return str(save(result["model"], path, metadata=meta))
+    return str(save(result["model"], path, metadata=meta, arrays=arrays))
 
 
 # Commands on the user's own files (predict, evaluate, info, export) live in cli_files.py.
