@@ -89,8 +89,10 @@ def get_array_module(device: str | None = "cpu"):
 
 def xp_of(array: Any):
     """The array module an array belongs to (numpy unless it is a CuPy array)."""
-    if isinstance(array, np.ndarray) or _cupy is None:
+    if isinstance(array, np.ndarray):
         return np
+    if _cupy is None:  # CuPy not loaded yet, unless the array was made by CuPy directly
+        return _load_cupy() if type(array).__module__.startswith("cupy") else np
     return _cupy.get_array_module(array)
 
 
