@@ -1,0 +1,246 @@
+"""Bad input gets one clear line naming the problem: one table over the Python API and the CLI.
+
+Every row is a mistake a user makes with real data or settings. A Python row must raise the
+given exception with a message matching the pattern (never a bare NumPy error); a CLI row
+must exit with code 2 and print exactly one ``Error: ...`` line matching it, no traceback.
+The table's size is printed by ``test_table_size`` (and reported in the issue).
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.utils._param_validation import InvalidParameterError
+
+import neuralab as nl
+from neuralab import nn
+from neuralab.cli import main
+from neuralab.io import ModelFileError
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(20, 3))
+Y = np.arange(20) % 2
+X_NAN = X.copy()
+X_NAN[3, 1], X_NAN[5, 2], X_NAN[7, 1] = np.nan, np.nan, np.nan
+X_INF = X.copy()
+X_INF[4, 0] = np.inf
+FRAME = pd.DataFrame(X, columns=["age", "height", "weight"])
+
+
+def _clf(**kw):
+    return nl.MLPClassifier(**{"hidden_layer_sizes": (4,), "max_iter": 3, "random_state": 0, **kw})
+
+
+def _reg(**kw):
+    return nl.MLPRegressor(**{"hidden_layer_sizes": (4,), "max_iter": 3, "random_state": 0, **kw})
+
+
+_FITTED: dict = {}
+
+
+def _fitted(kind: str = "array"):
+    if kind not in _FITTED:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _FITTED[kind] = _clf().fit(FRAME if kind == "frame" else X, Y)
+    return _FITTED[kind]
+
+
+def _net():
+    return nn.MLP(3, hidden=(4,), out_features=2, rng=np.random.default_rng(0))
+
+
+def _other_version(src, dst):
+    """A copy of a real model file claiming model format version 2 (a future neuralab)."""
+    data = src.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    header["__metadata__"]["format_version"] = "2"
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    dst.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    return dst
+
+
+# ---------------------------------------------------------------- the Python rows
+# (id, callable(tmp files), exception type, pattern)
+API_CASES = [
+    ("nan-in-X", lambda f: _clf().fit(X_NAN, Y), ValueError,
+     r"X has 3 NaN value\(s\) in 2 column\(s\) \[1, 2\] \(first in row 3\)"),
+    ("inf-in-X", lambda f: _clf().fit(X_INF, Y), ValueError,
+     r"X has 1 infinite value\(s\) in 1 column\(s\) \[0\] \(first in row 4\)"),
+    ("nan-in-X-frame-names-columns", lambda f: _clf().fit(FRAME.assign(height=X_NAN[:, 1]), Y),
+     ValueError, r"2 NaN value\(s\) in 1 column\(s\) \['height'\]"),
+    ("nan-in-X-at-predict", lambda f: _fitted().predict(X_NAN), ValueError, r"X has 3 NaN"),
+    ("nan-in-X-perceptron", lambda f: nl.Perceptron().fit(X_NAN, Y), ValueError, r"X has 3 NaN"),
+    ("nan-in-X-nl.fit", lambda f: nl.fit(_net(), X_NAN, Y, verbose=0), ValueError,
+     r"X has 3 NaN or infinite value\(s\) in column\(s\) \[1, 2\]"),
+    ("nan-in-y", lambda f: _reg().fit(X, np.where(Y, np.nan, 1.0)), ValueError, r"y contains NaN"),
+    ("inf-in-y", lambda f: _reg().fit(X, np.where(Y, np.inf, 1.0)), ValueError,
+     r"y contains infinity"),
+    ("length-mismatch", lambda f: _clf().fit(X, Y[:-1]), ValueError,
+     r"inconsistent numbers of samples: \[20, 19\]"),
+    ("length-mismatch-nl.fit", lambda f: nl.fit(_net(), X, Y[:-1], verbose=0), ValueError,
+     r"X has 20 samples but y has 19"),
+    ("empty", lambda f: _clf().fit(X[:0], Y[:0]), ValueError, r"0 sample"),
+    ("empty-nl.fit", lambda f: nl.fit(_net(), X[:0], Y[:0], verbose=0), ValueError,
+     r"X is empty \(0 samples\)"),
+    ("one-sample", lambda f: _reg().fit(X[:1], Y[:1]), ValueError, r"got 1 sample; .*at least 2"),
+    ("one-class", lambda f: _clf().fit(X, np.zeros(20)), ValueError,
+     r"y has only one class \(0\.0\)"),
+    ("one-class-perceptron", lambda f: nl.Perceptron().fit(X, np.zeros(20)), ValueError,
+     r"at least 2 classes"),
+    ("wrong-n-features", lambda f: _fitted().predict(X[:, :2]), ValueError,
+     r"X has 2 features, but MLPClassifier is expecting 3"),
+    ("other-column-names", lambda f: _fitted("frame").predict(FRAME.rename(columns={"age": "AGE"})),
+     ValueError, r"feature names should match.*AGE"),
+    ("non-numeric-column", lambda f: _clf().fit(FRAME.assign(city=["Paris", "Oslo"] * 10), Y),
+     ValueError, r"column 'city' is not numeric \(row 0 holds 'Paris'\)"),
+    ("batch_size-0", lambda f: _clf(batch_size=0).fit(X, Y), InvalidParameterError,
+     r"'batch_size' parameter of MLPClassifier must be .* Got 0"),
+    ("batch_size-negative", lambda f: _clf(batch_size=-5).fit(X, Y), InvalidParameterError,
+     r"'batch_size' parameter .* Got -5"),
+    ("batch_size-0-nl.fit", lambda f: nl.fit(_net(), X, Y, batch_size=0, verbose=0), ValueError,
+     r"batch_size must be a positive integer, got 0"),
+    ("hidden-with-zero", lambda f: _clf(hidden_layer_sizes=(5, 0)).fit(X, Y),
+     InvalidParameterError, r"'hidden_layer_sizes' parameter of MLPClassifier must be positive"),
+    ("dropout-1", lambda f: _clf(dropout=1.0).fit(X, Y), InvalidParameterError,
+     r"'dropout' parameter .* range \[0.0, 1.0\)\. Got 1.0"),
+    ("dropout-negative", lambda f: _clf(dropout=-0.1).fit(X, Y), InvalidParameterError,
+     r"'dropout' parameter .* Got -0.1"),
+    ("unknown-activation", lambda f: _clf(activation="relu6").fit(X, Y), InvalidParameterError,
+     r"'activation' parameter .* Got 'relu6'"),
+    ("unknown-solver", lambda f: _clf(solver="adamx").fit(X, Y), InvalidParameterError,
+     r"'solver' parameter .* Got 'adamx'"),
+    ("model-file-other-version", lambda f: nl.load(f["v2"]), ModelFileError,
+     r"model format version 2 .* reads format version 1; upgrade neuralab"),
+    ("model-file-missing", lambda f: nl.load(f["dir"] / "nope.safetensors"), ModelFileError,
+     r"no such file"),
+    ("model-file-is-a-csv", lambda f: nl.load(f["ok"]), ModelFileError,
+     r"not a safetensors model file"),
+]
+
+
+# ---------------------------------------------------------------- the CLI rows
+def _train(data, *extra):
+    return ["train", str(data), "--target", "y", "--epochs", "2", "--hidden", "4", *extra]
+
+
+# (id, argv(tmp files), pattern of the one Error line)
+CLI_CASES = [
+    ("inf-in-column", lambda f: _train(f["inf"], "-o", f["out"]),
+     r"column 'a' has 1 infinite value\(s\) \(first in row 3\)"),
+    ("inf-at-predict", lambda f: ["predict", f["model"], f["inf"]],
+     r"column 'a' has 1 infinite value\(s\)"),
+    ("one-class", lambda f: _train(f["oneclass"], "-o", f["out"]),
+     r"target column 'y' has a single class 'p'"),
+    ("one-sample", lambda f: ["train", f["onerow"], "--target", "a", "--epochs", "2", "-o", f["out"]],
+     r"1 sample"),
+    ("header-only", lambda f: _train(f["header"]), r"the table has no rows"),
+    ("empty-file", lambda f: _train(f["empty"]), r"empty.csv: cannot read it as a table"),
+    ("binary-file", lambda f: _train(f["binary"]), r"binary.csv: not UTF-8 text"),
+    ("not-utf8", lambda f: _train(f["latin"]), r"latin.csv: not UTF-8 text"),
+    ("not-a-table", lambda f: _train(f["json"]), r"json.csv: cannot read it as a table"),
+    ("missing-file", lambda f: _train(f["dir"] / "missing.csv"),
+     r"no such file or built-in dataset: '.*missing.csv'"),
+    ("missing-target", lambda f: ["train", f["ok"], "--target", "price"],
+     r"target column 'price' is not in the data; columns are \['a', 'b', 'c', 'y'\]"),
+    ("text-target-for-regression", lambda f: ["train", f["ok"], "--target", "c", "--task",
+                                              "regression", "-o", f["out"]],
+     r"target column 'c' holds non-numbers \(e.g. 'x'\); regression needs numbers"),
+    ("batch-size-0", lambda f: _train(f["ok"], "--batch-size", "0"),
+     r"Invalid value for '--batch-size': 0 is not in the range x>=1"),
+    ("batch-size-0-dataset", lambda f: ["train", "--dataset", "iris", "--batch-size", "-3"],
+     r"Invalid value for '--batch-size': -3"),
+    ("hidden-with-zero", lambda f: _train(f["ok"], "--hidden", "5,0"),
+     r"--hidden has a layer of width 0 in '5,0'"),
+    ("dropout-1", lambda f: _train(f["ok"], "--dropout", "1"),
+     r"Invalid value for '--dropout': 1.0 is not in the range 0<=x<1"),
+    ("unknown-activation", lambda f: _train(f["ok"], "--activation", "relu6"),
+     r"Invalid value for '--activation': 'relu6' is not one of"),
+    ("unknown-solver", lambda f: _train(f["ok"], "--solver", "adamx"),
+     r"'--solver': 'adamx' is not one of"),
+    ("predict-missing-column", lambda f: ["predict", f["model"], f["nob"]],
+     r"column\(s\) \['b'\] used by the model are missing from the data"),
+    ("predict-renamed-column", lambda f: ["predict", f["model"], f["renamed"]],
+     r"column\(s\) \['b'\] used by the model are missing"),
+    ("model-file-other-version", lambda f: ["predict", f["v2"], f["ok"]],
+     r"model format version 2"),
+    ("model-file-missing", lambda f: ["predict", f["dir"] / "nope.safetensors", f["ok"]],
+     r"nope.safetensors: no such file"),
+    ("model-file-is-a-csv", lambda f: ["info", f["ok"]], r"not a safetensors model file"),
+    ("resume-a-finished-model", lambda f: ["train", "--resume", f["model"]],
+     r"not an interrupted run's checkpoint"),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=30), "b": rng.normal(size=30),
+                       "c": ["x", "y", "z"] * 10, "y": ["p", "q"] * 15})
+    f = {"dir": d, "out": d / "out.safetensors"}
+
+    def put(name, frame):
+        frame.to_csv(d / name, index=False)
+        f[name.split(".")[0]] = d / name
+
+    put("ok.csv", df)
+    put("inf.csv", df.assign(a=np.where(np.arange(30) == 3, np.inf, df.a)))
+    put("oneclass.csv", df.assign(y="p"))
+    put("onerow.csv", df.iloc[:1])
+    put("header.csv", df.iloc[:0])
+    put("nob.csv", df.drop(columns=["b"]))
+    put("renamed.csv", df.rename(columns={"b": "B"}))
+    (d / "empty.csv").write_bytes(b"")
+    (d / "binary.csv").write_bytes(bytes(range(256)) * 8)
+    (d / "latin.csv").write_bytes("a,b,y\n1,2,caf\xe9\n3,4,th\xe9\n".encode("latin-1"))
+    (d / "json.csv").write_text('{"json": [1, 2, 3]}\n"unterminated\n')
+    f.update({k: d / f"{k}.csv" for k in ("empty", "binary", "latin", "json")})
+    res = CliRunner().invoke(main, _train(f["ok"], "-o", str(d / "model.safetensors")))
+    assert res.exit_code == 0, res.output
+    f["model"] = d / "model.safetensors"
+    f["v2"] = _other_version(f["model"], d / "v2.safetensors")
+    return {k: (str(v) if k != "dir" else v) for k, v in f.items()}
+
+
+def _cases():
+    for case_id, make, exc, pattern in API_CASES:
+        yield pytest.param("api", make, exc, pattern, id=f"api-{case_id}")
+    for case_id, make, pattern in CLI_CASES:
+        yield pytest.param("cli", make, None, pattern, id=f"cli-{case_id}")
+
+
+@pytest.mark.parametrize("where, make, exc, pattern", list(_cases()))
+def test_bad_input_is_named_in_one_line(files, where, make, exc, pattern):
+    if where == "api":
+        with pytest.raises(exc) as info:
+            make({**files, "dir": files["dir"]})
+        message = str(info.value)
+        assert re.search(pattern, message, re.S), message
+        # The problem is named in the first line, in our words or sklearn's, never NumPy's.
+        assert not re.search(r"could not convert|operands could not be broadcast|"
+                             r"invalid value encountered", message)
+        return
+    args = [str(a) for a in make(files)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, (args, res.exit_code, res.output)
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, res.output
+    assert re.search(pattern, errors[0]), errors[0]
+    assert "Traceback" not in res.output
+    assert isinstance(res.exception, SystemExit)
+
+
+def test_table_size():
+    """The issue asks for the table's size; the table must cover both surfaces."""
+    print(f"bad-input table: {len(API_CASES)} Python rows + {len(CLI_CASES)} CLI rows "
+          f"= {len(API_CASES) + len(CLI_CASES)}")
+    assert len(API_CASES) >= 25 and len(CLI_CASES) >= 20
