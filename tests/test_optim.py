@@ -97,11 +97,21 @@ def _ids(case):
     return case[0] + "(" + ",".join(f"{k}={v}" for k, v in case[1].items()) + ")"
 
 
+def make_opt(name, params, kwargs, flat=True):
+    """An optimizer taking the flat path (all parameters at once) or the per-parameter one."""
+    opt = getattr(optim, name)(params, **kwargs)
+    opt.flat_max_mean_size = 10**9 if flat else 0
+    return opt
+
+
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "each"])
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[_ids(c) for c in CASES])
-def test_trajectory_matches_pytorch(name, kwargs):
+def test_trajectory_matches_pytorch(name, kwargs, flat):
     params = nl_params()
     tparams = [torch.tensor(a, requires_grad=True) for a in INIT]
-    ours = nl_run(getattr(optim, name)(params, **kwargs), params, 20)
+    opt = make_opt(name, params, kwargs, flat)
+    ours = nl_run(opt, params, 20)
+    assert bool(opt._flat) == flat, "the step did not take the path under test"
     theirs = torch_run(getattr(torch.optim, name)(tparams, **kwargs), tparams, 20)
     moved = max(np.abs(ours[-1][i] - INIT[i]).max() for i in range(4))
     assert moved > 1e-2, "the optimizer barely moved: the comparison would prove little"
@@ -166,6 +176,43 @@ def test_param_groups_and_zero_grad():
     nl_loss(params).backward()
     opt.zero_grad(set_to_none=False)
     assert all(p.grad is not None and not p.grad.any() for p in params)
+
+
+@pytest.mark.parametrize("name,kwargs", [CASES[3], CASES[11], CASES[16], CASES[18]],
+                         ids=[_ids(CASES[i]) for i in (3, 11, 16, 18)])
+def test_missing_gradient_mid_run_matches_pytorch(name, kwargs):
+    """A step where one parameter has no gradient (PyTorch skips it and its step count)."""
+    params, tparams = nl_params(), [torch.tensor(a, requires_grad=True) for a in INIT]
+    opt, topt = make_opt(name, params, kwargs), getattr(torch.optim, name)(tparams, **kwargs)
+    for step in range(8):
+        opt.zero_grad()
+        topt.zero_grad()
+        nl_loss(params).backward()
+        torch_loss(tparams).backward()
+        if step == 3:
+            params[1].grad = None
+            tparams[1].grad = None
+        opt.step()
+        topt.step()
+    for p, t in zip(params, tparams):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-5, atol=1e-9)
+    if "step" in opt.state[params[0]]:
+        assert [opt.state[p]["step"] for p in params] == [8, 7, 8, 8]
+
+
+def test_flat_state_is_viewed_per_parameter_and_survives_a_mode_change():
+    params = nl_params()
+    opt = make_opt("Adam", params, dict(lr=0.05))
+    nl_run(opt, params, 3)
+    m = opt.state[params[2]]["exp_avg"]
+    assert m.shape == params[2].shape and m.base is opt._flat[0]["state"]["exp_avg"]
+    saved, weights = opt.state_dict(), [p.data.copy() for p in params]
+    expected = nl_run(opt, params, 4)[-1]
+    params2 = [Parameter(w, dtype="float64") for w in weights]
+    opt2 = make_opt("Adam", params2, dict(lr=0.05), flat=False)
+    opt2.load_state_dict(saved)
+    for a, b in zip(nl_run(opt2, params2, 4)[-1], expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_parameter_without_grad_is_skipped():

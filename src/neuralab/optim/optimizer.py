@@ -116,6 +116,7 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._work = Workspace()
+        self._flat: dict[int, dict[str, Any]] = {}  # group index -> flat buffers (see _step_flat)
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
                             "(e.g. model.parameters()), got a single Tensor; wrap it in a list")
@@ -182,17 +183,117 @@ class Optimizer:
 
         Example: ``loss.backward(); opt.step()``
         """
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue  # as PyTorch: a parameter without gradient is left alone
-                if p.grad.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} "
-                                     f"for a parameter of shape {p.data.shape}")
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {}
-                self._update(group, p.data, p.grad, state)
+        for index, group in enumerate(self.param_groups):
+            if not (self._flat_eligible(group) and self._step_flat(index, group)):
+                self._step_each(group)
+
+    def _step_each(self, group: dict[str, Any]) -> None:
+        for p in group["params"]:
+            if p.grad is None:
+                continue  # as PyTorch: a parameter without gradient is left alone
+            if p.grad.shape != p.data.shape:
+                raise ValueError(f"{type(self).__name__}: a gradient of shape {p.grad.shape} "
+                                 f"for a parameter of shape {p.data.shape}")
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {}
+            self._update(group, p.data, p.grad, state)
+
+    # NOTE: a deep net of small layers spends its optimizer time in Python: about ten NumPy
+    # calls per parameter (0.5 ms per Adam step for 42 parameters of 64x64). For a group of
+    # such parameters the step gathers weights and gradients into one flat array each, runs
+    # the same update once, and copies the weights back: three more passes, over memory that
+    # fits in cache, for ten times fewer calls. Large layers keep the per-parameter path,
+    # where the passes over memory are the cost.
+    flat_max_mean_size = 16384  # mean parameter size (values) up to which groups go flat
+
+    def _flat_eligible(self, group: dict[str, Any]) -> bool:
+        params = group["params"]
+        if len(params) < 2:
+            return False
+        dtype = params[0].data.dtype
+        total = 0
+        for p in params:
+            w, g = p.data, p.grad
+            if (g is None or type(w) is not np.ndarray or type(g) is not np.ndarray
+                    or w.dtype != dtype or g.dtype != dtype or g.shape != w.shape):
+                return False  # the per-parameter path handles (or reports) these
+            total += w.size
+        return total <= self.flat_max_mean_size * len(params)
+
+    def _step_flat(self, index: int, group: dict[str, Any]) -> bool:
+        """One update on all of a group's parameters at once; False to fall back per parameter.
+
+        The per-parameter state stays what ``state_dict`` shows: its arrays are views into
+        the group's flat state arrays, so both always agree.
+        """
+        params = group["params"]
+        shapes = [p.data.shape for p in params]
+        cache = self._flat.get(index)
+        if cache is None or cache["shapes"] != shapes or cache["W"].dtype != params[0].data.dtype:
+            ends = np.cumsum([p.data.size for p in params])
+            bounds = list(zip([0, *ends[:-1]], ends))
+            W = np.empty(int(ends[-1]), params[0].data.dtype)
+            cache = self._flat[index] = {
+                "shapes": shapes, "bounds": bounds, "W": W, "G": np.empty_like(W),
+                "W_views": [W[a:b].reshape(shape) for (a, b), shape in zip(bounds, shapes)],
+                "state": None, "views": None}
+        state = self._flat_state(cache, params)
+        if state is None:
+            return False
+        W, G = cache["W"], cache["G"]
+        np.concatenate([p.data.reshape(-1) for p in params], out=W)
+        np.concatenate([p.grad.reshape(-1) for p in params], out=G)
+        self._update(group, W, G, state)
+        for p, w in zip(params, cache["W_views"]):
+            np.copyto(p.data, w)
+        if cache["views"] is None:  # first step: give each parameter its views of the state
+            self._bind_flat_state(cache, params, state)
+        else:
+            scalars = {k: v for k, v in state.items() if not hasattr(v, "shape")}
+            for view in cache["views"]:
+                view.update(scalars)
+        return True
+
+    def _flat_state(self, cache: dict[str, Any], params: list[Tensor]) -> dict[str, Any] | None:
+        """The group's flat state, rebuilt from the per-parameter state when that changed."""
+        current = [self.state.get(p) for p in params]
+        views, state = cache["views"], cache["state"]
+        if views is not None and all(c is v for c, v in zip(current, views)):
+            scalars = [(k, v) for k, v in state.items() if not hasattr(v, "shape")]
+            if all(c[k] == v for c in current for k, v in scalars):
+                return state
+        if all(not c for c in current):  # no state yet: the update creates it, flat
+            cache["state"], cache["views"] = {}, None
+            return cache["state"]
+        # the state was loaded, or some parameter was stepped alone: pack it if it agrees
+        if any(not c or c.keys() != current[0].keys() for c in current):
+            return None
+        flat: dict[str, Any] = {}
+        for key, first in current[0].items():
+            values = [c[key] for c in current]
+            if hasattr(first, "shape") and first.ndim > 0:
+                if any(type(v) is not np.ndarray or v.shape != s
+                       for v, s in zip(values, cache["shapes"])):
+                    return None
+                flat[key] = np.concatenate([v.reshape(-1) for v in values]).astype(
+                    cache["W"].dtype, copy=False)
+            elif any(v != first for v in values):
+                return None  # e.g. different step counts: keep stepping one by one
+            else:
+                flat[key] = first
+        self._bind_flat_state(cache, params, flat)
+        return flat
+
+    def _bind_flat_state(self, cache: dict[str, Any], params: list[Tensor],
+                         state: dict[str, Any]) -> None:
+        views = []
+        for p, shape, (a, b) in zip(params, cache["shapes"], cache["bounds"]):
+            view = {k: (v[a:b].reshape(shape) if hasattr(v, "shape") else v)
+                    for k, v in state.items()}
+            self.state[p] = view
+            views.append(view)
+        cache["state"], cache["views"] = state, views
 
     def _update(self, group: dict[str, Any], w: Any, g: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError  # pragma: no cover - abstract

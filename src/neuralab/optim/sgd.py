@@ -26,6 +26,10 @@ class SGD(Optimizer):
         >>> opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     """
 
+    # NOTE: SGD makes only one to three NumPy calls per parameter, so gathering all of them
+    # into one flat array (see Optimizer.step) costs more than it saves: never go flat.
+    flat_max_mean_size = 0
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
