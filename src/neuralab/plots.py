@@ -64,6 +64,9 @@ def line_panels(panels: Sequence[dict], path: str | os.PathLike, title: str | No
     """
     fig, axes = _grid(len(panels), ncols)
     for ax, p in zip(axes, panels):
+        if p.get("kind") == "bar":  # a bar panel among line panels (see bar_panels)
+            _bars(ax, p)
+            continue
         for i, (label, xy) in enumerate(p["series"].items()):
             style = xy[2] if len(xy) > 2 else "-"
             x, y = np.asarray(xy[0], float), np.asarray(xy[1], float)
@@ -97,26 +100,33 @@ def bar_panels(panels: Sequence[dict], path: str | os.PathLike, title: str | Non
     """
     fig, axes = _grid(len(panels), ncols, size=(5.0, 3.6))
     for ax, p in zip(axes, panels):
-        groups = list(p["groups"])
-        k = len(p["bars"])
-        width = 0.8 / k
-        x = np.arange(len(groups))
-        for i, (label, values) in enumerate(p["bars"].items()):
-            ax.bar(x + (i - (k - 1) / 2) * width, values, width, label=label, color=COLORS[i % len(COLORS)])
-        ax.set_xticks(x)
-        ax.set_xticklabels(groups, rotation=p.get("rotation", 20), ha="right" if p.get("rotation", 20) else "center",
-                           fontsize=8)
-        if p.get("logy"):
-            ax.set_yscale("log")
-        if "ylim" in p:
-            ax.set_ylim(*p["ylim"])
-        ax.set_title(p.get("title", ""), fontsize=10)
-        ax.set_xlabel(p.get("xlabel", ""))
-        ax.set_ylabel(p.get("ylabel", ""))
-        ax.grid(True, axis="y", alpha=0.3)
-        if k > 1:
-            ax.legend(fontsize=7)
+        _bars(ax, p)
     return save(fig, path, title)
+
+
+def _bars(ax: Any, p: dict) -> None:
+    """Draw one grouped bar chart panel (see bar_panels) on ``ax``."""
+    groups = list(p["groups"])
+    k = len(p["bars"])
+    width = 0.8 / k
+    x = np.arange(len(groups))
+    for i, (label, values) in enumerate(p["bars"].items()):
+        ax.bar(x + (i - (k - 1) / 2) * width, values, width, label=label, color=COLORS[i % len(COLORS)])
+    rotation = p.get("rotation", 20)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=rotation, ha="right" if rotation else "center", fontsize=8)
+    if p.get("logy"):
+        ax.set_yscale("log")
+    if "ylim" in p:
+        ax.set_ylim(*p["ylim"])
+    if "hline" in p:
+        ax.axhline(p["hline"], color="gray", linestyle=":", linewidth=1)
+    ax.set_title(p.get("title", ""), fontsize=10)
+    ax.set_xlabel(p.get("xlabel", ""))
+    ax.set_ylabel(p.get("ylabel", ""))
+    ax.grid(True, axis="y", alpha=0.3)
+    if k > 1:
+        ax.legend(fontsize=7, loc=p.get("legend_loc", "best"))
 
 
 def decision_boundaries(panels: Sequence[dict], path: str | os.PathLike, title: str | None = None,
