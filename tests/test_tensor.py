@@ -195,6 +195,14 @@ def test_shape_errors_name_both_shapes(op):
         fn()
 
 
+def test_concatenate_and_stack_errors_name_the_shapes():
+    a, b = f64(np.ones((2, 3))), f64(np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"\(2, 3\), \(2, 4\)"):
+        nl.concatenate([a, b], axis=0)
+    with pytest.raises(ValueError, match=r"\(2, 3\), \(2, 4\)"):
+        nl.stack([a, b])
+
+
 def test_reshape_and_index_errors_name_the_shape():
     x = f64(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 2\)"):

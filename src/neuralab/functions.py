@@ -513,8 +513,12 @@ class Concatenate(Function):
     def forward(self, *xs, axis=0):
         xp = xp_of(xs[0])
         self.axis = axis
-        self.sizes = [x.shape[axis] for x in xs]
-        return xp.concatenate(xs, axis=axis)
+        try:
+            self.sizes = [x.shape[axis] for x in xs]
+            return xp.concatenate(xs, axis=axis)
+        except (ValueError, IndexError):
+            raise ValueError(f"concatenate: shapes {[x.shape for x in xs]} do not fit together "
+                             f"along axis {axis}") from None
 
     def backward(self, grad):
         xp = xp_of(grad)
@@ -527,7 +531,11 @@ class Stack(Function):
 
     def forward(self, *xs, axis=0):
         self.axis = axis
-        return xp_of(xs[0]).stack(xs, axis=axis)
+        try:
+            return xp_of(xs[0]).stack(xs, axis=axis)
+        except (ValueError, IndexError):
+            raise ValueError(f"stack: shapes {[x.shape for x in xs]} must all be equal "
+                             f"(axis {axis})") from None
 
     def backward(self, grad):
         xp = xp_of(grad)
