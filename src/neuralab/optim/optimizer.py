@@ -102,7 +102,10 @@ class Optimizer:
             groups their own hyperparameters (missing ones come from ``defaults``).
         defaults: the optimizer's hyperparameters and their default values.
 
-    Subclasses write ``_update(group, param, grad, state)`` for one parameter.
+    Subclasses write ``_update(group, w, g, state)``: update the array ``w`` in place from the
+    gradient ``g``, keeping buffers in ``state``. It must work element by element, because it
+    is called either on one parameter or on all of a group's small parameters at once,
+    flattened and concatenated (see ``flat_max_mean_size``).
 
     Example:
         >>> opt = optim.SGD([{"params": body.parameters()},
