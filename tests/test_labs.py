@@ -27,7 +27,6 @@ def test_list_names_every_lab_of_the_issue():
                               "optimizers", "search"]
 
 
-@pytest.mark.xfail(strict=True, reason="activations, overfitting and search are not written yet")
 def test_every_listed_lab_exists():
     assert _implemented() == nl.labs.list()
 
