@@ -350,6 +350,7 @@ class _BaseMLP(BaseEstimator):
         stop_reason = None
         self.diverged_ = None
         finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
+        self._initial_state = finite_state
         for it in range(self.max_iter):
             if self.shuffle:
                 self._rng.shuffle(order)
@@ -373,7 +374,7 @@ class _BaseMLP(BaseEstimator):
                 loss.backward()
                 value = float(loss.data)
                 if not np.isfinite(value):
-                    stop_reason = self._diverge(value, it, start // bs, finite_state)
+                    stop_reason = self._diverge(value, it, start // bs, finite_state, Xd)
                     break
                 if alpha:
                     # sklearn's L2 term: 0.5 * alpha * ||W||^2 / n_batch, on weights only.
@@ -386,7 +387,7 @@ class _BaseMLP(BaseEstimator):
             if stop_reason is None:
                 snapshot = _finite_copy(model)
                 if snapshot is None:  # the epoch's last step made a weight NaN/inf
-                    stop_reason = self._diverge(float("nan"), it, (n - 1) // bs, finite_state)
+                    stop_reason = self._diverge(float("nan"), it, (n - 1) // bs, finite_state, Xd)
                 else:
                     finite_state = snapshot
             if stop_reason == "diverged":
@@ -432,16 +433,25 @@ class _BaseMLP(BaseEstimator):
             self.model_.load_state_dict(self._best_state)
         model.eval()
 
-    def _diverge(self, value: float, epoch: int, batch: int, finite_state: dict | None) -> str:
-        """The loss became NaN/inf: go back to the last finite weights, say so and stop."""
+    def _diverge(self, value: float, epoch: int, batch: int, finite_state: dict | None,
+                 X: Any) -> str:
+        """The loss became NaN/inf: go back to the last weights that are finite and give
+        finite outputs on the training data (else the initial ones), say so and stop."""
+        kept = f"after epoch {epoch}" if epoch else "the initial ones"
         if finite_state:
             self.model_.load_state_dict(finite_state)
+            # Finite but huge weights can still overflow the outputs to inf (and softmax to
+            # NaN); checked once, here, rather than every epoch.
+            if epoch and not np.isfinite(self._forward_raw(backend.to_numpy(X))).all():
+                self.model_.load_state_dict(self._initial_state)
+                kept = f"the initial ones: those after epoch {epoch} overflow"
+        self.model_.train()
         curve = getattr(self, "loss_curve_", None)
         self.loss_ = curve[-1] if curve else float("nan")
         lr = self._lr if hasattr(self, "_lr") else self.learning_rate_init
         self.diverged_ = (f"training diverged: the loss became {value} at epoch {epoch + 1}, "
                           f"batch {batch + 1}; stopped and kept the last finite weights ("
-                          f"{'the initial ones' if epoch == 0 else f'after epoch {epoch}'}). Try a smaller learning_rate_init (now {lr:g}, e.g. "
+                          f"{kept}). Try a smaller learning_rate_init (now {lr:g}, e.g. "
                           f"{lr / 10:g}) or standardise the inputs")
         warnings.warn(self.diverged_, ConvergenceWarning, stacklevel=4)
         return "diverged"
