@@ -244,3 +244,90 @@ def test_table_size():
     print(f"bad-input table: {len(API_CASES)} Python rows + {len(CLI_CASES)} CLI rows "
           f"= {len(API_CASES) + len(CLI_CASES)}")
     assert len(API_CASES) >= 25 and len(CLI_CASES) >= 20
+
+
+# ---------------------------------------------------------------- divergence and large inputs
+def _digits():
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    return X[:400], y[:400]
+
+
+def test_huge_learning_rate_stops_with_a_message_and_keeps_finite_weights():
+    from sklearn.exceptions import ConvergenceWarning
+    X, y = _digits()
+    clf = nl.MLPClassifier(hidden_layer_sizes=(32,), solver="sgd", learning_rate_init=1e6,
+                           max_iter=20, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"loss became nan.*smaller learning_rate_init "
+                                                r"\(now 1e\+06"):
+        clf.fit(X, y)
+    assert clf.diverged_ is not None and clf.n_iter_ < 20  # it stopped early
+    for p in clf.model_.parameters():
+        assert np.isfinite(p.data).all()
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert "kept the last finite weights" in clf.diverged_
+
+
+def test_regressor_divergence_never_predicts_nan():
+    X, y = _digits()
+    reg = nl.MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=10.0,
+                          max_iter=10, random_state=0)
+    with pytest.warns(Warning, match="diverged"):
+        reg.fit(X, y * 1000.0)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_cli_divergence_is_reported(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--dataset", "digits", "--lr", "1e6", "--optimizer",
+                                    "sgd", "--epochs", "3", "--hidden", "16", "--patience", "0",
+                                    "-q", "--out", str(tmp_path / "m.safetensors")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"warning: loss became (nan|inf).*smaller learning rate", res.output)
+    model = nl.load(tmp_path / "m.safetensors")
+    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "leaky_relu", "gelu", "softmax",
+                                  "log_softmax"])
+def test_activations_do_not_overflow_on_1e6(name):
+    import warnings
+    from neuralab import functional as F
+    big = np.array([[1e6, -1e6, 3.0], [-1e6, 1e6, 0.0]], np.float32)
+    x = nl.tensor(big, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
+        out = getattr(F, name)(x)
+        (out * nl.tensor(np.ones_like(big))).sum().backward()
+    assert np.isfinite(out.data).all() and np.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name, target", [
+    ("cross_entropy", np.array([1, 0])),
+    ("binary_cross_entropy_with_logits", np.ones((2, 3), np.float32)),
+    ("mse_loss", np.zeros((2, 3), np.float32)),
+    ("huber_loss", np.zeros((2, 3), np.float32)),
+    ("l1_loss", np.zeros((2, 3), np.float32)),
+])
+def test_losses_do_not_overflow_on_1e6(name, target):
+    import warnings
+    from neuralab import functional as F
+    big = np.array([[1e6, -1e6, 3.0], [-1e6, 1e6, 0.0]], np.float32)
+    x = nl.tensor(big, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = getattr(F, name)(x, nl.tensor(target))
+        loss.backward()
+    assert np.isfinite(loss.data) and float(loss.data) > 1e4  # large, exact-ish, not inf
+    assert np.isfinite(x.grad).all()
+
+
+def test_estimator_on_inputs_of_1e6_predicts_finite_probabilities():
+    import warnings
+    Xb = X * 1e6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for act in ("relu", "logistic", "tanh", "gelu"):
+            clf = _clf(activation=act).fit(Xb, Y)
+            p = clf.predict_proba(Xb)
+            assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1, atol=1e-5), act
