@@ -47,7 +47,7 @@ def test_train_digits_prints_a_table_and_saves_a_model_that_scores_the_same(runn
                                       "--epochs", "15", "--patience", "3", "-q", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = result.output
-    assert re.search(r"trained \d+ epochs in [\d.]+ s", text)
+    assert re.search(r"trained \d+ epochs? in [\d.]+ s", text)
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]]
             for line in text.splitlines() if line.split()[:1] in (["train"], ["validation"], ["test"])}
     assert set(rows) == {"train", "validation", "test"}

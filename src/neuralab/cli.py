@@ -345,7 +345,7 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
         f"model   MLP {'-'.join(str(s) for s in (X_tr.shape[1], *hidden, n_out))} {activation}"
         + (f", dropout {dropout}" if dropout else "") + (f", {norm} norm" if norm else "")
         + f" ({model.num_parameters():,} parameters), {optimizer} lr={lr:g}, batch {batch_size}",
-        f"trained {n_epochs} epochs in {seconds:.1f} s"
+        f"trained {n_epochs} epoch{'s' if n_epochs != 1 else ''} in {seconds:.1f} s"
         + (f" (early stopping kept epoch {early.best_epoch + 1})"
            if early is not None and early.best_epoch is not None else ""),
         "",
