@@ -305,6 +305,9 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
     callbacks += [run, nan_guard]
     if interruptible:
         run.install()
+        click.echo(f"training{' (resumed at epoch ' + str(first_epoch + 1) + ')' if resume else ''}"
+                   f"... Ctrl-C stops after the current batch and saves the model so far",
+                   err=True)
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():

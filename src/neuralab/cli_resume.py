@@ -83,6 +83,10 @@ class ResumableRun(Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.snapshot = capture(self.model, self.optimizer, self.rng, self.early,
                                 epoch + self.epoch_offset)
+        if self.delay:  # the testing hook also says where the run is, so a test can aim
+            import sys  # noqa: PLC0415
+            print(f"[test hook] epoch {epoch + self.epoch_offset + 1} begins", file=sys.stderr,
+                  flush=True)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.delay:

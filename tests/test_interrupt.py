@@ -1,0 +1,78 @@
+"""Ctrl-C during ``neuralab train`` loses nothing: a real subprocess, a real SIGINT.
+
+The run is slowed by the NEURALAB_TEST_BATCH_DELAY hook (a sleep after each batch) so the
+signal lands mid-training; the test waits for the command's own "training..." notice before
+sending it, so it never races the imports. Where in the run the signal lands does not
+matter: the resumed run must end with exactly the weights of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import neuralab as nl
+
+ARGS = ["train", "--dataset", "digits", "--hidden", "24", "--epochs", "6", "--batch-size", "64",
+        "--patience", "3", "--dropout", "0.1", "--seed", "3", "-q"]
+
+
+def _cli(*args, env=None, **kw):
+    code = "import sys; from neuralab.cli import main; sys.exit(main())"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child needs POSIX")
+def test_sigint_saves_checkpoint_and_resume_matches_uninterrupted_run(tmp_path):
+    ck = tmp_path / "ck.safetensors"
+    env = {**os.environ, "NEURALAB_TEST_BATCH_DELAY": "0.03"}
+    proc = _cli(*ARGS, "--out", str(ck), env=env)
+    started = proc.stderr.readline()  # printed just before the first batch
+    assert "training" in started and "Ctrl-C" in started, started
+    for line in proc.stderr:  # wait until the second epoch has begun, then a few batches
+        if "epoch 2 begins" in line:
+            break
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert f"saved the best model so far to {ck}" in err
+    assert f"neuralab train --resume {ck}" in err
+    assert "Traceback" not in err
+    # The file is a complete, loadable model (written atomically), plus a resumable state.
+    interrupted = nl.load(ck)
+    assert all(np.isfinite(v).all() for v in interrupted.state_dict().values())
+    user, arrays = nl.io.read_extra_arrays(ck)
+    state = user["checkpoint"]["state"]
+    assert 1 <= state["epoch"] < 6  # interrupted in epoch 2 or later, not at the end
+    assert any(k.startswith("opt.") for k in arrays)  # Adam's moments travel with it
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+    resumed = _cli("train", "--resume", str(ck), env={**os.environ})
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, (out, err)
+    assert f"saved the model to {ck}" in out
+
+    full_path = tmp_path / "full.safetensors"
+    full = _cli(*ARGS, "--out", str(full_path), env={**os.environ})
+    out_full, err_full = full.communicate(timeout=120)
+    assert full.returncode == 0, err_full
+    a, b = nl.load(ck).state_dict(), nl.load(full_path).state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # Same report (scores on train/validation/test) for both runs.
+    assert out.splitlines()[-5:-1] == out_full.splitlines()[-5:-1]
+
+
+def test_resume_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
+    proc = _cli("train", "--resume", str(tmp_path / "nope.safetensors"))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [f"Error: {tmp_path / 'nope.safetensors'}: no such file"]
