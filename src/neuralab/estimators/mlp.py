@@ -350,7 +350,7 @@ class _BaseMLP(BaseEstimator):
         stop_reason = None
         self.diverged_ = None
         finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
-        self._initial_state = finite_state
+        initial_state = finite_state
         for it in range(self.max_iter):
             if self.shuffle:
                 self._rng.shuffle(order)
@@ -374,7 +374,7 @@ class _BaseMLP(BaseEstimator):
                 loss.backward()
                 value = float(loss.data)
                 if not np.isfinite(value):
-                    stop_reason = self._diverge(value, it, start // bs, finite_state, Xd)
+                    stop_reason = self._diverge(value, it, start // bs, finite_state, Xd, initial_state)
                     break
                 if alpha:
                     # sklearn's L2 term: 0.5 * alpha * ||W||^2 / n_batch, on weights only.
@@ -387,7 +387,7 @@ class _BaseMLP(BaseEstimator):
             if stop_reason is None:
                 snapshot = _finite_copy(model)
                 if snapshot is None:  # the epoch's last step made a weight NaN/inf
-                    stop_reason = self._diverge(float("nan"), it, (n - 1) // bs, finite_state, Xd)
+                    stop_reason = self._diverge(float("nan"), it, (n - 1) // bs, finite_state, Xd, initial_state)
                 else:
                     finite_state = snapshot
             if stop_reason == "diverged":
@@ -434,7 +434,7 @@ class _BaseMLP(BaseEstimator):
         model.eval()
 
     def _diverge(self, value: float, epoch: int, batch: int, finite_state: dict | None,
-                 X: Any) -> str:
+                 X: Any, initial_state: dict | None) -> str:
         """The loss became NaN/inf: go back to the last weights that are finite and give
         finite outputs on the training data (else the initial ones), say so and stop."""
         kept = f"after epoch {epoch}" if epoch else "the initial ones"
@@ -443,7 +443,7 @@ class _BaseMLP(BaseEstimator):
             # Finite but huge weights can still overflow the outputs to inf (and softmax to
             # NaN); checked once, here, rather than every epoch.
             if epoch and not np.isfinite(self._forward_raw(backend.to_numpy(X))).all():
-                self.model_.load_state_dict(self._initial_state)
+                self.model_.load_state_dict(initial_state)
                 kept = f"the initial ones: those after epoch {epoch} overflow"
         self.model_.train()
         curve = getattr(self, "loss_curve_", None)
