@@ -8,14 +8,16 @@ in a few explicit lines.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from .. import datasets
 from .. import functional as F
 from ..nn import init
 from ..nn.module import Module
 from ..tensor import Tensor, no_grad
+from ..training import fit
 
 from ..nn import BatchNorm1d, Linear
 
@@ -126,30 +128,15 @@ def accuracy(model: Module, X: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(model: Module, X: np.ndarray, y: np.ndarray, opt: Any, epochs: int, batch_size: int,
-          rng: np.random.Generator, loss: str = "cross_entropy",
-          on_epoch: Callable[[int], None] | None = None) -> dict[str, list[float]]:
-    """Mini-batch training; returns per-epoch mean training loss and training accuracy."""
-    loss_fn = F.get_loss(loss)
-    hist: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    n = len(X)
-    for epoch in range(epochs):
-        model.train()
-        order = rng.permutation(n)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            if len(idx) < 2 and batch_size > 1:
-                continue
-            opt.zero_grad()
-            lo = loss_fn(model(Tensor(X[idx])), y[idx])
-            lo.backward()
-            opt.step()
-            total += float(lo.item()) * len(idx)
-        hist["loss"].append(total / n)
-        hist["accuracy"].append(accuracy(model, X, y))
-        if on_epoch is not None:
-            on_epoch(epoch)
-    return hist
+          rng: np.random.Generator, loss: str = "cross_entropy") -> dict[str, list[float]]:
+    """``nl.fit`` on (X, y); returns per-epoch training loss and training accuracy.
+
+    The accuracy is measured after each epoch in eval mode (fit's validation pass run on the
+    training data), not averaged over the epoch's batches while the weights were moving.
+    """
+    hist = fit(model, X, y, loss=loss, optimizer=opt, epochs=epochs, batch_size=batch_size,
+               validation_data=(X, y), metrics=["accuracy"], seed=rng, verbose=0).history
+    return {"loss": hist["loss"], "accuracy": hist["val_accuracy"]}
 
 
 def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -159,14 +146,8 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 
 
 def digits(n_train: int | None = None, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """scikit-learn's 8x8 digits (1797 images, 64 features, 10 classes), pixels scaled to
-    [0, 1], split 75/25 at random; ``n_train`` keeps only that many training images."""
-    from sklearn.datasets import load_digits
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    idx = np.random.default_rng(seed).permutation(len(X))
-    cut = int(0.75 * len(X))
-    tr, te = idx[:cut], idx[cut:]
-    if n_train is not None:
-        tr = tr[:n_train]
-    return X[tr], y[tr].astype(np.int64), X[te], y[te].astype(np.int64)
+    """``nl.datasets.load_digits`` (8x8 images, 10 classes) split 75/25, pixels scaled to
+    [0, 1]; ``n_train`` keeps only that many training images."""
+    d = datasets.load_digits(test_size=0.25, random_state=seed)
+    n = len(d.X_train) if n_train is None else n_train
+    return d.X_train[:n] / 16.0, d.y_train[:n], d.X_test / 16.0, d.y_test

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import datasets
 from ..tensor import Tensor, no_grad
 from . import Claim, LabResult
 from ._common import LabMLP, accuracy, make_optimizer, train
@@ -20,14 +21,8 @@ from ._common import LabMLP, accuracy, make_optimizer, train
 
 def circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Two noisy concentric rings (inner radius 0.5, outer 1), labels 1 (inner) and 0."""
-    try:
-        from ..datasets import make_circles
-        d = make_circles(n_samples=n, noise=0.08, factor=0.5, random_state=int(rng.integers(2**31)))
-        X, y = (d[0], d[1]) if isinstance(d, tuple) else (d.X, d.y)
-    except (ImportError, AttributeError, TypeError):
-        from sklearn.datasets import make_circles
-        X, y = make_circles(n_samples=n, noise=0.08, factor=0.5, random_state=int(rng.integers(2**31)))
-    return np.asarray(X, np.float32), np.asarray(y, np.int64)
+    d = datasets.make_circles(n_samples=n, noise=0.08, factor=0.5, random_state=int(rng.integers(2**31)))
+    return d.X_train, d.y_train
 
 
 def collapse(model: LabMLP) -> tuple[np.ndarray, np.ndarray]:
@@ -77,9 +72,11 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
               "the product of its weight matrices reproduces its outputs.",
               err < 1e-6, {"max_abs_difference": err, "largest_output": scale,
                            "effective_W_shape": list(W.shape)}),
+        # A line through two concentric rings leaves about half of each ring on either side, so
+        # no linear map beats chance (0.5) by much; it can do worse when it cuts off a cap.
         Claim("On concentric circles the deep linear network is no better than a single linear layer: "
-              "both stay at chance (test accuracy within 0.1 of 0.5).",
-              abs(acc[deep_label] - 0.5) < 0.1 and abs(acc["single linear layer"] - 0.5) < 0.1,
+              "neither beats chance by more than 0.1 (test accuracy <= 0.6).",
+              acc[deep_label] <= 0.6 and acc["single linear layer"] <= 0.6,
               {"test_accuracy_deep_linear": acc[deep_label],
                "test_accuracy_single_layer": acc["single linear layer"]}),
         Claim("The same depth with ReLU separates the circles (test accuracy >= 0.95).",

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import datasets
 from . import Claim, LabResult
 from ._common import LabMLP, accuracy, make_optimizer, standardize, train
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabResult:
-    from sklearn.datasets import load_wine
-    X, y = load_wine(return_X_y=True)
-    idx = np.random.default_rng(seed).permutation(len(X))
-    cut = int(0.7 * len(X))
-    Xtr, ytr, Xte, yte = X[idx[:cut]].astype(np.float32), y[idx[:cut]], X[idx[cut:]].astype(np.float32), y[idx[cut:]]
+    d = datasets.load_wine(test_size=0.3, random_state=seed)
+    Xtr, ytr, Xte, yte = d.X_train, d.y_train, d.X_test, d.y_test
+    X = np.concatenate([Xtr, Xte])
     epochs = 60 if quick else 200
     scales = X.std(axis=0)
 
