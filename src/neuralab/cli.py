@@ -155,6 +155,8 @@ TRAIN_EXAMPLE = """Examples:
 @click.option("--features", help="DATA: comma-separated columns to use (default: all).")
 @click.option("--drop", help="DATA: comma-separated columns to leave out.")
 @click.option("--sep", help="DATA: column delimiter (default: detected).")
+@click.option("--text", metavar="COLS", help="DATA: comma-separated free-text columns (TF-IDF "
+              "features; vocabulary and idf stored in the model file).")
 @click.option("--batch-norm", is_flag=True, help="Same as --norm batch.")
 @click.option("--residual", is_flag=True, help="DATA: residual hidden blocks.")
 @click.option("--early-stopping/--no-early-stopping", default=None,

@@ -206,7 +206,7 @@ def is_builtin_name(data: str) -> bool:
 def train_file(data: str, target: str | None = None, task: str | None = None,
                features: str | None = None, drop: str | None = None, sep: str | None = None,
                out: str | None = "model.safetensors", plot: str | None = None,
-               **flags: Any) -> Any:
+               text: str | None = None, **flags: Any) -> Any:
     """``neuralab train DATA --target COL``: preprocess, fit, save; returns the TabularModel.
 
     ``flags`` are ``neuralab train``'s options (see ``estimator_params``).
@@ -226,7 +226,7 @@ def train_file(data: str, target: str | None = None, task: str | None = None,
                 raise BadInput(f"--target is required: which column should be predicted? "
                                f"(columns: {', '.join(map(str, frame.columns[:20]))})")
         prep = TabularPreprocessor(features=_split_list(features), drop=_split_list(drop) or (),
-                                   task=task).fit(frame, target=target)
+                                   task=task, text=_split_list(text) or ()).fit(frame, target=target)
         for notice in prep.notices:
             click.echo(f"note: {notice}", err=True)
         frame = frame[frame[target].notna()]

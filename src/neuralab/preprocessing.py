@@ -136,13 +136,15 @@ class TabularPreprocessor:
     """
 
     def __init__(self, features: Sequence[str] | None = None, drop: Sequence[str] = (),
-                 task: str | None = None, max_categories: int = 50) -> None:
+                 task: str | None = None, max_categories: int = 50,
+                 text: Sequence[str] = ()) -> None:
         if task not in (None, "classification", "regression"):
             raise PreprocessingError(f"task must be 'classification' or 'regression', got {task!r}")
         self.features = list(features) if features is not None else None
         self.drop = list(drop)
         self.task = task
         self.max_categories = max_categories
+        self.text = list(text)  # columns of free text: TF-IDF (neuralab.text), stored as data
         self.spec: dict | None = None
         self.notices: list[str] = []
 
@@ -156,7 +158,7 @@ class TabularPreprocessor:
         if target is not None and target not in columns:
             raise PreprocessingError(f"target column {target!r} is not in the data; columns are "
                                      f"{_short_list(columns)}")
-        unknown = [c for c in (self.features or []) + self.drop if c not in columns]
+        unknown = [c for c in (self.features or []) + self.drop + self.text if c not in columns]
         if unknown:
             raise PreprocessingError(f"column(s) {_short_list(unknown)} not in the data; columns are "
                                      f"{_short_list(columns)}")
@@ -191,7 +193,12 @@ class TabularPreprocessor:
                 std = float(values.std())
                 spec["target_mean"], spec["target_std"] = float(values.mean()), std if std > 0 else 1.0
 
+        chosen += [c for c in self.text if c not in chosen and c != target]
         for name in chosen:
+            if name in self.text:
+                from .text import text_column_spec
+                spec["columns"].append(text_column_spec(name, frame[name]))
+                continue
             spec["columns"].extend(self._fit_column(name, frame[name], spec["dropped"]))
         if not spec["columns"]:
             raise PreprocessingError("no usable feature columns left "
@@ -294,6 +301,10 @@ class TabularPreprocessor:
             s = frame[col["name"]]
             if col["kind"] == "categorical":
                 blocks.append(self._one_hot(col, s, warn))
+                continue
+            if col["kind"] == "text":
+                from .text import transform_text_column
+                blocks.append(transform_text_column(col, s))
                 continue
             if col["kind"] == "date":
                 if col["name"] not in date_cache:
@@ -398,6 +409,9 @@ class TabularPreprocessor:
                 med += [0.0] * k
                 mean += [0.0] * k
                 std += [1.0] * k
+            elif col["kind"] == "text":
+                k = len(col["tfidf"]["vocabulary"])
+                med, mean, std = med + [0.0] * k, mean + [0.0] * k, std + [1.0] * k
             else:
                 med.append(col["median"])
                 mean.append(col["mean"])
@@ -411,6 +425,10 @@ class TabularPreprocessor:
             if col["kind"] == "numeric":
                 lines.append(f"{col['name']}: numeric, median-imputed ({col['median']:.4g}), "
                              f"standardised (mean {col['mean']:.4g}, std {col['std']:.4g})")
+            elif col["kind"] == "text":
+                tf = col["tfidf"]
+                lines.append(f"{col['name']}: text -> TF-IDF over {len(tf['vocabulary'])} words "
+                             f"and word pairs (vocabulary and idf stored in the file)")
             elif col["kind"] == "categorical":
                 extra = (" + <other>" if col["other"] else "") + (" + <missing>" if col["missing"] else "")
                 lines.append(f"{col['name']}: one-hot, {len(col['categories'])} categories{extra}")
@@ -424,7 +442,7 @@ class TabularPreprocessor:
     def to_dict(self) -> dict:
         """The fitted recipe as plain data (what goes into the model file)."""
         return {"spec": self._fitted(), "features": self.features, "drop": self.drop,
-                "task": self.task, "max_categories": self.max_categories}
+                "task": self.task, "max_categories": self.max_categories, "text": self.text}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TabularPreprocessor":
@@ -433,7 +451,7 @@ class TabularPreprocessor:
         if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
             raise PreprocessingError(f"unsupported preprocessing spec (expected version {SPEC_VERSION})")
         prep = cls(features=data.get("features"), drop=data.get("drop", ()), task=data.get("task"),
-                   max_categories=data.get("max_categories", 50))
+                   max_categories=data.get("max_categories", 50), text=data.get("text", ()))
         prep.spec = spec
         return prep
 
@@ -451,6 +469,9 @@ def _feature_names(columns: list[dict]) -> list[str]:
             names.append(col["name"])
         elif col["kind"] == "date":
             names.append(f"{col['name']}.{col['part']}")
+        elif col["kind"] == "text":
+            from .text import text_feature_names
+            names.extend(text_feature_names(col))
         else:
             cats = list(col["categories"]) + ([OTHER] if col["other"] else []) + (
                 [MISSING] if col["missing"] else [])
