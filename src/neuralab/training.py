@@ -63,13 +63,16 @@ def penalty(params: Sequence[Tensor], l1: float = 0.0, l2: float = 0.0) -> Tenso
 
 
 def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0,
-                    l2: float = 0.0) -> Callable[[Any, Any, Any], tuple[float, Any]]:
+                    l2: float = 0.0, loss_name: str | None = None
+                    ) -> Callable[[Any, Any, Any], tuple[float, Any]]:
     """Build the function that does one optimisation step on one mini-batch.
 
     The returned ``train_step(xb, yb, wb) -> (loss value, model outputs)`` is the whole of
     learning; ``fit`` only calls it in a loop. It is kept separate so that a faster step
     (captured or fused for a particular model) can replace it without touching ``fit``.
     Gradients are left in ``p.grad`` after the step, for callbacks such as GradientMonitor.
+    With ``loss_name="cross_entropy"`` a plain Linear/ReLU chain gets the captured step of
+    ``compiled.py`` (same gradients; set NEURALAB_EAGER=1 to compare with the eager one).
 
     Example:
         >>> step = make_train_step(model, lambda out, y, w: F.cross_entropy(out, y), opt)
@@ -88,7 +91,10 @@ def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0
         optimizer.step()                             # update the parameters in place
         return loss.item(), out.data
 
-    return train_step
+    # NOTE: a Linear/ReLU chain under cross-entropy (``loss_name``) replays a captured step
+    # (compiled.py): no graph, no per-step allocations, the same gradients bit for bit.
+    from .compiled import capture_train_step  # noqa: PLC0415
+    return capture_train_step(model, loss_name, optimizer, l1, l2, fallback=train_step) or train_step
 
 
 # ============================================================================ setup helpers
@@ -331,9 +337,12 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         "epochs": int(epochs), "steps": steps, "batch_size": int(batch_size),
         "samples": n_train, "has_validation": val is not None, "metrics": [m.name for m in train_metrics]})
     cbs = CallbackList([history, *user_callbacks, *extra], trainer)
-    train_step = make_train_step(model, loss_fn, optimizer, l1, l2)
+    train_step = make_train_step(model, loss_fn, optimizer, l1, l2, loss_name=loss_name)
+    from .compiled import blas_threads_for  # noqa: PLC0415
 
     cbs.on_train_begin({})
+    threads = blas_threads_for(model, batch_size)
+    threads.__enter__()
     try:
         for epoch in range(int(epochs)):
             trainer.epoch = epoch
@@ -367,6 +376,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             if trainer.stop_training:
                 break
     finally:
+        threads.__exit__(None, None, None)
         model.eval()
     cbs.on_train_end({})
     return history

@@ -1,0 +1,236 @@
+"""A captured training step: the ops of one MLP step, recorded once and replayed on fixed buffers.
+
+The eager engine (``tensor.py``) builds a graph of Python objects for every mini-batch and
+allocates every intermediate array afresh. For small nets (digits, 20 thin layers) that
+bookkeeping costs more than the arithmetic. When a model is a plain chain of ``Linear``
+layers and ReLUs trained with softmax cross-entropy, the whole step is known in advance:
+
+    forward   z_i = a_{i-1} @ W_i.T + b_i,  a_i = max(z_i, 0)       (per layer)
+    loss      -mean log_softmax(z_L)[y]
+    backward  d_L = (softmax(z_L) - onehot(y)) / n
+              grad W_i = d_i.T @ a_{i-1},  grad b_i = sum(d_i),  d_{i-1} = (d_i @ W_i) * (z_{i-1} > 0)
+
+``capture_train_step`` recognises such a model and returns a step that does exactly these
+NumPy calls, in the eager engine's order, writing into buffers allocated once per batch
+shape (and into each parameter's ``grad``), so the gradients equal the eager ones bit for
+bit (``tests/test_compiled.py``). The optimizer step is the optimizer's own. Anything else
+(dropout, batch norm, another loss, sample weights, a GPU array) returns None, and ``fit``
+uses the eager step.
+
+Example:
+    >>> step = capture_train_step(model, "cross_entropy", opt)   # None if not capturable
+    >>> loss, logits = step(xb, yb, None)
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CapturedMLP", "capture_train_step", "blas_threads_for"]
+
+
+def _chain(model: Any) -> list | None:
+    """The model as a flat list of ("linear", module) / ("relu", None), or None if it is not
+    a plain chain the captured step knows."""
+    from .nn.activation import ReLU
+    from .nn.container import Sequential
+    from .nn.layers import Dropout, Identity, Linear
+    from .nn.module import Module
+
+    out: list = []
+
+    def walk(m: Any) -> bool:
+        kind = type(m)
+        if kind is Linear or (isinstance(m, Linear) and kind.forward is Linear.forward):
+            out.append(("linear", m))
+            return True
+        if kind is ReLU:
+            out.append(("relu", None))
+            return True
+        if kind is Identity or (kind is Dropout and (m.p == 0 or not m.training)):
+            return True
+        if isinstance(m, Sequential) and kind.forward is Sequential.forward:
+            return all(walk(c) for c in vars(m).values() if isinstance(c, Module))
+        return False
+
+    if not walk(model):
+        return None
+    # the chain must be: linear, then optionally relu, repeated; no relu before a linear
+    if not out or out[0][0] != "linear" or out[-1][0] != "linear":
+        return None
+    for a, b in zip(out, out[1:]):
+        if a[0] == "relu" and b[0] == "relu":
+            return None
+    return out
+
+
+class CapturedMLP:
+    """The forward and backward of a Linear/ReLU chain under softmax cross-entropy, replayed
+    on buffers preallocated per batch size.
+
+    ``forward_backward(xb, yb)`` fills every parameter's ``grad`` (as ``loss.backward()``
+    after ``zero_grad()`` would) and returns the mean loss; the logits stay in ``logits``.
+
+    Example:
+        >>> cap = CapturedMLP.from_model(model)
+        >>> loss = cap.forward_backward(xb, yb); opt.step()
+    """
+
+    def __init__(self, layers: list[tuple[Any, Any, bool]]) -> None:
+        self.layers = layers  # (weight Parameter, bias Parameter or None, relu after it)
+        self.dtype = layers[0][0].data.dtype
+        self._bufs: dict[int, dict[str, list]] = {}
+        self.logits: Any = None
+
+    @classmethod
+    def from_model(cls, model: Any) -> "CapturedMLP | None":
+        """Capture ``model`` if it is a Linear/ReLU chain of NumPy float parameters, else None."""
+        chain = _chain(model)
+        if chain is None:
+            return None
+        layers = []
+        for i, (kind, m) in enumerate(chain):
+            if kind == "linear":
+                relu = i + 1 < len(chain) and chain[i + 1][0] == "relu"
+                layers.append((m.weight, m.bias, relu))
+        params = [t for w, b, _ in layers for t in (w, b) if t is not None]
+        dtype = params[0].data.dtype
+        if any(type(p.data) is not np.ndarray or p.data.dtype != dtype or dtype.kind != "f"
+               or not p.data.flags.c_contiguous for p in params):
+            return None
+        if {id(p) for p in model.parameters()} != {id(p) for p in params}:
+            return None  # parameters the chain does not use (e.g. frozen extras): stay eager
+        return cls(layers)
+
+    def _buffers(self, m: int) -> dict[str, list]:
+        bufs = self._bufs.get(m)
+        if bufs is None:
+            e = np.empty
+            dt = self.dtype
+            bufs = {
+                "z": [e((m, w.data.shape[0]), dt) for w, _, _ in self.layers],
+                "mask": [e((m, w.data.shape[0]), bool) if r else None for w, _, r in self.layers],
+                "d": [e((m, w.data.shape[1]), dt) for w, _, _ in self.layers],
+                "rows": [np.arange(m)],
+            }
+            if len(self._bufs) > 4:  # many batch sizes (batches of any length): keep it bounded
+                self._bufs.clear()
+            self._bufs[m] = bufs
+        return bufs
+
+    @staticmethod
+    def _grad_buffer(p: Any) -> Any:
+        g = p.grad
+        if g is None or g.shape != p.data.shape or g.dtype != p.data.dtype or g.base is not None:
+            g = np.empty_like(p.data)
+        return g
+
+    def forward_backward(self, xb: Any, yb: Any) -> float:
+        """Forward, softmax cross-entropy and backward on one batch; grads into ``p.grad``."""
+        m = xb.shape[0]
+        bufs = self._buffers(m)
+        zs, masks, ds = bufs["z"], bufs["mask"], bufs["d"]
+        if xb.dtype != self.dtype:
+            xb = xb.astype(self.dtype)
+        if xb.shape[1] != self.layers[0][0].data.shape[1]:
+            raise ValueError(f"linear: input has {xb.shape[1]} features (shape {xb.shape}) but "
+                             f"the weight expects {self.layers[0][0].data.shape[1]}")
+        # ---- forward: the same calls as functions.Linear and functions.ReLU
+        a = xb
+        acts = []
+        for (w, b, relu), z, mask in zip(self.layers, zs, masks):
+            acts.append(a)
+            np.matmul(a, w.data.T, out=z)
+            if b is not None:
+                z += b.data
+            if relu:
+                np.greater(z, 0, out=mask)
+                np.maximum(z, 0, out=z)  # NOTE: in place: the pre-activation is not needed again
+            a = z
+        # ---- softmax cross-entropy, as functions.CrossEntropy with class indices
+        z = zs[-1]
+        self.logits = z
+        n, c = z.shape
+        t = np.asarray(yb)
+        if t.shape != (n,) or t.dtype.kind not in "iu":
+            raise ValueError(f"cross_entropy: class targets must have shape ({n},), got {t.shape}")
+        if n and (t.min() < 0 or t.max() >= c):
+            raise ValueError(f"cross_entropy: class targets must lie in [0, {c - 1}], "
+                             f"got values from {t.min()} to {t.max()}")
+        rows = bufs["rows"][0]
+        logp = np.empty_like(z)
+        np.subtract(z, z.max(axis=1, keepdims=True), out=logp)
+        p = np.exp(logp)
+        logp -= np.log(p.sum(axis=1, keepdims=True))
+        picked = logp[rows, t]
+        loss = -picked
+        value = loss.sum() / n
+        # gradient (softmax - onehot) / n, written over p
+        np.exp(logp, out=p)
+        p[rows, t] -= 1.0
+        p *= np.ones((), self.dtype) / n
+        # ---- backward through the chain, last layer first
+        g = p
+        for i in range(len(self.layers) - 1, -1, -1):
+            w, b, _ = self.layers[i]
+            gw = self._grad_buffer(w)
+            np.matmul(g.T, acts[i], out=gw)
+            w.grad = gw
+            if b is not None:
+                gb = self._grad_buffer(b)
+                np.sum(g, axis=0, out=gb)
+                b.grad = gb
+            if i:
+                d = ds[i]
+                np.matmul(g, w.data, out=d)
+                prev_mask = masks[i - 1]
+                if prev_mask is not None:
+                    np.multiply(d, prev_mask, out=d)
+                g = d
+        return float(value)
+
+
+def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: float = 0.0,
+                       l2: float = 0.0, fallback: Any = None) -> Any:
+    """A ``train_step(xb, yb, wb) -> (loss, logits)`` replaying a captured MLP step, or None.
+
+    Captures only what it can reproduce exactly: a Linear/ReLU chain, loss "cross_entropy"
+    with integer labels, no l1/l2 penalty. Batches with sample weights go to ``fallback``
+    (the eager step). Set ``NEURALAB_EAGER=1`` to turn capturing off.
+
+    Example: ``step = capture_train_step(model, "cross_entropy", opt, fallback=eager_step)``
+    """
+    import os
+    if os.environ.get("NEURALAB_EAGER") or loss_name != "cross_entropy" or l1 or l2:
+        return None
+    cap = CapturedMLP.from_model(model)
+    if cap is None:
+        return None
+
+    def train_step(xb: Any, yb: Any, wb: Any) -> tuple[float, Any]:
+        if wb is not None or type(xb) is not np.ndarray or getattr(yb, "dtype", np.float32).kind not in "iu":
+            return fallback(xb, yb, wb)
+        value = cap.forward_backward(xb, yb)
+        optimizer.step()
+        return value, cap.logits
+
+    train_step.captured = cap
+    return train_step
+
+
+def blas_threads_for(model: Any, batch_size: int):
+    """A context with one BLAS thread when the largest matmul of a step is under 4 MFLOP.
+
+    NOTE: waking a second OpenBLAS thread costs more than it saves on small matmuls, and on a
+    busy 2-core machine much more: a digits epoch took 1.4 s with 2 threads vs 30 ms with 1.
+    """
+    sizes = [p.data.size for p in model.parameters() if p.ndim >= 2] if hasattr(model, "parameters") else []
+    if not sizes or int(batch_size) * max(sizes) >= 4e6:
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
