@@ -18,7 +18,7 @@ import neuralab as nl
 from neuralab import nn
 
 
-def median_ms(fn, repeat: int = 20, warmup: int = 3) -> float:
+def median_ms(fn, repeat: int = 7, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -36,6 +36,7 @@ def main() -> None:
     for info in threadpoolctl.threadpool_info():
         print(f"{info['internal_api']} {info.get('version')} kernel={info.get('architecture')} "
               f"threads={info['num_threads']} ({info['prefix']})")
+    torch.set_num_threads(2)  # the same two cores our BLAS uses
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}")
     rng = np.random.default_rng(0)
     rows = []

@@ -780,14 +780,30 @@ def _unpad2d(x, padding):
     return x[:, :, pt:x.shape[2] - pb, pl:x.shape[3] - pr]
 
 
+def _tap_hwn(i: int, j: int, stride: tuple, dilation: tuple, ho: int, wo: int) -> tuple:
+    """As ``_tap``, for an array laid out (C, H, W, N): batch innermost."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return (slice(None),
+            slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+
+
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as PyTorch) of (N, C, H, W) with (O, C/groups, kh, kw).
 
-    Forward ("im2col"): copy the input under every kernel tap into one column matrix
-    cols (groups, C/groups*kh*kw, N*Ho*Wo); the convolution is then one GEMM, W @ cols.
+    Forward ("im2col"): copy the input under every kernel tap into a column matrix
+    cols (groups, C/groups*kh*kw, positions); the convolution is then one GEMM, W @ cols.
     Backward: dW = grad @ cols^T and dcols = W^T @ grad (two GEMMs); "col2im" adds each
     tap's slice of dcols back onto the input positions it was copied from.
+    NOTE: two speed choices. (1) Arrays are laid out (C, H, W, N) inside, batch innermost:
+    each tap copies runs of Wo*N contiguous numbers, and the output is returned as an
+    (N, O, Ho, Wo) view of exactly the layout the next convolution reads. (2) cols is built
+    for a band of output rows at a time (about 1 MB), so it stays in cache for its GEMM and
+    is rebuilt in backward instead of being stored: memory traffic, not arithmetic, is what
+    a full-size im2col costs on CPU.
     """
+
+    CHUNK = 1 << 18  # numbers of cols per band: 1 MB in float32, fits in a core's L2 cache
 
     def forward(self, x, weight, *bias, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
         xp = xp_of(x)
@@ -798,41 +814,70 @@ class Conv2d(Function):
         if c != cg * groups or o % groups:
             raise ValueError(f"conv2d: input has {c} channels, weight {weight.shape} with groups={groups} "
                              f"expects {cg * groups} (and out channels divisible by groups)")
-        ho = _conv_out(h, kh, stride[0], dilation[0], padding[0], padding[1])
-        wo = _conv_out(w, kw, stride[1], dilation[1], padding[2], padding[3])
+        pt, pb, pl, pr = padding
+        ho = _conv_out(h, kh, stride[0], dilation[0], pt, pb)
+        wo = _conv_out(w, kw, stride[1], dilation[1], pl, pr)
         if ho <= 0 or wo <= 0:
             raise ValueError(f"conv2d: input {x.shape} is smaller than the (dilated) kernel {weight.shape[2:]}")
-        # channels first, then batch: every tap below is then a plain strided copy
-        xpad = xp.ascontiguousarray(_pad2d(x, padding).transpose(1, 0, 2, 3))
-        cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+        self.xpad = xp.zeros((c, h + pt + pb, w + pl + pr, n), dtype=x.dtype)
+        self.xpad[:, pt:pt + h, pl:pl + w] = x.transpose(1, 2, 3, 0)
+        self.wmat = weight.reshape(groups, o // groups, cg * kh * kw)
+        self.wshape, self.out_hw, self.has_bias = weight.shape, (ho, wo), bool(bias)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        out = xp.empty((o, ho, wo, n), dtype=x.dtype)
+        for r0, r1 in self._bands():
+            out[:, r0:r1] = (self.wmat @ self._im2col(r0, r1)).reshape(o, r1 - r0, wo, n)
+        if bias:
+            out += bias[0][:, None, None, None]
+        return out.transpose(3, 0, 1, 2)
+
+    def _bands(self):
+        """Output-row ranges [r0, r1) whose cols fit in CHUNK numbers."""
+        c, _, _, n = self.xpad.shape
+        ho, wo = self.out_hw
+        rows = max(1, self.CHUNK // (c * self.wshape[2] * self.wshape[3] * wo * n))
+        return [(r0, min(ho, r0 + rows)) for r0 in range(0, ho, rows)]
+
+    def _tap(self, i, j, r0, r1):
+        """Where kernel tap (i, j) reads the padded input for output rows r0..r1-1."""
+        (sh, sw), (dh, dw), wo = self.stride, self.dilation, self.out_hw[1]
+        return (slice(None), slice(i * dh + sh * r0, i * dh + sh * (r1 - 1) + 1, sh),
+                slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+
+    def _im2col(self, r0, r1):
+        c, _, _, n = self.xpad.shape
+        kh, kw = self.wshape[2:]
+        cols = xp_of(self.xpad).empty((c, kh, kw, r1 - r0, self.out_hw[1], n), dtype=self.xpad.dtype)
         for i in range(kh):
             for j in range(kw):
-                cols[:, i, j] = xpad[_tap(i, j, stride, dilation, ho, wo)]
-        cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
-        wmat = weight.reshape(groups, o // groups, cg * kh * kw)
-        out = (wmat @ cols).reshape(o, n * ho * wo)
-        if bias:
-            out += bias[0][:, None]
-        self.cols, self.wmat, self.has_bias = cols, wmat, bool(bias)
-        self.shape, self.wshape, self.xpad_shape = x.shape, weight.shape, xpad.shape
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        return out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+                cols[:, i, j] = self.xpad[self._tap(i, j, r0, r1)]
+        return cols.reshape(self.groups, -1, (r1 - r0) * self.out_hw[1] * n)
 
     def backward(self, grad):
         xp = xp_of(grad)
-        n, c, _, _ = self.shape
-        o, cg, kh, kw = self.wshape
-        ho, wo = grad.shape[2:]
-        g = grad.transpose(1, 0, 2, 3).reshape(self.groups, o // self.groups, n * ho * wo)
-        dw = (g @ self.cols.transpose(0, 2, 1)).reshape(self.wshape)
-        dcols = (self.wmat.transpose(0, 2, 1) @ g).reshape(c, kh, kw, n, ho, wo)
-        dxpad = xp.zeros(self.xpad_shape, dtype=grad.dtype)  # (C, N, Hp, Wp), as in forward
-        for i in range(kh):
-            for j in range(kw):
-                dxpad[_tap(i, j, self.stride, self.dilation, ho, wo)] += dcols[:, i, j]
-        dx = _unpad2d(dxpad.transpose(1, 0, 2, 3), self.padding)
+        n, o, ho, wo = grad.shape
+        c, hp, wp, _ = self.xpad.shape
+        kh, kw = self.wshape[2:]
+        # free (a view) when grad has the (O, Ho, Wo, N) memory layout our forward produced
+        g = grad.transpose(1, 2, 3, 0).reshape(self.groups, o // self.groups, ho * wo * n)
+        dw = xp.zeros(self.wmat.shape, dtype=grad.dtype)
+        need_dx = self.needs_grad(0)  # a first layer's input needs none: skip a GEMM and col2im
+        dxpad = xp.zeros(self.xpad.shape, dtype=grad.dtype) if need_dx else None
+        for r0, r1 in self._bands():
+            gb = g[:, :, r0 * wo * n:r1 * wo * n]
+            dw += gb @ self._im2col(r0, r1).transpose(0, 2, 1)
+            if need_dx:
+                dcols = (self.wmat.transpose(0, 2, 1) @ gb).reshape(c, kh, kw, r1 - r0, wo, n)
+                for i in range(kh):
+                    for j in range(kw):
+                        dxpad[self._tap(i, j, r0, r1)] += dcols[:, i, j]
+        dx = None
+        if need_dx:
+            pt, pb, pl, pr = self.padding
+            dx = dxpad[:, pt:hp - pb, pl:wp - pr].transpose(3, 0, 1, 2)
+        dw = dw.reshape(self.wshape)
         if self.has_bias:
-            return dx, dw, grad.sum(axis=(0, 2, 3))
+            return dx, dw, g.reshape(o, -1).sum(axis=1)
         return dx, dw
 
 
