@@ -331,3 +331,60 @@ def test_estimator_on_inputs_of_1e6_predicts_finite_probabilities():
             clf = _clf(activation=act).fit(Xb, Y)
             p = clf.predict_proba(Xb)
             assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1, atol=1e-5), act
+
+
+# ---------------------------------------------------------------- concurrent predict
+def test_concurrent_predict_from_threads_is_correct_and_leaves_grad_mode_alone():
+    import threading
+    from sklearn.datasets import load_digits
+    Xd, yd = load_digits(return_X_y=True)
+    Xd = (Xd / 16.0).astype(np.float32)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = nl.MLPClassifier(hidden_layer_sizes=(32,), max_iter=10, random_state=0).fit(Xd, yd)
+    expected_p, expected_y = clf.predict_proba(Xd), clf.predict(Xd)
+    failures, barrier = [], threading.Barrier(6)
+
+    def worker(k):
+        rng = np.random.default_rng(k)
+        barrier.wait()  # start together, to overlap as much as possible
+        for _ in range(30):
+            idx = rng.choice(len(Xd), size=int(rng.integers(1, 400)), replace=False)
+            p = clf.predict_proba(Xd[idx])
+            if not (np.allclose(p, expected_p[idx], rtol=1e-5, atol=1e-7)
+                    and np.array_equal(clf.predict(Xd[idx]), expected_y[idx])):
+                failures.append(k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    # Each thread's no_grad was its own: this thread still records graphs.
+    assert nl.is_grad_enabled()
+    x = nl.tensor(np.ones(3), requires_grad=True)
+    (x * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2, 2, 2])
+
+
+def test_no_grad_is_per_thread():
+    import threading
+    inside = threading.Event()
+    release = threading.Event()
+    seen = []
+
+    def other():
+        with nl.no_grad():
+            inside.set()
+            release.wait(10)
+            seen.append(nl.is_grad_enabled())
+
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait(10)
+    assert nl.is_grad_enabled()  # the other thread's no_grad does not reach this one
+    release.set()
+    t.join()
+    assert seen == [False] and nl.is_grad_enabled()

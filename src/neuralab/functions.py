@@ -40,7 +40,7 @@ class Function:
         out = ctx.forward(*[t.data for t in inputs], **kwargs)
         if isinstance(out, np.generic):  # NumPy reductions return scalars; keep data an array
             out = np.asarray(out)
-        if _tensor._grad_enabled:
+        if _tensor._grad_mode.enabled:
             for t in inputs:
                 if t.requires_grad:
                     result = Tensor._make(out, True)

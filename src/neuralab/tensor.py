@@ -17,18 +17,31 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any
 
 import numpy as np
 
 from . import backend
 
-_grad_enabled = True  # the only global state in neuralab (DESIGN rule 5)
+class _GradMode(threading.local):
+    """Whether ops record a graph: the only global state in neuralab (DESIGN rule 5).
+
+    Per thread, as PyTorch's: a ``no_grad`` in one thread (a concurrent ``predict``) must
+    never switch recording off, or leave it off, for another.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.saved: list[bool] = []
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
     """Whether ops record a graph now (False inside ``no_grad``)."""
-    return _grad_enabled
+    return _grad_mode.enabled
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -40,13 +53,11 @@ class no_grad(contextlib.ContextDecorator):
     """
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = False
+        _grad_mode.saved.append(_grad_mode.enabled)
+        _grad_mode.enabled = False
 
     def __exit__(self, *exc: Any) -> None:
-        global _grad_enabled
-        _grad_enabled = self._prev
+        _grad_mode.enabled = _grad_mode.saved.pop()
 
 
 class enable_grad(contextlib.ContextDecorator):
@@ -56,13 +67,11 @@ class enable_grad(contextlib.ContextDecorator):
     """
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = True
+        _grad_mode.saved.append(_grad_mode.enabled)
+        _grad_mode.enabled = True
 
     def __exit__(self, *exc: Any) -> None:
-        global _grad_enabled
-        _grad_enabled = self._prev
+        _grad_mode.enabled = _grad_mode.saved.pop()
 
 
 def unbroadcast(grad: Any, shape: tuple) -> Any:
