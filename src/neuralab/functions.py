@@ -296,11 +296,12 @@ class ReLU(Function):
     """max(x, 0); gradient 1 where x > 0."""
 
     def forward(self, x):
-        self.mask = x > 0
-        return xp_of(x).maximum(x, 0)  # not x * mask, which gives -0.0 for negative x
+        # one pass; the mask is made in backward, so inference never pays for it
+        self.out = xp_of(x).maximum(x, 0)  # not x * (x > 0), which gives -0.0 for x < 0
+        return self.out
 
     def backward(self, grad):
-        return (grad * self.mask,)
+        return (grad * (self.out > 0),)
 
 
 class LeakyReLU(Function):
