@@ -350,6 +350,11 @@ class _BaseMLP(BaseEstimator):
         stop_reason = None
         self.diverged_ = None
         finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
+        # NOTE: a plain softmax MLP shares nl.fit's captured step (compiled.py): no graph and
+        # no allocations per batch, the same gradients bit for bit.
+        from ..compiled import CapturedMLP  # noqa: PLC0415
+        cap = CapturedMLP.from_model(model) if (self.out_activation_ == "softmax"
+                                                and dev == "cpu") else None
         initial_state = finite_state
         for it in range(self.max_iter):
             if self.shuffle:
@@ -368,11 +373,14 @@ class _BaseMLP(BaseEstimator):
                 sw_sum = float(m if wb is None else wb.sum())
                 if sw_sum <= 0:
                     continue
-                z = model(Tensor._make(xb, False))
-                loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
-                opt.zero_grad()
-                loss.backward()
-                value = float(loss.data)
+                if cap is not None and wb is None:
+                    value = cap.forward_backward(xb, yb)
+                else:
+                    z = model(Tensor._make(xb, False))
+                    loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
+                    opt.zero_grad()
+                    loss.backward()
+                    value = float(loss.data)
                 if not np.isfinite(value):
                     stop_reason = self._diverge(value, it, start // bs, finite_state, Xd, initial_state)
                     break
