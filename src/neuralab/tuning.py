@@ -229,6 +229,26 @@ def load_builtin(name: str):
     return StandardScaler().fit_transform(X), y, BUILTIN[key]
 
 
+def load_file(path: str, target: str) -> tuple[Any, Any, str, Any]:
+    """(X, y, task, preprocessor) from a CSV/TSV/Parquet file, preprocessed as `neuralab train`.
+
+    The preprocessing (imputation, scaling, one-hot) is fitted on the whole table before the
+    cross-validation, a small optimism in the CV scores that the final model does not have.
+    Example: ``X, y, task, prep = load_file("houses.csv", "price")``
+    """
+    from .cli_files import read_table  # noqa: PLC0415
+    from .preprocessing import TabularPreprocessor  # noqa: PLC0415
+
+    frame = read_table(path)
+    prep = TabularPreprocessor().fit(frame, target=target)
+    frame = frame[frame[target].notna()]
+    X, y = prep.transform(frame), prep.transform_target(frame)
+    task = prep.spec["task"]
+    if task == "regression":
+        y = prep.scale_target(y)
+    return X, y, task, prep
+
+
 def register(group: Any) -> None:
     """Add the ``tune`` command to a click group (the ``neuralab`` CLI calls this)."""
     import click  # noqa: PLC0415
@@ -236,8 +256,11 @@ def register(group: Any) -> None:
     @group.command("tune", epilog="Examples:\n\n\b\n"
                    "  neuralab tune -d digits --param hidden_layer_sizes=64,128 "
                    "--param alpha=1e-4:1e-2:log --search random --n-iter 8\n"
-                   "  neuralab tune -d digits --config search.toml --scheduler tcp://HOST:8786")
-    @click.option("--dataset", "-d", required=True, metavar="NAME",
+                   "  neuralab tune -d digits --config search.toml --scheduler tcp://HOST:8786\n"
+                   "  neuralab tune houses.csv --target price --param alpha=1e-4:1e-2:log")
+    @click.argument("data", required=False)
+    @click.option("--target", "-t", help="DATA (CSV/TSV/Parquet): the column to predict.")
+    @click.option("--dataset", "-d", metavar="NAME",
                   help=f"Built-in data set: {', '.join(sorted(BUILTIN))}.")
     @click.option("--param", "params", multiple=True, metavar="NAME=SPEC",
                   help="A range: 64,128 | 1e-4:1e-2:log | 0:0.5 | 1:10:int (repeatable).")
@@ -255,8 +278,10 @@ def register(group: Any) -> None:
     @click.option("--out", "-o", default="best.safetensors", show_default=True,
                   help="Where to save the best model (refit on all the data).")
     @click.option("--quiet", is_flag=True, help="No per-fit progress lines.")
-    def tune(dataset, params, config, method, n_iter, cv, max_iter, n_jobs, scheduler, seed, out, quiet):
-        """Grid or random hyperparameter search for an MLP on a built-in data set."""
+    def tune(data, target, dataset, params, config, method, n_iter, cv, max_iter, n_jobs,
+             scheduler, seed, out, quiet):
+        """Grid or random hyperparameter search for an MLP on a file (DATA --target COL,
+        preprocessed as `neuralab train` does) or a built-in data set (--dataset NAME)."""
         import time  # noqa: PLC0415
 
         from .estimators import MLPClassifier, MLPRegressor  # noqa: PLC0415
@@ -267,7 +292,16 @@ def register(group: Any) -> None:
             space.update(parse_params(list(params)))
             if not space:
                 raise ValueError("give at least one --param NAME=SPEC or a --config file")
-            X, y, task = load_builtin(dataset)
+            prep = None
+            if data is not None:
+                if dataset is not None or target is None:
+                    raise ValueError("give DATA --target COL, or --dataset NAME")
+                X, y, task, prep = load_file(data, target)
+                dataset = data
+            elif dataset is None:
+                raise ValueError("give DATA --target COL, or --dataset NAME")
+            else:
+                X, y, task = load_builtin(dataset)
         except (ValueError, OSError) as exc:
             raise click.UsageError(str(exc)) from None
         fixed = {"max_iter": max_iter or doc.get("max_iter", 100), "random_state": seed,
@@ -287,7 +321,12 @@ def register(group: Any) -> None:
         click.echo(ranked_table(search))
         from .io import save  # noqa: PLC0415
 
-        path = save(search.best_estimator_, out, metadata={
+        best = search.best_estimator_
+        if prep is not None:  # a CLI model: `neuralab predict` then takes raw rows of the file
+            from .preprocessing import TabularModel  # noqa: PLC0415
+            best = TabularModel(prep, best, info={"data": dataset, "target": target,
+                                                  "command": "neuralab tune"})
+        path = save(best, out, metadata={
             "command": "neuralab tune", "dataset": dataset, "best_params": repr(search.best_params_),
             "best_cv_score": float(search.best_score_)})
         click.echo(f"\nbest: {search.best_params_} (CV score {search.best_score_:.4f}); saved to {path}")
