@@ -93,7 +93,7 @@ def run_mnist(wide: bool) -> list[tuple]:
         name, epochs = "MNIST 784-1024-1024-10 dropout 0.3", 16
         model = nn.MLP(784, hidden=(1024, 1024), out_features=10, dropout=0.3, rng=0)
     else:
-        name, epochs = "MNIST 784-256-256-10", 12
+        name, epochs = "MNIST 784-256-256-10", 8
         model = nn.MLP(784, hidden=(256, 256), out_features=10, rng=0)
     opt = optim.Adam(model.parameters(), lr=1e-3)
     sched = LearningRateScheduler(optim.CosineAnnealingLR(opt, T_max=epochs))
