@@ -660,7 +660,9 @@ def _emit(m: Any, x: str, g: _OnnxGraph, path: str) -> str:
     if isinstance(m, nn.Step):
         ge = g.op("GreaterOrEqual", [x, g.const(0.0, "zero")])
         return g.op("Cast", [ge], "step", to=1)  # 1 = FLOAT
-    if isinstance(m, nn.BatchNorm1d):
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
+        return _emit_conv_pool(m, x, g)
+    if isinstance(m, nn.BatchNorm1d):  # BatchNorm2d too: ONNX normalises axis 1 of any rank
         if not m.track_running_stats:
             raise ValueError(f"{where}: BatchNorm1d without running statistics uses batch "
                              f"statistics at inference and cannot be exported")
@@ -691,6 +693,46 @@ def _emit(m: Any, x: str, g: _OnnxGraph, path: str) -> str:
     raise ValueError(f"cannot export layer {where} ({type(m).__name__}) to ONNX; supported: "
                      f"Linear, activations, Dropout, BatchNorm1d, LayerNorm, Residual, "
                      f"Sequential, MLP")
+
+
+def _emit_conv_pool(m: Any, x: str, g: _OnnxGraph) -> str:
+    """ONNX Conv, MaxPool or AveragePool for a (1-D or 2-D) convolution or pooling layer."""
+    from . import functional as F
+    from . import nn
+    one_d = isinstance(m, (nn.Conv1d, nn.MaxPool1d, nn.AvgPool1d))
+    n = 1 if one_d else 2
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        stride, dilation = F._tuple(m.stride, n, "stride"), F._tuple(m.dilation, n, "dilation")
+        if isinstance(m.padding, str):
+            k = m.kernel_size if n == 2 else (1,) + m.kernel_size
+            pads = F._conv_padding(m.padding, k, (1,) * (2 - n) + dilation, (1,) * (2 - n) + stride)
+            pads = pads[2:] if n == 1 else pads
+        else:
+            pads = tuple(p for p in F._tuple(m.padding, n, "padding") for _ in range(2))
+        inputs = [x, g.const(m.weight.data, "conv_weight")]
+        if m.bias is not None:
+            inputs.append(g.const(m.bias.data, "conv_bias"))
+        # ONNX lists all starts, then all ends: (top, left, bottom, right)
+        return g.op("Conv", inputs, "conv", kernel_shape=list(m.kernel_size), strides=list(stride),
+                    dilations=list(dilation), group=int(m.groups), pads=list(pads[0::2] + pads[1::2]))
+    k, s, p = F._pool_args(m.kernel_size, m.stride, m.padding, n, type(m).__name__)
+    attrs = {"kernel_shape": list(k), "strides": list(s), "pads": list(p) * 2}
+    if isinstance(m, nn.MaxPool2d):  # MaxPool1d is a subclass
+        return g.op("MaxPool", [x], "maxpool", dilations=list(F._tuple(m.dilation, n, "dilation")), **attrs)
+    return g.op("AveragePool", [x], "avgpool", count_include_pad=1, **attrs)  # PyTorch's default
+
+
+def _input_shape(m: Any) -> list:
+    """The symbolic input shape of an exported module: (N, C, H, W) after a Conv2d first, etc."""
+    from . import nn
+    for sub in m.modules():
+        if isinstance(sub, nn.Conv2d):
+            return ["N", sub.in_channels, "H", "W"]
+        if isinstance(sub, nn.Conv1d):
+            return ["N", sub.in_channels, "L"]
+        if isinstance(sub, nn.Linear):
+            return ["N", sub.in_features]
+    return ["N", None]
 
 
 def _first_linear_width(m: Any) -> int | None:
@@ -813,7 +855,7 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
             out = _emit(obj, "input", g, "")
         finally:
             obj.train(was_training)
-        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_in])]
+        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, _input_shape(obj))]
         g.op("Identity", [out], out="output")
         outputs.append(("output", "output", TensorProto.FLOAT, ["N", _final_width(obj) or "M"]))
     else:
