@@ -104,3 +104,24 @@ def test_bad_labels_are_reported():
     cap = CapturedMLP.from_model(_model())
     with pytest.raises(ValueError, match="class targets must lie in"):
         cap.forward_backward(X[:4], np.array([0, 1, 2, 7]))
+
+
+def test_forward_layers_equal_the_eager_forward():
+    from neuralab.compiled import forward_layers, inference_layers
+    X, _ = _data()
+    model = _model().eval()
+    with nl.no_grad():
+        expected = model(nl.tensor(X)).data
+    assert np.array_equal(forward_layers(inference_layers(model), X), expected)
+
+
+def test_estimator_fast_predict_path_equals_validated_path():
+    X, y = _data(120)
+    clf = nl.MLPClassifier(hidden_layer_sizes=(10,), max_iter=3, random_state=0).fit(X, y)
+    fast = clf.predict_proba(X)                       # float ndarray: skips validate_data
+    slow = clf.predict_proba(X.astype(np.float64).tolist())  # a list: full validation
+    np.testing.assert_allclose(fast, slow, rtol=1e-6)
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict_proba(np.full((1, X.shape[1]), np.nan, np.float32))
+    with pytest.raises(ValueError, match="features"):
+        clf.predict_proba(X[:, :3])

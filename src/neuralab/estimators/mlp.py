@@ -188,6 +188,13 @@ class _BaseMLP(BaseEstimator):
         self.model_.eval()
         out = []
         dev = backend.normalize_device(self.device)
+        if dev == "cpu":
+            # NOTE: a plain Linear/ReLU chain predicts with raw NumPy calls (compiled.py): no
+            # Tensors, no graph; the same numbers, 2x faster on one row.
+            from ..compiled import forward_layers, inference_layers  # noqa: PLC0415
+            layers = inference_layers(self.model_)
+            if layers is not None:
+                return forward_layers(layers, np.asarray(X, dtype=self._dtype))
         with no_grad():
             for start in range(0, X.shape[0], 8192):
                 xb = Tensor(backend.to_device(X[start:start + 8192], dev), dtype=self._dtype)
@@ -208,6 +215,23 @@ class _BaseMLP(BaseEstimator):
         if act == "exp":
             return np.exp(z)
         return z
+
+    def _validate_predict(self, X: Any) -> np.ndarray:
+        """X checked for prediction; a finite float NumPy array of the right width skips
+        scikit-learn's validate_data.
+
+        NOTE: validate_data costs ~100 us per call, more than a one-row prediction itself.
+        """
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f"
+                and X.dtype.itemsize in (4, 8) and X.shape[0] > 0
+                and X.shape[1] == getattr(self, "n_features_in_", -1)
+                and not hasattr(self, "feature_names_in_")):
+            dt = self._float_dtype()
+            if not isinstance(dt, list):
+                X = X.astype(dt, copy=False)
+            if np.isfinite(X).all():
+                return X
+        return _validate(self, X, dtype=self._float_dtype(), reset=False)
 
     # ------------------------------------------------------------------ the loss
     def _batch_loss(self, z: Tensor, target: Tensor, w: np.ndarray | None, sw_sum: float) -> Tensor:
@@ -773,7 +797,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Example: ``clf.predict_proba(X[:2]).sum(axis=1)  # [1., 1.]``
         """
         check_is_fitted(self)
-        X = _validate(self, X, dtype=self._float_dtype(), reset=False)
+        X = self._validate_predict(X)
         p = self._output(X)
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
             p = p.ravel()
@@ -787,7 +811,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (an indicator matrix for multilabel). Example: ``clf.predict(X[:5])``"""
         check_is_fitted(self)
-        X = _validate(self, X, dtype=self._float_dtype(), reset=False)
+        X = self._validate_predict(X)
         p = self._output(X)
         if self._label_binarizer.y_type_ == "multiclass":
             return self.classes_[np.argmax(p, axis=1)]
@@ -880,6 +904,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, (n_samples,) or (n_samples, n_outputs). Example: ``reg.predict(X[:5])``"""
         check_is_fitted(self)
-        X = _validate(self, X, dtype=self._float_dtype(), reset=False)
+        X = self._validate_predict(X)
         out = self._output(X)
         return out.ravel() if self._y_1d else out
