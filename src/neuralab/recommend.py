@@ -26,13 +26,15 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from . import functional as F
 from .nn import MLP, Embedding, Linear, Module
 from .tensor import Tensor, no_grad
 
 __all__ = ["ImplicitFeedback", "make_implicit_feedback", "NCF", "NCFRecommender", "Popularity",
-           "PureSVD", "leave_one_out_split", "evaluate_ranking", "leave_one_out_report"]
+           "PureSVD", "leave_one_out_split", "evaluate_ranking", "leave_one_out_report",
+           "plot_hit_rate"]
 
 
 # ============================================================================ data
@@ -229,16 +231,17 @@ class NCFRecommender(BaseEstimator):
         if users.shape != items.shape or users.ndim != 1 or len(users) == 0:
             raise ValueError(f"NCFRecommender.fit: users and items must be equal-length 1-d "
                              f"sequences, got shapes {users.shape} and {items.shape}")
-        self.user_ids_, u = _index(users)
-        self.item_ids_, i = _index(items)
-        return self.fit_indices(u, i, len(self.user_ids_), len(self.item_ids_))
+        user_ids, u = _index(users)
+        item_ids, i = _index(items)
+        self.fit_indices(u, i, len(user_ids), len(item_ids))
+        self.user_ids_, self.item_ids_ = user_ids, item_ids
+        return self
 
     def fit_indices(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
                     ) -> "NCFRecommender":
         """``fit`` on index arrays in [0, n_users) and [0, n_items) (used by the evaluation)."""
         from . import optim
-        if not hasattr(self, "user_ids_") or len(self.user_ids_) != n_users:
-            self.user_ids_, self.item_ids_ = np.arange(n_users), np.arange(n_items)
+        self.user_ids_, self.item_ids_ = np.arange(n_users), np.arange(n_items)
         rng = np.random.default_rng(self.random_state)
         pairs = np.unique(np.stack([users, items], axis=1), axis=0)  # repeats count once
         self.interactions_ = pairs
@@ -249,6 +252,15 @@ class NCFRecommender(BaseEstimator):
         labels = np.concatenate([np.ones(n_pos), np.zeros(n_pos * self.negatives)]).astype(np.float32)
         self.loss_curve_ = []
         self.model_.train()
+        # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
+        with threadpool_limits(1, user_api="blas"):
+            self._train(opt, pairs, seen, labels, n_items, rng)
+        self.model_.eval()
+        return self
+
+    def _train(self, opt: Any, pairs: np.ndarray, seen: np.ndarray, labels: np.ndarray,
+               n_items: int, rng: np.random.Generator) -> None:
+        n_pos = len(pairs)
         for _ in range(self.epochs):
             u = np.concatenate([pairs[:, 0], np.repeat(pairs[:, 0], self.negatives)])
             neg = rng.integers(0, n_items, n_pos * self.negatives)
@@ -269,8 +281,6 @@ class NCFRecommender(BaseEstimator):
                 opt.step()
                 total += loss.item() * len(b)
             self.loss_curve_.append(total / len(order))
-        self.model_.eval()
-        return self
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Logits for (user index, item index) pairs; higher means more likely to interact."""
@@ -294,7 +304,8 @@ class NCFRecommender(BaseEstimator):
         if exclude_seen:
             scores[self.interactions_[self.interactions_[:, 0] == u, 1]] = -np.inf
         top = np.argsort(-scores, kind="stable")[:k]
-        return [(self.item_ids_[j].item(), float(scores[j])) for j in top if np.isfinite(scores[j])]
+        ids = self.item_ids_[top].tolist()  # plain Python ints or strings
+        return [(i, float(scores[j])) for i, j in zip(ids, top) if np.isfinite(scores[j])]
 
 
 # ============================================================================ evaluation
@@ -362,3 +373,27 @@ def leave_one_out_report(users: Sequence[Any], items: Sequence[Any], models: dic
         lines.append(f"{name:<{width}}{r['hr'][k_max - 1]:>8.4f}{r['ndcg'][k_max - 1]:>9.4f}"
                      f"{r['hr'][0]:>7.4f}{r['seconds']:>8.1f}")
     return {"results": results, "table": "\n".join(lines)}
+
+
+def plot_hit_rate(results: dict, path: str) -> None:
+    """HR@K for K = 1..10, one line per model (from ``leave_one_out_report``'s results), as a PNG.
+
+    Example: ``plot_hit_rate(leave_one_out_report(u, i)["results"], "hr.png")``
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        ks = np.arange(1, len(r["hr"]) + 1)
+        ax.plot(ks, r["hr"], marker="o", label=f"{name} (NDCG@10 {r['ndcg'][-1]:.3f})")
+    ax.set_xlabel("K (held-out item among the top K of 100 candidates)")
+    ax.set_ylabel("hit rate HR@K")
+    ax.set_xticks(np.arange(1, 11))
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("leave-one-out ranking")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

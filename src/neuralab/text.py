@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from threadpoolctl import threadpool_limits
 
 from .nn import Embedding, Linear, Module
 from .tensor import Tensor
@@ -288,16 +289,11 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
     def _index(self) -> dict[str, int]:
         if not hasattr(self, "vocabulary_"):
             raise ValueError("this FastTextClassifier is not fitted yet; call fit(texts, y) first")
-        cached = getattr(self, "_index_cache", None)
-        if cached is None or len(cached) != len(self.vocabulary_):
-            cached = {w: i for i, w in enumerate(self.vocabulary_)}
-            self._index_cache = cached
-        return cached
+        return {w: i for i, w in enumerate(self.vocabulary_)}  # ~1 ms; not kept (saved files stay small)
 
     # -------------------------------------------------------------- fitting
     def fit(self, X: Sequence[Any], y: Sequence[Any]) -> "FastTextClassifier":
         """Build the vocabulary from ``X`` (texts) and train on labels ``y``; returns self."""
-        from . import functional as F
         from . import optim
         texts = _as_texts(X)
         y = np.asarray(y)
@@ -309,7 +305,6 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
         counts = Counter(g for t in texts for g in set(self._grams(t)))
         kept = sorted(w for w, c in counts.items() if c >= self.min_count)
         self.vocabulary_ = [PAD, UNK] + kept
-        self._index_cache = None
         rng = np.random.default_rng(self.random_state)
         self.model_ = FastText(len(self.vocabulary_), self.embed_dim,
                                  len(self.classes_), rng=rng)
@@ -318,8 +313,18 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
         lengths = (ids_all != 0).sum(axis=1)
         self.loss_curve_ = []
         self.model_.train()
+        # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
+        with threadpool_limits(1, user_api="blas"):
+            self._train(opt, ids_all, lengths, y_idx, rng)
+        self.model_.eval()
+        self.n_iter_ = self.epochs
+        return self
+
+    def _train(self, opt: Any, ids_all: np.ndarray, lengths: np.ndarray, y_idx: np.ndarray,
+               rng: np.random.Generator) -> None:
+        from . import functional as F
         for _ in range(self.epochs):
-            order = rng.permutation(len(texts))
+            order = rng.permutation(len(ids_all))
             total = 0.0
             for start in range(0, len(order), self.batch_size):
                 b = order[start:start + self.batch_size]
@@ -329,10 +334,7 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(b)
-            self.loss_curve_.append(total / len(texts))
-        self.model_.eval()
-        self.n_iter_ = self.epochs
-        return self
+            self.loss_curve_.append(total / len(ids_all))
 
     # -------------------------------------------------------------- predicting
     def decision_function(self, X: Sequence[Any]) -> np.ndarray:

@@ -18,9 +18,9 @@ time step in parallel: one GRU op over the whole target, one batched matmul for 
 Decoding is greedy or beam search, one step at a time.
 
 Example:
-    >>> from neuralab.translate import DateTranslator, make_dates, translate_dates
+    >>> from neuralab.translate import make_dates, train_translator, translate_dates
     >>> src, tgt = make_dates(3, random_state=0)
-    >>> model = DateTranslator.train(n_train=20000, epochs=12, random_state=0)
+    >>> model = train_translator(n_train=20000, epochs=12, random_state=0)
     >>> model.translate(["25 Nov 2026", "11/25/26"])
     ['2026-11-25', '2026-11-25']
 """
@@ -37,7 +37,8 @@ from . import functional as F
 from .nn import GRU, Embedding, Linear, Module
 from .tensor import Tensor, no_grad
 
-__all__ = ["MONTHS", "WEEKDAYS", "format_date", "make_dates", "DateTranslator",
+__all__ = ["MONTHS", "WEEKDAYS", "format_date", "make_dates", "split_days", "DateTranslator",
+           "train_translator",
            "default_model_path", "load_or_train", "translate_dates"]
 
 FIRST_DAY, LAST_DAY = _dt.date(1950, 1, 1), _dt.date(2049, 12, 31)  # two-digit years unambiguous
@@ -285,63 +286,63 @@ class DateTranslator(Module):
         out = self.greedy(texts)[0] if beam_width <= 1 else self.beam(texts, beam_width)
         return out[0] if one else out
 
-    # -------------------------------------------------------------- training
-    @classmethod
-    def train(cls, n_train: int = 20000, epochs: int = 12, batch_size: int = 64,
-              lr: float = 3e-3, random_state: Any = 0, verbose: bool = False,
-              **kwargs: Any) -> "DateTranslator":
-        """Build and train a model on ``n_train`` generated pairs from the training days.
-
-        The training days exclude a fixed 10% of 1950-2049 (``split_days(0.1, random_state)``),
-        which ``evaluate`` uses. ``kwargs`` go to the constructor.
-        Example: ``model = DateTranslator.train(n_train=5000, epochs=5)``
-        """
-        from threadpoolctl import threadpool_limits
-
-        from . import optim
-        rng = np.random.default_rng(random_state)
-        train_days, _ = split_days(0.1, random_state)
-        src_text, tgt_text = make_dates(n_train, rng, train_days)
-        model = cls(rng=rng, **kwargs)
-        src, tgt = model.encode_source(src_text), model.encode_target(tgt_text)
-        lengths = (src != 0).sum(axis=1)
-        opt = optim.Adam(model.parameters(), lr=lr)
-        steps = epochs * -(-n_train // batch_size)
-        sched = optim.CosineAnnealingLR(opt, T_max=steps)
-        model.loss_curve_ = []
-        model.train()
-        start = time.perf_counter()
-        # Small matrices: a second BLAS thread only adds synchronisation (10x slower per
-        # batch on a busy 2-core machine), so train single-threaded.
-        limit = threadpool_limits(1, user_api="blas")
-        for epoch in range(epochs):
-            order = rng.permutation(n_train)
-            total = 0.0
-            for s in range(0, n_train, batch_size):
-                b = order[s:s + batch_size]
-                x = src[b, : int(lengths[b].max())]
-                logits, _ = model(x, tgt[b])
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt[b, 1:].reshape(-1))
-                opt.zero_grad()
-                loss.backward()
-                optim.clip_grad_norm(model.parameters(), 5.0)
-                opt.step()
-                sched.step()
-                total += loss.item() * len(b)
-            model.loss_curve_.append(total / n_train)
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs}  loss {total / n_train:.4f}  "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
-        limit.restore_original_limits()
-        model.eval()
-        return model
-
     def evaluate(self, n: int = 2000, random_state: Any = 0, beam_width: int = 1) -> float:
         """Exact-match accuracy on ``n`` pairs from the held-out days (never seen in training)."""
         _, test_days = split_days(0.1, random_state)
         src, tgt = make_dates(n, np.random.default_rng(10_000 + int(random_state or 0)), test_days)
         pred = self.translate(src, beam_width=beam_width)
         return float(np.mean([p == t for p, t in zip(pred, tgt)]))
+
+
+# ============================================================================ training
+def train_translator(n_train: int = 20000, epochs: int = 12, batch_size: int = 64,
+                     lr: float = 3e-3, random_state: Any = 0, verbose: bool = False,
+                     **kwargs: Any) -> DateTranslator:
+    """Build and train a model on ``n_train`` generated pairs from the training days.
+
+    The training days exclude a fixed 10% of 1950-2049 (``split_days(0.1, random_state)``),
+    which ``evaluate`` uses. ``kwargs`` go to the constructor.
+    Example: ``model = train_translator(n_train=5000, epochs=5)``
+    """
+    from threadpoolctl import threadpool_limits
+
+    from . import optim
+    rng = np.random.default_rng(random_state)
+    train_days, _ = split_days(0.1, random_state)
+    src_text, tgt_text = make_dates(n_train, rng, train_days)
+    model = DateTranslator(rng=rng, **kwargs)
+    src, tgt = model.encode_source(src_text), model.encode_target(tgt_text)
+    lengths = (src != 0).sum(axis=1)
+    opt = optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-n_train // batch_size)
+    sched = optim.CosineAnnealingLR(opt, T_max=steps)
+    model.loss_curve_ = []
+    model.train()
+    start = time.perf_counter()
+    # Small matrices: a second BLAS thread only adds synchronisation (10x slower per
+    # batch on a busy 2-core machine), so train single-threaded.
+    limit = threadpool_limits(1, user_api="blas")
+    for epoch in range(epochs):
+        order = rng.permutation(n_train)
+        total = 0.0
+        for s in range(0, n_train, batch_size):
+            b = order[s:s + batch_size]
+            x = src[b, : int(lengths[b].max())]
+            logits, _ = model(x, tgt[b])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt[b, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(b)
+        model.loss_curve_.append(total / n_train)
+        if verbose:
+            print(f"epoch {epoch + 1}/{epochs}  loss {total / n_train:.4f}  "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+    limit.restore_original_limits()
+    model.eval()
+    return model
 
 
 # ============================================================================ shipped model
@@ -364,7 +365,7 @@ def load_or_train(path: str | Path | None = None, verbose: bool = True) -> DateT
         import sys
         print(f"no trained date model at {path}: training one now (about 20000 generated "
               f"dates, a few minutes on a laptop); it is saved for next time", file=sys.stderr)
-    model = DateTranslator.train(verbose=verbose)
+    model = train_translator(verbose=verbose)
     try:
         save(model, path)
     except OSError:
