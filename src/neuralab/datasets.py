@@ -579,3 +579,18 @@ def load(name: str, **kwargs: Any) -> Dataset:
     if key in _SPLIT_BY_NAME:
         kwargs.setdefault("test_size", 0.25)
     return _LOADERS[key](**kwargs)
+
+
+def make_implicit_feedback(n_users: int = 500, n_items: int = 300, n_factors: int = 8,
+                           interactions_per_user: tuple[int, int] = (10, 40),
+                           popularity: float = 1.0, temperature: float = 0.5,
+                           random_state: Any = None) -> Any:
+    """User-item interactions generated from known latent factors plus item popularity.
+
+    The generator (documented in ``neuralab.recommend.make_implicit_feedback``) lives with the
+    recommender; it returns an ``ImplicitFeedback`` (``users``, ``items``, and the factors).
+    Example: ``data = datasets.make_implicit_feedback(n_users=100, n_items=50, random_state=0)``
+    """
+    from .recommend import make_implicit_feedback as make  # lazy: recommend imports nn and sklearn
+    return make(n_users, n_items, n_factors, interactions_per_user, popularity, temperature,
+                random_state)
