@@ -209,3 +209,28 @@ def test_a_person_trains_the_spiral_in_a_real_browser(live_server, tmp_path):
             shutil.copy(shot, os.path.join(keep, "playground.png"))
         browser.close()
     assert shot.stat().st_size > 10000
+
+
+def test_cli_serves_on_localhost_and_stops_cleanly_on_ctrl_c():
+    import re
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "neuralab.cli", "playground", "--no-browser"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"http://localhost:(\d+)/", line)
+        assert match, line
+        port = int(match.group(1))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as res:
+            assert res.status == 200 and b"neuralab playground" in res.read()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "playground stopped" in out and "Traceback" not in out

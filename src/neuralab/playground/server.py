@@ -264,6 +264,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, open_browser: bool = True) -> 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)  # accept connections (queued) from the moment the URL is printed
     port = sock.getsockname()[1]
     url = f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}/"
     print(f"neuralab playground running at {url}  (Ctrl-C to stop)", flush=True)
