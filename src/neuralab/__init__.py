@@ -48,6 +48,7 @@ _LAZY = {
     "Perceptron": "neuralab.estimators:Perceptron",
     "MLPClassifier": "neuralab.estimators:MLPClassifier",
     "MLPRegressor": "neuralab.estimators:MLPRegressor",
+    "CNNClassifier": "neuralab.estimators:CNNClassifier",
 }
 
 

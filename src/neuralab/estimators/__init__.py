@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_CLASSES = {"Perceptron": "perceptron", "MLPClassifier": "mlp", "MLPRegressor": "mlp"}
+_CLASSES = {"Perceptron": "perceptron", "MLPClassifier": "mlp", "MLPRegressor": "mlp", "CNNClassifier": "cnn"}
 
 
 def __getattr__(name: str) -> Any:
