@@ -602,6 +602,10 @@ class _OnnxGraph:
         self.nodes: list = []
         self.initializers: list = []
         self.count = 0
+        # Names of the (batch, time, features) tensors of sequence models -> their symbolic
+        # shape, so a Linear on them becomes MatMul + Add (Gemm is 2-D only).
+        self.seq: dict[str, list] = {}
+        self.finals: list[tuple[str, str, list]] = []  # recurrent final states: (name, node, shape)
 
     def fresh(self, hint: str) -> str:
         self.count += 1
@@ -623,9 +627,21 @@ class _OnnxGraph:
 def _emit(m: Any, x: str, g: _OnnxGraph, path: str) -> str:
     """Append the ONNX nodes computing module ``m`` (in eval mode) on input ``x``."""
     from . import nn
+    out = _emit_layer(m, x, g, path)
+    if x in g.seq and out not in g.seq and not isinstance(m, nn.Flatten):
+        # an element-wise layer or a Linear keeps a sequence a sequence
+        width = m.out_features if isinstance(m, nn.Linear) else g.seq[x][-1]
+        g.seq[out] = g.seq[x][:-1] + [width]
+    return out
+
+
+def _emit_layer(m: Any, x: str, g: _OnnxGraph, path: str) -> str:
+    from . import nn
     where = path or type(m).__name__
     if isinstance(m, nn.Dropout) or isinstance(m, nn.Identity):
         return x  # dropout is the identity at inference
+    if isinstance(m, nn.Linear) and x in g.seq:
+        return _matmul_add(g, x, m.weight.data, None if m.bias is None else m.bias.data)
     if isinstance(m, nn.Linear):
         inputs = [x, g.const(m.weight.data, "weight")]
         if m.bias is not None:
@@ -662,6 +678,11 @@ def _emit(m: Any, x: str, g: _OnnxGraph, path: str) -> str:
         return g.op("Cast", [ge], "step", to=1)  # 1 = FLOAT
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
         return _emit_conv_pool(m, x, g)
+    if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)):
+        return _emit_recurrent(m, x, g)
+    if isinstance(m, (nn.Embedding, nn.PositionalEncoding, nn.MultiheadAttention,
+                      nn.TransformerEncoderLayer)):
+        return _emit_attention_layer(m, x, g)
     if isinstance(m, nn.BatchNorm1d):  # BatchNorm2d too: ONNX normalises axis 1 of any rank
         if not m.track_running_stats:
             raise ValueError(f"{where}: BatchNorm1d without running statistics uses batch "
@@ -691,8 +712,10 @@ def _emit(m: Any, x: str, g: _OnnxGraph, path: str) -> str:
             x = _emit(child, x, g, f"{path}.{name}" if path else name)
         return x
     raise ValueError(f"cannot export layer {where} ({type(m).__name__}) to ONNX; supported: "
-                     f"Linear, activations, Dropout, BatchNorm1d, LayerNorm, Residual, "
-                     f"Sequential, MLP")
+                     f"Linear, activations, Dropout, BatchNorm1d/2d, LayerNorm, Residual, "
+                     f"Sequential, MLP, Conv1d/2d, pooling, Flatten, RNN, LSTM, GRU, Embedding, "
+                     f"PositionalEncoding, MultiheadAttention, TransformerEncoderLayer (a custom "
+                     f"Module's forward cannot be read: build the model as nn.Sequential)")
 
 
 def _emit_conv_pool(m: Any, x: str, g: _OnnxGraph) -> str:
@@ -720,6 +743,155 @@ def _emit_conv_pool(m: Any, x: str, g: _OnnxGraph) -> str:
     if isinstance(m, nn.MaxPool2d):  # MaxPool1d is a subclass
         return g.op("MaxPool", [x], "maxpool", dilations=list(F._tuple(m.dilation, n, "dilation")), **attrs)
     return g.op("AveragePool", [x], "avgpool", count_include_pad=1, **attrs)  # PyTorch's default
+
+
+def _matmul_add(g: _OnnxGraph, x: str, weight: Any, bias: Any = None, hint: str = "linear") -> str:
+    """x @ weight.T + bias for an x of any rank (ONNX Gemm takes 2-D only)."""
+    y = g.op("MatMul", [x, g.const(np.asarray(backend.to_numpy(weight)).T, f"{hint}_weight")], hint)
+    return y if bias is None else g.op("Add", [y, g.const(bias, f"{hint}_bias")], hint)
+
+
+def _emit_recurrent(m: Any, x: str, g: _OnnxGraph) -> str:
+    """ONNX RNN, LSTM or GRU nodes, one per layer, for a (3-D input) recurrent layer.
+
+    Same equations, different bookkeeping: ONNX stacks the gate blocks in another order
+    (LSTM i, o, f, c where PyTorch has i, f, g, o; GRU z, r, h where PyTorch has r, z, n),
+    keeps both biases in one (directions, 2 * gates * hidden) tensor, and returns Y as
+    (T, directions, N, hidden). GRU's ``linear_before_reset=1`` is PyTorch's n = tanh(W x +
+    b + r * (U h + c)). The initial states are zeros; the final ones go to ``g.finals``.
+    """
+    from onnx import helper
+    from . import nn
+    kind = "LSTM" if isinstance(m, nn.LSTM) else "GRU" if isinstance(m, nn.GRU) else "RNN"
+    hid, dirs = m.hidden_size, m.num_directions
+    order = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}[kind]
+
+    def blocks(a: Any) -> np.ndarray:  # PyTorch's gate blocks in ONNX's order
+        a = backend.to_numpy(a.data)
+        return np.concatenate([a[i * hid:(i + 1) * hid] for i in order])
+
+    if m.batch_first:  # ONNX recurrences read (T, N, features); onnxruntime has no layout=1
+        x = g.op("Transpose", [x], "time_major", perm=[1, 0, 2])
+    finals: list[list[str]] = [[], []]
+    for layer in range(m.num_layers):
+        ws = [m._weights(suffix) for suffix in m._suffixes(layer)]
+        inputs = [x, g.const(np.stack([blocks(w[0]) for w in ws]), f"{kind.lower()}_W"),
+                  g.const(np.stack([blocks(w[1]) for w in ws]), f"{kind.lower()}_R")]
+        if m.bias:
+            inputs.append(g.const(np.stack([np.concatenate([blocks(w[2]), blocks(w[3])]) for w in ws]),
+                                  f"{kind.lower()}_B"))
+        outs = [g.fresh(f"{kind.lower()}_Y"), g.fresh(f"{kind.lower()}_Yh")]
+        outs += [g.fresh("lstm_Yc")] if kind == "LSTM" else []
+        attrs: dict[str, Any] = {"hidden_size": hid,
+                                 "direction": "bidirectional" if dirs == 2 else "forward"}
+        if kind == "GRU":
+            attrs["linear_before_reset"] = 1
+        if kind == "RNN":
+            attrs["activations"] = ["Tanh" if m.nonlinearity == "tanh" else "Relu"] * dirs
+        g.nodes.append(helper.make_node(kind, inputs, outs, **attrs))
+        # (T, D, N, H) -> (T, N, D * H): the directions side by side, forward first, as PyTorch
+        y = g.op("Transpose", [outs[0]], perm=[0, 2, 1, 3])
+        x = g.op("Reshape", [y, g.const([0, 0, -1], "shape", np.int64)], f"{kind.lower()}_out")
+        for f, state in zip(finals, outs[1:]):
+            f.append(state)
+    if m.batch_first:
+        x = g.op("Transpose", [x], "batch_major", perm=[1, 0, 2])
+    g.seq[x] = (["N", "T"] if m.batch_first else ["T", "N"]) + [dirs * hid]
+    g.finals = []
+    for label, states in zip(("h_n", "c_n"), finals):
+        if states:  # (layers * directions, N, hidden), layer by layer, as PyTorch
+            node = states[0] if len(states) == 1 else g.op("Concat", states, label, axis=0)
+            g.finals.append((label, node, [m.num_layers * dirs, "N", hid]))
+    return x
+
+
+def _emit_self_attention(m: Any, x: str, g: _OnnxGraph) -> str:
+    """Multi-head self-attention as MatMul/Softmax: softmax(q k^T / sqrt(d)) v per head."""
+    e, heads, d = m.embed_dim, m.num_heads, m.head_dim
+    if not m.batch_first:
+        x = g.op("Transpose", [x], perm=[1, 0, 2])  # work in (N, L, E), as the layer does
+    w = backend.to_numpy(m.in_proj_weight.data)
+    b = None if m.in_proj_bias is None else backend.to_numpy(m.in_proj_bias.data)
+    split = g.const([0, 0, heads, d], "heads", np.int64)
+
+    def project(i: int, scale: float, perm: list) -> str:
+        rows = slice(i * e, (i + 1) * e)
+        y = _matmul_add(g, x, w[rows] * scale, None if b is None else b[rows] * scale, "qkv"[i])
+        return g.op("Transpose", [g.op("Reshape", [y, split])], perm=perm)
+
+    # The 1/sqrt(d) score scale is folded into q's projection (one multiply fewer per score).
+    q = project(0, 1.0 / math.sqrt(d), [0, 2, 1, 3])   # (N, heads, L, d)
+    k = project(1, 1.0, [0, 2, 3, 1])                   # (N, heads, d, L): already transposed
+    v = project(2, 1.0, [0, 2, 1, 3])
+    p = g.op("Softmax", [g.op("MatMul", [q, k], "scores")], "attention", axis=-1)
+    out = g.op("Transpose", [g.op("MatMul", [p, v])], perm=[0, 2, 1, 3])
+    out = g.op("Reshape", [out, g.const([0, 0, e], "shape", np.int64)])
+    proj = m.out_proj
+    out = _matmul_add(g, out, proj.weight.data, None if proj.bias is None else proj.bias.data, "out_proj")
+    if not m.batch_first:
+        out = g.op("Transpose", [out], perm=[1, 0, 2])
+    return out
+
+
+def _emit_attention_layer(m: Any, x: str, g: _OnnxGraph) -> str:
+    """Embedding (Gather), positional encoding (Add of a sliced table), self-attention and the
+    transformer encoder layer (attention, feed-forward, residuals, layer norms); no masks."""
+    from . import nn
+    if isinstance(m, nn.Embedding):
+        out = g.op("Gather", [g.const(m.weight.data, "embedding"), x], "embedded", axis=0)
+        g.seq[out] = ["N", "T", m.embedding_dim]
+        return out
+    dims = g.seq.get(x, ["N", "T", None])
+    if isinstance(m, nn.PositionalEncoding):
+        t = 1 if m.batch_first else 0
+        length = g.op("Shape", [x], "length", start=t, end=t + 1)
+        pe = g.op("Slice", [g.const(m.pe, "positions"), g.const([0], "start", np.int64), length,
+                            g.const([0], "axis", np.int64)], "pe")
+        if not m.batch_first:  # (T, d) -> (T, 1, d) to broadcast over the batch axis
+            pe = g.op("Unsqueeze", [pe, g.const([1], "axis", np.int64)])
+        out = g.op("Add", [x, pe], "positioned")
+    elif isinstance(m, nn.MultiheadAttention):
+        out = _emit_self_attention(m, x, g)
+    else:
+        def ff(z: str) -> str:
+            h = _matmul_add(g, z, m.linear1.weight.data, _bias(m.linear1), "ff1")
+            h = g.op("Relu", [h]) if m.activation == "relu" else _emit_layer(nn.GELU(), h, g, "gelu")
+            return _matmul_add(g, h, m.linear2.weight.data, _bias(m.linear2), "ff2")
+
+        sa = lambda z: _emit_self_attention(m.self_attn, z, g)  # noqa: E731
+        if m.norm_first:
+            x = g.op("Add", [x, sa(_emit_layer(m.norm1, x, g, "norm1"))])
+            out = g.op("Add", [x, ff(_emit_layer(m.norm2, x, g, "norm2"))])
+        else:
+            x = _emit_layer(m.norm1, g.op("Add", [x, sa(x)]), g, "norm1")
+            out = _emit_layer(m.norm2, g.op("Add", [x, ff(x)]), g, "norm2")
+    g.seq[out] = dims
+    return out
+
+
+def _bias(linear: Any) -> Any:
+    return None if linear.bias is None else linear.bias.data
+
+
+def _sequence_input(m: Any) -> tuple[int, list] | None:
+    """(ONNX element type, symbolic shape) of a sequence model's input, None for other models:
+    int64 token ids (N, T) before an Embedding, float (N, T, features) before a recurrent or
+    attention layer (time first without ``batch_first``)."""
+    from onnx import TensorProto
+    from . import nn
+    first = next((s for s in m.modules() if not isinstance(s, (nn.Sequential, nn.Dropout))), None)
+    later = [s for s in m.modules() if hasattr(s, "batch_first")]
+    batch_first = later[0].batch_first if later else True
+    dims = ["N", "T"] if batch_first else ["T", "N"]
+    if isinstance(first, nn.Embedding):
+        return TensorProto.INT64, dims
+    if isinstance(first, (nn.RNN, nn.LSTM, nn.GRU)):
+        return TensorProto.FLOAT, dims + [first.input_size]
+    if isinstance(first, (nn.MultiheadAttention, nn.PositionalEncoding)):
+        return TensorProto.FLOAT, dims + [getattr(first, "embed_dim", getattr(first, "d_model", None))]
+    if isinstance(first, nn.TransformerEncoderLayer):
+        return TensorProto.FLOAT, dims + [first.self_attn.embed_dim]
+    return None
 
 
 def _input_shape(m: Any) -> list:
@@ -772,6 +944,9 @@ def _emit_estimator(est: Any, x: str, g: _OnnxGraph, outputs: list) -> None:
         return
     net = _estimator_network(est)
     net.eval()
+    image = getattr(est, "image_shape_", None)
+    if image is not None:  # CNNClassifier: flat rows (N, C*H*W) -> images (N, C, H, W)
+        x = g.op("Reshape", [x, g.const([-1, *image], "image_shape", np.int64)], "images")
     z = _emit(net, x, g, "")
     act = getattr(est, "out_activation_", "softmax" if hasattr(est, "classes_") else "identity")
     width = _final_width(net)
@@ -834,12 +1009,16 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
     model's ``feature_names`` metadata, numbers raw (NaN allowed: the median imputation and
     the standardisation are part of the graph) and categories one-hot.
     Dropout is left out; batch norm uses its running statistics. Needs ``opset >= 17``.
+    Sequence models: an ``nn.Sequential`` starting with ``Embedding`` takes int64 token ids
+    (N, T); a bare ``RNN``/``LSTM``/``GRU`` (ONNX's own operators, zero initial states) also
+    outputs ``"h_n"`` (and ``"c_n"``); attention becomes MatMul/Softmax nodes (no masks).
 
     Example: ``nl.export_onnx(clf, "model.onnx", opset=17)``
     """
     import onnx
     from onnx import TensorProto, helper
 
+    from . import nn
     from .nn.module import Module
     from .preprocessing import TabularModel
     if opset < 17:
@@ -851,13 +1030,20 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
         n_in = _first_linear_width(obj)
         was_training = obj.training
         obj.eval()
+        seq_input = _sequence_input(obj)
+        if seq_input is not None and len(seq_input[1]) == 3:
+            g.seq["input"] = seq_input[1]
         try:
             out = _emit(obj, "input", g, "")
         finally:
             obj.train(was_training)
-        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, _input_shape(obj))]
+        elem, shape = seq_input or (TensorProto.FLOAT, _input_shape(obj))
+        inputs = [helper.make_tensor_value_info("input", elem, shape)]
         g.op("Identity", [out], out="output")
-        outputs.append(("output", "output", TensorProto.FLOAT, ["N", _final_width(obj) or "M"]))
+        outputs.append(("output", "output", TensorProto.FLOAT,
+                        g.seq.get(out) or ["N", _final_width(obj) or "M"]))
+        if isinstance(obj, (nn.RNN, nn.LSTM, nn.GRU)):  # a bare recurrent layer: its final states too
+            outputs += [(label, node, TensorProto.FLOAT, shape) for label, node, shape in g.finals]
     else:
         if isinstance(obj, TabularModel):
             prep, est = obj.preprocessor, obj.estimator
