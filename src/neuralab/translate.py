@@ -279,11 +279,20 @@ class DateTranslator(Module):
     def translate(self, texts: Sequence[str] | str, beam_width: int = 1) -> list[str] | str:
         """ISO dates for human-written ones (greedy, or beam search if ``beam_width > 1``).
 
+        Texts are decoded in groups of equal length: the backward GRU would otherwise start
+        on padding, and a date's translation would depend on the other dates in the batch.
         Example: ``model.translate("25 Nov 2026")  # '2026-11-25'``
         """
         one = isinstance(texts, str)
         texts = [texts] if one else list(texts)
-        out = self.greedy(texts)[0] if beam_width <= 1 else self.beam(texts, beam_width)
+        lengths = np.array([len(str(t).strip()[:MAX_INPUT]) for t in texts])
+        out: list[str] = [""] * len(texts)
+        for n in np.unique(lengths):
+            idx = np.flatnonzero(lengths == n)
+            group = [texts[i] for i in idx]
+            res = self.greedy(group)[0] if beam_width <= 1 else self.beam(group, beam_width)
+            for i, r in zip(idx, res):
+                out[i] = r
         return out[0] if one else out
 
     def evaluate(self, n: int = 2000, random_state: Any = 0, beam_width: int = 1) -> float:
@@ -313,8 +322,12 @@ def train_translator(n_train: int = 20000, epochs: int = 12, batch_size: int = 6
     model = DateTranslator(rng=rng, **kwargs)
     src, tgt = model.encode_source(src_text), model.encode_target(tgt_text)
     lengths = (src != 0).sum(axis=1)
+    # Batches of equal-length inputs: no padding, so the backward GRU never reads any and
+    # training matches decoding (see DateTranslator.translate).
+    batches = [idx[i:i + batch_size] for n in np.unique(lengths)
+               for idx in [np.flatnonzero(lengths == n)] for i in range(0, len(idx), batch_size)]
     opt = optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * -(-n_train // batch_size)
+    steps = epochs * len(batches)
     sched = optim.CosineAnnealingLR(opt, T_max=steps)
     model.loss_curve_ = []
     model.train()
@@ -323,10 +336,9 @@ def train_translator(n_train: int = 20000, epochs: int = 12, batch_size: int = 6
     # batch on a busy 2-core machine), so train single-threaded.
     limit = threadpool_limits(1, user_api="blas")
     for epoch in range(epochs):
-        order = rng.permutation(n_train)
         total = 0.0
-        for s in range(0, n_train, batch_size):
-            b = order[s:s + batch_size]
+        for k in rng.permutation(len(batches)):
+            b = rng.permutation(batches[k])
             x = src[b, : int(lengths[b].max())]
             logits, _ = model(x, tgt[b])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt[b, 1:].reshape(-1))
