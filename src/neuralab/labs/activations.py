@@ -92,12 +92,13 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
         stats[label] = {"init": init_stats, "after": after}
         g = grads0[label]
         rows.append([label, derivative_max(act)[0], init_stats["mean"], float(g[0] / g[-2]),
-                     after["saturated"], after["dead"], hist.history["loss"][-1],
+                     init_stats["saturated"], after["saturated"], init_stats["dead"], after["dead"],
+                     hist.history["loss"][-1],
                      hist.history["accuracy"][-1], hist.history["val_accuracy"][-1]])
 
     r = {row[0]: row for row in rows}
     dmax = {k: derivative_max(a) for k, a in ACTIVATIONS.items()}
-    loss = {k: v[6] for k, v in r.items()}
+    loss = {k: v[8] for k, v in r.items()}
     ratio = {k: v[3] for k, v in r.items()}
     mean0 = {k: v[2] for k, v in r.items()}
     relu_family = ("ReLU", "leaky ReLU", "GELU")
@@ -152,15 +153,24 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
               "legend_loc": "lower right"},
              {"title": "Gradient norm in training (epoch 1 mean)", "xlabel": "layer (1 = input side)",
               "ylabel": "|dL/dW| (Frobenius)", "logy": True,
-              "series": {k: (layers, v) for k, v in grads_train.items()}}],
-            out_dir / "activations.png",
+              "series": {k: (layers, v) for k, v in grads_train.items()}},
+             {"kind": "bar", "title": "Saturated outputs (sigmoid, tanh: within 5% of a bound)\n"
+              "and dead units (output 0 on every training image)",
+              "ylabel": "share of outputs / of units", "groups": list(ACTIVATIONS), "annotate": ".1%",
+              "rotation": 0, "legend_loc": "upper right",
+              "bars": {"saturated, init": [s["init"]["saturated"] for s in stats.values()],
+                       "saturated, trained": [s["after"]["saturated"] for s in stats.values()],
+                       "dead, init": [s["init"]["dead"] for s in stats.values()],
+                       "dead, trained": [s["after"]["dead"] for s in stats.values()]}}],
+            out_dir / "activations.png", ncols=4,
             title=f"Five activations, same {depth}x{width} MLP on digits, SGD+momentum lr={lr}"))
     notes = [f"{k}: mean activation {s['init']['mean']:.3f} at init, {s['after']['mean']:.3f} after; "
              f"saturated {s['after']['saturated']:.3f}, dead {s['after']['dead']:.3f} after training"
              for k, s in stats.items()]
     return LabResult("activations", "", columns=[
         "activation", "max derivative", "mean activation at init", "grad ratio first/last at init",
-        "saturated share after", "dead-unit share after", "final train loss", "train accuracy",
+        "saturated share at init", "saturated share after", "dead-unit share at init",
+        "dead-unit share after", "final train loss", "train accuracy",
         "validation accuracy"], rows=rows, claims=claims, figures=figures, notes=notes)
 
 
