@@ -41,22 +41,19 @@ def n_classes(task: str, length: int) -> int:
     return length + 1 if task == "histogram" else 10
 
 
-class Encoder(nn.Module):
-    """Embedding + sinusoidal positions -> one TransformerEncoderLayer -> a digit per position."""
+def encoder(length: int, n_out: int = 10, d_model: int = 64, nhead: int = 4, rng: int = 0) -> nn.Module:
+    """Embedding + sinusoidal positions -> one TransformerEncoderLayer -> n_out logits per position.
 
-    def __init__(self, length: int, n_out: int = 10, d_model: int = 64, nhead: int = 4,
-                 rng: int = 0) -> None:
-        super().__init__()
-        r = np.random.default_rng(rng)
-        self.embed = nn.Embedding(10, d_model, rng=r)
-        self.pos = nn.PositionalEncoding(d_model, max_len=length, batch_first=True)
-        self.layer = nn.TransformerEncoderLayer(d_model, nhead, 4 * d_model, dropout=0.0,
-                                                batch_first=True, norm_first=True, rng=r)
-        self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, n_out, rng=r)
-
-    def forward(self, x):
-        return self.head(self.norm(self.layer(self.pos(self.embed(x)))))   # (N, L, n_out)
+    A plain nn.Sequential of single-input layers, so ``nl.export_onnx`` can write it.
+    """
+    r = np.random.default_rng(rng)
+    return nn.Sequential(
+        nn.Embedding(10, d_model, rng=r),
+        nn.PositionalEncoding(d_model, max_len=length, batch_first=True),
+        nn.TransformerEncoderLayer(d_model, nhead, 4 * d_model, dropout=0.0, batch_first=True,
+                                   norm_first=True, rng=r),
+        nn.LayerNorm(d_model),
+        nn.Linear(d_model, n_out, rng=r))                 # (N, L, n_out)
 
 
 class MLPBaseline(nn.Module):
@@ -86,7 +83,7 @@ def main() -> None:
     p.add_argument("--length", type=int, default=12)
     p.add_argument("--hidden", type=int, default=512, help="MLP baseline: width of its two hidden layers")
     p.add_argument("--n-train", type=int, default=20000)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     args = p.parse_args()
@@ -94,7 +91,7 @@ def main() -> None:
     x, y = make_task(args.task, args.n_train, args.length, rng)
     xt, yt = make_task(args.task, 2000, args.length, rng)
     k = n_classes(args.task, args.length)
-    model = (Encoder(args.length, k) if args.model == "transformer"
+    model = (encoder(args.length, k) if args.model == "transformer"
              else MLPBaseline(args.length, k, hidden=args.hidden))
     print(f"{args.model}: {sum(p.data.size for p in model.parameters())} parameters", flush=True)
     opt = nl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)

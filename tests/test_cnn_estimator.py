@@ -53,10 +53,10 @@ def test_string_labels_and_channels_first_images():
     assert clf.predict_proba(X).shape == (60, 2)
 
 
-def test_flat_rows_need_image_shape_when_not_square():
+def test_flat_rows_take_image_shape_or_become_a_strip():
     X, y = np.zeros((10, 12)), np.arange(10) % 2
-    with pytest.raises(ValueError, match="image_shape"):
-        nl.CNNClassifier(max_iter=1).fit(X, y)
+    strip = nl.CNNClassifier(conv_channels=(2,), hidden_layer_sizes=(4,), max_iter=1).fit(X, y)
+    assert strip.image_shape_ == (1, 1, 12)  # not a square: one pixel high
     clf = nl.CNNClassifier(image_shape=(3, 4), conv_channels=(2,), hidden_layer_sizes=(4,),
                            max_iter=1, random_state=0).fit(X, y)
     assert clf.image_shape_ == (1, 3, 4)
@@ -109,3 +109,13 @@ def test_save_load_round_trip(digits, fitted, tmp_path):
     assert back.image_shape_ == (1, 8, 8)
     np.testing.assert_array_equal(back.predict_proba(Xte), fitted.predict_proba(Xte))
     np.testing.assert_array_equal(back.classes_, fitted.classes_)
+
+
+def test_sklearn_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+    est = nl.CNNClassifier(conv_channels=(4,), hidden_layer_sizes=(16,), learning_rate_init=0.01,
+                           max_iter=20, random_state=0)
+    results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert len(results) > 40
+    assert failed == []

@@ -42,7 +42,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         kernel_size: side of the square convolution kernels (odd; "same" padding).
         hidden_layer_sizes: widths of the linear layers after the convolutions.
         image_shape: (C, H, W) or (H, W) of flat input rows; None: taken from 3-D/4-D input,
-            or a square one-channel image when the row length is a perfect square.
+            or a square one-channel image when the row length is a perfect square (else a
+            strip one pixel high).
         dropout: dropout rate before each linear layer after the convolutions.
         batch_norm: BatchNorm2d after each convolution.
         solver: "adam", "adamw" or "sgd" (with momentum 0.9).
@@ -132,31 +133,37 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                                  f"C * H * W = {n_features})")
             return shape
         side = math.isqrt(n_features)
-        if side * side != n_features:
-            raise ValueError(f"X has flat rows of {n_features} features, which is not a square "
-                             f"image; pass image_shape=(C, H, W) or (H, W), or give X the shape "
-                             f"(n, C, H, W)")
-        return (1, side, side)
+        if side * side == n_features:
+            return (1, side, side)
+        # Not a square: a strip one pixel high, so that any table still fits (scikit-learn's
+        # pipelines and searches pass arbitrary widths); pass image_shape for real images.
+        return (1, 1, n_features)
 
-    def _images(self, X: Any, reset: bool) -> np.ndarray:
-        """X as a float32 (n, C, H, W) array, checked (numbers, finite, the fitted shape)."""
-        if hasattr(X, "to_numpy"):  # a DataFrame of flat rows
-            X = X.to_numpy()
-        try:
-            X = np.asarray(X, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"X must be numbers (an image array); {e}") from None
-        if X.ndim < 2 or X.shape[0] == 0:
-            raise ValueError(f"X must hold at least one image (n >= 1), got shape {X.shape}")
+    def _images(self, X: Any, reset: bool, y: Any = None) -> Any:
+        """X as a float32 (n, C, H, W) array, checked (numbers, finite, the fitted shape);
+        with ``reset`` also y, checked as scikit-learn does."""
+        from sklearn.utils.validation import check_array, check_X_y
+        from ._checks import check_numeric_columns
+        check_numeric_columns(X)
+        common = dict(dtype=np.float32, allow_nd=True, ensure_all_finite=False)
+        if reset:
+            X, y = check_X_y(X, y, **common)
+        else:
+            X = check_array(X, **common)
         shape = self._image_shape(X)
         check_finite(X.reshape(len(X), -1))
         if reset:
             self.image_shape_ = shape
             self.n_features_in_ = math.prod(shape)
-        elif math.prod(shape) != self.n_features_in_ or (X.ndim > 2 and shape != self.image_shape_):
+        elif X.ndim == 2 and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input (images of shape "
+                             f"{self.image_shape_})")
+        elif X.ndim > 2 and shape != self.image_shape_:
             raise ValueError(f"X has images of shape {shape}, but {type(self).__name__} was "
                              f"fitted on images of shape {self.image_shape_}")
-        return X.reshape((len(X),) + self.image_shape_)
+        X = X.reshape((len(X),) + self.image_shape_)
+        return (X, y) if reset else X
 
     # ------------------------------------------------------------------ network
     def _build(self, n_classes: int, rng: np.random.Generator) -> Any:
@@ -210,10 +217,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 any(int(h) != h or h < 1 for h in self.hidden_layer_sizes):
             raise ValueError(f"conv_channels and hidden_layer_sizes must be positive integers, got "
                              f"{self.conv_channels!r} and {self.hidden_layer_sizes!r}")
-        X = self._images(X, reset=True)
+        n_x = X.shape[0] if hasattr(X, "shape") else len(X) if hasattr(X, "__len__") else None
+        n_y = len(y) if hasattr(y, "__len__") else None
+        if n_x is not None and n_y is not None and n_x != n_y:
+            raise ValueError(f"X has {n_x} images but y has {n_y} labels")
+        X, y = self._images(X, reset=True, y=y)
         y = column_or_1d(y, warn=True)
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} images but y has {len(y)} labels")
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         check_trainable(len(X), self.classes_)
@@ -263,7 +272,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         Example: ``clf.predict(X_images[:5])  # array of labels``
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks that the model is fitted first
+        return self.classes_[proba.argmax(axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
