@@ -86,13 +86,14 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0, help="data, initial weights and batch order")
     args = p.parse_args()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     x, y = make_task(args.task, args.n_train, args.length, rng)
     xt, yt = make_task(args.task, 2000, args.length, rng)
     k = n_classes(args.task, args.length)
-    model = (encoder(args.length, k) if args.model == "transformer"
-             else MLPBaseline(args.length, k, hidden=args.hidden))
+    model = (encoder(args.length, k, rng=args.seed) if args.model == "transformer"
+             else MLPBaseline(args.length, k, hidden=args.hidden, rng=args.seed))
     print(f"{args.model}: {sum(p.data.size for p in model.parameters())} parameters", flush=True)
     opt = nl.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     steps = args.epochs * (-(-len(x) // args.batch_size))
