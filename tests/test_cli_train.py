@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -56,16 +57,21 @@ def test_train_digits_prints_a_table_and_saves_a_model_that_scores_the_same(runn
 
     # The file holds the network and the scaler: it reproduces the printed test accuracy.
     import neuralab as nl
+    from neuralab.cli_files import dataset_columns
     from neuralab.io import read_metadata
 
     meta = read_metadata(out)["user"]
     model = nl.load(out)
     data = cli.load_dataset("digits")
-    X = (np.asarray(data.X_test, np.float64).reshape(len(data.X_test), -1)
-         - meta["input_scaler"]["mean"]) / meta["input_scaler"]["scale"]
-    acc = float(np.mean(nl.predict(model, X.astype(np.float32)).argmax(1) == np.asarray(data.y_test)))
+    frame = pd.DataFrame(np.asarray(data.X_test, np.float64), columns=dataset_columns(data))
+    labels = model.predict(frame)
+    acc = float(np.mean(labels.astype(int) == np.asarray(data.y_test)))
     assert acc == pytest.approx(rows["test"][1], abs=1e-4)
     assert meta["scores"]["test"]["accuracy"] == pytest.approx(acc, abs=1e-9)
+    # ... and the network with the stored scaler gives the same classes.
+    X = (frame.to_numpy() - meta["input_scaler"]["mean"]) / meta["input_scaler"]["scale"]
+    raw = nl.predict(model.estimator.model_, X.astype(np.float32)).argmax(1)
+    np.testing.assert_array_equal(raw, labels.astype(int))
 
 
 def test_train_a_regression_data_set_reports_r2(runner):
@@ -102,3 +108,100 @@ def test_unexpected_errors_exit_1_with_one_line(runner, monkeypatch):
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "Error: unexpected RuntimeError: something broke (set NEURALAB_DEBUG=1 to see the traceback)"]
+
+
+@pytest.mark.parametrize("name", ["iris", "diabetes"])
+def test_a_train_dataset_model_predicts_evaluates_explains_and_exports(runner, tmp_path, name):
+    """The README's main command keeps a model that every other command takes."""
+    import json
+
+    import onnxruntime as ort
+    from sklearn.metrics import r2_score
+
+    import neuralab as nl
+    from neuralab.cli_files import read_table
+    from neuralab.io import read_metadata
+
+    out = tmp_path / f"{name}.safetensors"
+    res = runner.invoke(cli.main, ["train", "--dataset", name, "--hidden", "16", "--epochs", "30",
+                                   "--lr", "0.01", "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert [line.split()[0] for line in lines[-4:-1]] == ["train", "validation", "test"]
+    assert lines[-1] == f"saved the model to {out}"
+    classification = name == "iris"
+
+    # predict: the stored scaler, the network, then class names / the target's units
+    preds_path = tmp_path / "preds.csv"
+    res = runner.invoke(cli.main, ["predict", str(out), name, "--out", str(preds_path)]
+                        + (["--proba"] if classification else []))
+    assert res.exit_code == 0, res.output
+    preds = pd.read_csv(preds_path)
+    table = read_table(name)
+    meta = read_metadata(out)["user"]
+    model = nl.load(out)
+    features = table.drop(columns="target")
+    X = (features.to_numpy(np.float64) - meta["input_scaler"]["mean"]) / meta["input_scaler"]["scale"]
+    z = np.asarray(nl.predict(model.estimator.model_, X.astype(np.float32)), np.float64)
+    if classification:
+        names = ["setosa", "versicolor", "virginica"]
+        assert preds["prediction"].tolist() == [names[i] for i in z.argmax(1)]
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        np.testing.assert_allclose(preds[[f"proba_{c}" for c in names]].to_numpy(), p, atol=1e-6)
+    else:
+        ts = meta["target_scaler"]
+        np.testing.assert_allclose(preds["prediction"], z[:, 0] * ts["scale"] + ts["mean"], rtol=1e-5)
+
+    # evaluate: its numbers are those of the predictions against the table's target
+    res = runner.invoke(cli.main, ["evaluate", str(out), name, "--json"])
+    assert res.exit_code == 0, res.output
+    scores = json.loads(res.stdout)
+    assert scores["rows"] == len(table)
+    if classification:
+        assert scores["accuracy"] == pytest.approx(np.mean(preds["prediction"] == table["target"]))
+        assert scores["accuracy"] > 0.8
+    else:
+        assert scores["r2"] == pytest.approx(r2_score(table["target"], preds["prediction"]))
+        assert scores["r2"] > 0.2
+
+    # explain and info name the data set's own columns
+    res = runner.invoke(cli.main, ["explain", str(out), name, "--rows", "0,1"])
+    assert res.exit_code == 0, res.output
+    assert "row 1:" in res.output
+    named = [line.strip().rsplit(None, 1)[0] for line in res.output.splitlines()
+             if line.startswith("  ")]
+    assert len(named) >= 4 and set(named) <= set(features.columns)
+    res = runner.invoke(cli.main, ["info", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "kind: tabular" in res.output and f"data={name}" in res.output
+    assert ("classes: setosa, versicolor, virginica" in res.output) == classification
+
+    # export: the ONNX graph (scaling folded in) gives the same predictions
+    onnx_path = tmp_path / "m.onnx"
+    res = runner.invoke(cli.main, ["export", str(out), "--onnx", str(onnx_path)])
+    assert res.exit_code == 0, res.output
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in sess.get_outputs()],
+                   sess.run(None, {"features": features.to_numpy(np.float32)})))
+    if classification:
+        assert got["label"].tolist() == preds["prediction"].tolist()
+        np.testing.assert_allclose(got["probabilities"], p, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got["prediction"], preds["prediction"], rtol=1e-4)
+
+
+def test_a_train_dataset_model_predicts_any_built_in_name(runner, tmp_path):
+    """Synthetic sets (moons, ...) are tables too: columns x0, x1 and the target."""
+    out = tmp_path / "moons.safetensors"
+    res = runner.invoke(cli.main, ["train", "--dataset", "moons", "--hidden", "16", "--epochs", "30",
+                                   "--lr", "0.01", "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli.main, ["evaluate", str(out), "moons", "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    from neuralab.datasets import load
+    data = load("moons")
+    assert json.loads(res.stdout)["rows"] == len(data.X_train) + len(data.X_test)
+    assert json.loads(res.stdout)["accuracy"] > 0.75

@@ -172,3 +172,42 @@ def test_pipeline_search_cross_val_and_clone(digits):
     assert len(rand.cv_results_["params"]) == 2
     c = clone(pipe.steps[-1][1].set_params(dropout=0.3))
     assert c.get_params()["dropout"] == 0.3 and not hasattr(c, "model_")
+
+
+def test_from_network_wraps_an_nl_fit_network_as_a_fitted_estimator(tmp_path):
+    """A softmax head over two classes, trained by nl.fit: predict, save/load, partial_fit."""
+    from sklearn.datasets import make_moons
+    X, y = make_moons(200, noise=0.1, random_state=0)
+    X = X.astype(np.float32)
+    net = nl.nn.MLP(2, hidden=(16,), out_features=2, rng=np.random.default_rng(0))
+    hist = nl.fit(net, X, y, loss="cross_entropy", epochs=40, batch_size=32, seed=0, verbose=0,
+                  optimizer=nl.optim.Adam(net.parameters(), lr=0.03))
+    clf = nl.MLPClassifier.from_network(net, n_features=2, classes=["a", "b"],
+                                        loss_curve=hist.history["loss"], n_samples=len(X),
+                                        hidden_layer_sizes=(16,), random_state=0)
+    logits = np.asarray(nl.predict(net, X))
+    np.testing.assert_array_equal(clf.predict(X), np.array(["a", "b"])[logits.argmax(1)])
+    p = clf.predict_proba(X)
+    assert p.shape == (200, 2) and np.allclose(p.sum(1), 1)
+    assert clf.score(X, np.array(["a", "b"])[y]) > 0.9
+    assert clf.n_iter_ == 40 and clf.loss_ == hist.history["loss"][-1]
+    np.testing.assert_array_equal(clf.coefs_[0], net.parameters()[0].data.T)
+    path = nl.save(clf, tmp_path / "m.safetensors")
+    again = nl.load(path)
+    np.testing.assert_array_equal(again.predict_proba(X), p)
+    before = again.coefs_[0].copy()
+    again.partial_fit(X, np.array(["a", "b"])[y])  # continues training (fresh optimizer)
+    assert len(again.loss_curve_) == 41 and not np.array_equal(again.coefs_[0], before)
+    with pytest.raises(ValueError, match="2 outputs but 3 classes"):
+        nl.MLPClassifier.from_network(net, n_features=2, classes=[0, 1, 2])
+
+
+def test_from_network_regressor_predicts_the_network_output():
+    X, y = make_regression(100, 3, noise=1.0, random_state=0)
+    net = nl.nn.MLP(3, hidden=(8,), out_features=1, rng=np.random.default_rng(0))
+    reg = nl.MLPRegressor.from_network(net, n_features=3)
+    out = reg.predict(X.astype(np.float32))
+    assert out.shape == (100,)
+    np.testing.assert_array_equal(out, np.asarray(nl.predict(net, X.astype(np.float32)))[:, 0])
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(X[:, :2])

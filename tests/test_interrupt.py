@@ -46,8 +46,8 @@ def test_sigint_saves_checkpoint_and_resume_matches_uninterrupted_run(tmp_path):
     assert f"neuralab train --resume {ck}" in err
     assert "Traceback" not in err
     # The file is a complete, loadable model (written atomically), plus a resumable state.
-    interrupted = nl.load(ck)
-    assert all(np.isfinite(v).all() for v in interrupted.state_dict().values())
+    interrupted = nl.load(ck)  # a CLI model: predict takes the data set's table
+    assert all(np.isfinite(v).all() for v in interrupted.estimator.model_.state_dict().values())
     user, arrays = nl.io.read_extra_arrays(ck)
     state = user["checkpoint"]["state"]
     assert 1 <= state["epoch"] < 6  # interrupted in epoch 2 or later, not at the end
@@ -63,7 +63,7 @@ def test_sigint_saves_checkpoint_and_resume_matches_uninterrupted_run(tmp_path):
     full = _cli(*ARGS, "--out", str(full_path), env={**os.environ})
     out_full, err_full = full.communicate(timeout=120)
     assert full.returncode == 0, err_full
-    a, b = nl.load(ck).state_dict(), nl.load(full_path).state_dict()
+    a, b = (nl.load(p).estimator.model_.state_dict() for p in (ck, full_path))
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

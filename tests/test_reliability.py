@@ -285,7 +285,11 @@ def test_cli_divergence_is_reported(tmp_path):
     assert res.exit_code == 0, res.output
     assert re.search(r"warning: loss became (nan|inf).*smaller learning rate", res.output)
     model = nl.load(tmp_path / "m.safetensors")
-    assert all(np.isfinite(v).all() for v in model.state_dict().values())
+    assert all(np.isfinite(v).all() for v in model.estimator.model_.state_dict().values())
+    data = nl.datasets.load("digits")
+    from neuralab.cli_files import dataset_columns
+    frame = pd.DataFrame(data.X_test, columns=dataset_columns(data))
+    assert np.isfinite(model.predict_proba(frame)).all()  # the saved model never predicts NaN
 
 
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "leaky_relu", "gelu", "softmax",

@@ -277,6 +277,7 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
     X_tr, X_val, y_tr, y_val = train_val_split(X_train, y_train, validation_split=validation_split, seed=rng)
 
     scaler = StandardScaler().fit(X_tr)  # training part only: no peeking at validation or test
+    median = np.median(X_tr, axis=0)  # the saved model imputes a missing number with it
     X_tr, X_val, X_te = scaler.transform(X_tr), scaler.transform(X_val), scaler.transform(X_test)
     if task == "classification":
         y_tr, y_val, y_te = (a.astype(np.int64) for a in (y_tr, y_val, y_test))
@@ -360,7 +361,19 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
             "epochs": n_epochs, "history": hist.history, "report": "\n".join(lines), "name": name,
             "target_scaler": {"mean": y_mean, "scale": y_scale}, "n_out": n_out,
             "interrupted": run.interrupted, "snapshot": run.snapshot,
-            "diverged": nan_guard.message}
+            "diverged": nan_guard.message, "median": median, "n_train": len(X_tr),
+            "feature_names": _columns_of(data),
+            "classes": getattr(data, "target_names", None),
+            "params": {"hidden": hidden, "activation": activation, "dropout": dropout,
+                       "norm": norm, "optimizer": optimizer, "lr": lr, "l2": l2,
+                       "epochs": epochs, "batch_size": batch_size, "seed": seed,
+                       "device": device}}
+
+
+def _columns_of(data: Any) -> list[str]:
+    from .cli_files import dataset_columns  # noqa: PLC0415
+
+    return dataset_columns(data)
 
 
 def _cross_entropy(logits: Any, y: Any) -> float:
@@ -379,8 +392,57 @@ def _format_table(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def trained_model(result: dict) -> Any:
+    """The network of ``train_on`` as a CLI model (``preprocessing.TabularModel``).
+
+    Its ``predict`` takes a table with the data set's columns (``neuralab predict m iris``),
+    imputes and standardises them with the training part's statistics, and gives class
+    names, or values in the target's own units; ``neuralab evaluate``, ``info``, ``explain``
+    and ``export`` take it like a model trained on a file.
+    Example: ``nl.save(trained_model(train_on(data, "iris", hidden=(16,))), "iris.safetensors")``
+    """
+    from .estimators import MLPClassifier, MLPRegressor  # noqa: PLC0415
+    from .preprocessing import TabularModel, TabularPreprocessor  # noqa: PLC0415
+
+    scaler, p, task = result["scaler"], result["params"], result["task"]
+    n_features = len(scaler.mean_)
+    names = result["feature_names"]  # as `neuralab predict MODEL NAME` reads the data set
+    classes = result.get("classes")
+    if task == "classification" and (classes is None or len(classes) != result["n_out"]):
+        classes = list(range(result["n_out"]))
+    ts = result["target_scaler"]
+    prep = TabularPreprocessor.numeric(names, scaler.mean_, scaler.scale_, result["median"],
+                                       task=task, classes=classes, target_mean=ts["mean"],
+                                       target_std=ts["scale"])
+    solver = p["optimizer"] if p["optimizer"] in ("adam", "adamw", "sgd", "rmsprop", "lbfgs") else "adam"
+    params = {"hidden_layer_sizes": tuple(p["hidden"]), "activation": p["activation"],
+              "dropout": p["dropout"], "batch_norm": p["norm"] == "batch", "solver": solver,
+              "learning_rate_init": p["lr"], "max_iter": p["epochs"],
+              # nl.fit adds l2/2 ||W||^2 per batch, sklearn alpha/2 ||W||^2 / batch size
+              "alpha": float(p["l2"]) * p["batch_size"],
+              "batch_size": p["batch_size"], "random_state": p["seed"], "device": p["device"]}
+    # The estimator reports sklearn's losses: cross-entropy as is, squared error halved.
+    curve = [v * (0.5 if task == "regression" else 1.0) for v in result["history"].get("loss", [])]
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    est = cls.from_network(result["model"], n_features,
+                           classes=list(range(result["n_out"])) if task == "classification" else None,
+                           loss_curve=curve, n_samples=result["n_train"], **params)
+    est.n_iter_ = result["epochs"]  # also counts the epochs before a --resume
+    test = result["scores"]["test"]
+    metric = "accuracy" if task == "classification" else "r2"
+    info = {"data": result["name"], "rows": int(result["n_train"]), "target": "target",
+            "task": task, "epochs": result["epochs"], "optimizer": p["optimizer"],
+            "norm": p["norm"], "l2": p["l2"], "seconds": round(result["seconds"], 3),
+            f"test_{metric}": round(float(test[metric]), 6),
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "neuralab train"}
+    return TabularModel(prep, est, info=info)
+
+
 def save_trained(result: dict, path: str, arrays: dict | None = None) -> str:
-    """Save the model of ``train_on`` with its scalers and scores as metadata."""
+    """Save the model of ``train_on`` (a CLI model, see ``trained_model``) with its scalers
+    and scores as metadata; ``arrays`` are a checkpoint's extra arrays."""
+    from .io import save  # noqa: PLC0415
+
     scaler = result["scaler"]
     meta = {"command": "neuralab train", "dataset": result["name"], "task": result["task"],
             "input_scaler": {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
@@ -388,16 +450,7 @@ def save_trained(result: dict, path: str, arrays: dict | None = None) -> str:
             "epochs": result["epochs"], "seconds": round(result["seconds"], 3)}
     if result.get("checkpoint"):
         meta["checkpoint"] = result["checkpoint"]
-    try:
-        from .io import save  # noqa: PLC0415
-    except ImportError:
-        import json  # noqa: PLC0415
-
-        from .callbacks import save_state_dict  # noqa: PLC0415
-
-        save_state_dict(result["model"], path, metadata={"neuralab_train": json.dumps(meta)})
-        return str(path)
-    return str(save(result["model"], path, metadata=meta, arrays=arrays))
+    return str(save(trained_model(result), path, metadata=meta, arrays=arrays))
 
 
 # Commands on the user's own files (predict, evaluate, info, export) live in cli_files.py.

@@ -105,6 +105,8 @@ def read_table(source: str, sep: str | None = None):
     if not path.exists():
         if source in BUILTIN_TABLES:
             return builtin_table(source)
+        if _dataset_name(source):
+            return dataset_table(source)
         raise BadInput(f"no such file or built-in dataset: {source!r} (built-ins: "
                        f"{', '.join(BUILTIN_TABLES)})")
     if path.is_dir():
@@ -147,6 +149,43 @@ def builtin_table(name: str):
     frame = bunch.frame.copy()
     if name in ("iris", "wine", "breast_cancer"):
         frame["target"] = np.asarray(bunch.target_names)[bunch.target.to_numpy()]
+    return frame
+
+
+def _dataset_name(name: str) -> bool:
+    """True when NAME is one of `neuralab datasets` (e.g. "moons", "mnist1d")."""
+    from . import datasets
+    try:
+        datasets.describe(name)
+    except ValueError:
+        return False
+    return True
+
+
+def dataset_columns(data: Any) -> list[str]:
+    """Column names for a ``datasets.Dataset``'s features: its own when they fit, else x0, x1..."""
+    n = int(np.prod(data.X_train.shape[1:]))
+    names = [str(c) for c in getattr(data, "feature_names", None) or []]
+    return names if len(names) == n and len(set(names)) == n else [f"x{i}" for i in range(n)]
+
+
+def dataset_table(name: str):
+    """A data set of `neuralab datasets` (train and test parts together) as a DataFrame with
+    a 'target' column holding class names (or values), as ``neuralab train --dataset`` saw it.
+
+    Example: ``dataset_table("moons").columns.tolist()  # ['x0', 'x1', 'target']``
+    """
+    import pandas as pd
+    from . import datasets
+    data = datasets.load(name)
+    parts = [(data.X_train, data.y_train)] + ([] if data.X_test is None else [(data.X_test, data.y_test)])
+    X = np.concatenate([np.asarray(x).reshape(len(x), -1) for x, _ in parts])
+    y = np.concatenate([np.asarray(t) for _, t in parts])
+    frame = pd.DataFrame(X, columns=dataset_columns(data))
+    names = data.target_names
+    if data.task == "classification" and names and y.ndim == 1 and int(y.max()) < len(names):
+        y = np.asarray(names, dtype=object)[y.astype(np.int64)]
+    frame["target"] = y if y.ndim == 1 else list(y)
     return frame
 
 

@@ -323,7 +323,8 @@ def _training_summary(obj: Any) -> dict:
     for attr, name in (("loss_curve_", "final_loss"), ("validation_scores_", "final_validation_score")):
         curve = getattr(obj, attr, None)
         if curve is not None and len(curve):
-            out[name] = float(curve[-1])
+            if math.isfinite(float(curve[-1])):  # a diverged run ends in NaN: not JSON
+                out[name] = float(curve[-1])
             out.setdefault("epochs", len(curve))
     return out
 

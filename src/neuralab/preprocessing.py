@@ -438,6 +438,40 @@ class TabularPreprocessor:
             lines.append(f"{d['name']}: left out ({d['reason']})")
         return lines
 
+    @classmethod
+    def numeric(cls, feature_names: Sequence[str], mean: Any, std: Any, median: Any,
+                target: str = "target", task: str = "classification", classes: Any = None,
+                target_mean: float = 0.0, target_std: float = 1.0) -> "TabularPreprocessor":
+        """A fitted recipe for all-numeric columns from statistics computed elsewhere (the
+        scaler of ``neuralab train --dataset``): impute with ``median``, standardise.
+
+        Example:
+            >>> prep = TabularPreprocessor.numeric(["a", "b"], mean=[0, 1], std=[1, 2],
+            ...                                    median=[0, 1], classes=["no", "yes"])
+        """
+        if task not in ("classification", "regression"):
+            raise PreprocessingError(f"task must be 'classification' or 'regression', got {task!r}")
+        names = [str(n) for n in feature_names]
+        mean, std, median = (np.asarray(a, np.float64).ravel() for a in (mean, std, median))
+        if not len(names) == len(mean) == len(std) == len(median):
+            raise PreprocessingError(f"numeric: {len(names)} names but {len(mean)} means, "
+                                     f"{len(std)} scales and {len(median)} medians")
+        if len(set(names)) != len(names):
+            raise PreprocessingError("numeric: feature names must be distinct")
+        columns = [{"name": n, "kind": "numeric", "median": float(md), "mean": float(mu),
+                    "std": float(sd) if sd > 0 else 1.0}
+                   for n, mu, sd, md in zip(names, mean, std, median)]
+        spec: dict[str, Any] = {"version": SPEC_VERSION, "target": target, "task": task,
+                                "classes": None, "columns": columns, "dropped": [],
+                                "feature_names": _feature_names(columns)}
+        if task == "classification":
+            spec["classes"] = [_py(c) for c in np.asarray(classes).tolist()]
+        else:
+            spec["target_mean"], spec["target_std"] = float(target_mean), float(target_std) or 1.0
+        prep = cls(task=task)
+        prep.spec = spec
+        return prep
+
     # ------------------------------------------------------------------ (de)serialising
     def to_dict(self) -> dict:
         """The fitted recipe as plain data (what goes into the model file)."""

@@ -571,6 +571,64 @@ class _BaseMLP(BaseEstimator):
         self.history_["loss"].append(self.loss_)
 
     # ------------------------------------------------------------------ shared API
+    @classmethod
+    def from_network(cls, network: nn.Module, n_features: int, classes: Any = None,
+                     loss_curve: Sequence[float] | None = None, n_samples: int = 0,
+                     **params: Any):
+        """A fitted estimator around a network trained elsewhere (e.g. by ``nl.fit``).
+
+        A classifier's network gives one logit per class (softmax head, trained with
+        cross-entropy on class indices ``0..k-1``); a regressor's gives the targets.
+        ``params`` are the constructor's (they describe the training, for ``get_params``
+        and ``neuralab info``); ``loss_curve`` is the per-epoch training loss in the
+        estimator's own convention. The result predicts, saves, exports and explains like
+        one that ``fit`` trained; ``partial_fit`` continues with a fresh optimizer.
+
+        Example:
+            >>> net = nn.MLP(4, hidden=(16,), out_features=3); nl.fit(net, X, y, epochs=20)
+            >>> clf = nl.MLPClassifier.from_network(net, n_features=4, classes=[0, 1, 2])
+        """
+        est = cls(**params)
+        linears = [m for m in network.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(f"from_network needs a network with Linear layers, got "
+                             f"{type(network).__name__}")
+        width = linears[-1].out_features
+        est.model_ = network.eval()  # first Module attribute: the one `neuralab info` shows
+        est._linears = linears
+        est._dtype = np.dtype(linears[0].weight.dtype)
+        est.n_features_in_ = int(n_features)
+        est.n_layers_ = len(linears) + 1
+        est.n_outputs_ = width
+        if isinstance(est, ClassifierMixin):
+            classes = np.asarray(classes if classes is not None else np.arange(width))
+            if len(classes) != width:
+                raise ValueError(f"from_network: the network gives {width} outputs but "
+                                 f"{len(classes)} classes were given")
+            est._label_binarizer = LabelBinarizer().fit(classes)
+            est.classes_ = est._label_binarizer.classes_
+            # Softmax over one logit per class, also for two classes (sklearn's own
+            # binary head is one logistic output; predict and export follow out_activation_).
+            est.out_activation_ = "softmax"
+        else:
+            est.out_activation_ = "identity"
+            est._y_1d = width == 1
+        curve = [float(v) for v in (loss_curve or [])]
+        est.n_iter_ = len(curve)
+        est.t_ = len(curve) * int(n_samples)
+        est.loss_curve_ = curve
+        est.loss_ = curve[-1] if curve else None
+        finite = [v for v in curve if np.isfinite(v)]
+        est.best_loss_ = min(finite) if finite else np.inf
+        est.validation_scores_ = est.best_validation_score_ = None
+        est._no_improvement_count = 0
+        est.diverged_ = None
+        est.history_ = {"loss": list(curve), "val_score": []}
+        seed = check_random_state(est.random_state).randint(np.iinfo(np.int32).max)
+        est._rng = np.random.default_rng(seed)
+        est._sync_sklearn_attributes()
+        return est
+
     def _with_class_weight(self, y, sample_weight):
         return sample_weight
 
@@ -707,8 +765,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {unique_labels(y)}.")
         kind = self._label_binarizer.y_type_
-        if kind == "multiclass":
-            # class indices for the fused softmax cross-entropy (no one-hot in memory)
+        if kind == "multiclass" or (not reset and self.out_activation_ == "softmax"):
+            # class indices for the fused softmax cross-entropy (no one-hot in memory); a
+            # from_network classifier has a softmax head for two classes too
             target = np.searchsorted(self.classes_, y).astype(np.int64)
         else:
             target = self._label_binarizer.transform(y).astype(X.dtype)
@@ -813,7 +872,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         check_is_fitted(self)
         X = self._validate_predict(X)
         p = self._output(X)
-        if self._label_binarizer.y_type_ == "multiclass":
+        if self.out_activation_ == "softmax":  # multiclass (or a softmax head from from_network)
             return self.classes_[np.argmax(p, axis=1)]
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
             p = p.ravel()
