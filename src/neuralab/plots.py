@@ -64,7 +64,8 @@ def line_panels(panels: Sequence[dict], path: str | os.PathLike, title: str | No
     Each panel is a dict with ``title``, ``xlabel``, ``ylabel``, ``series`` (label ->
     (x, y), or (x, y, style) with a matplotlib format like ``"--"``), and optionally
     ``logy`` / ``logx`` (log axes), ``ylim``, ``hline`` (a dashed reference value, with an
-    optional ``hline_label`` written on it) and ``legend_loc``. A panel with ``kind="bar"``
+    optional ``hline_label`` written on it), ``legend`` (default: when there are several
+    series) and ``legend_loc``. A panel with ``kind="bar"``
     is drawn as in ``bar_panels``.
 
     Example: ``line_panels([{"title": "t", "xlabel": "x", "ylabel": "y", "series": {...}}], "a.png")``
@@ -95,7 +96,7 @@ def line_panels(panels: Sequence[dict], path: str | os.PathLike, title: str | No
         ax.set_xlabel(p.get("xlabel", ""))
         ax.set_ylabel(p.get("ylabel", ""))
         ax.grid(True, alpha=0.3, which="both" if p.get("logy") else "major")
-        if len(p["series"]) > 1 or p.get("legend"):
+        if p.get("legend", len(p["series"]) > 1):
             ax.legend(fontsize=7, loc=p.get("legend_loc", "best"))
     return save(fig, path, title)
 

@@ -146,17 +146,17 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
         ep = np.arange(1, epochs + 1)
         def grad_panel(title, norms):
             panel = {"title": title, "xlabel": "layer (1 = input side)", "ylabel": "|dL/dW| (Frobenius)",
-                     "logy": True, "series": series(norms), "legend_loc": "lower right"}
+                     "logy": True, "series": series(norms), "legend_loc": "center left"}
             if any(np.any(v < floor) for v in norms.values()):  # say where the zeros are drawn
-                panel.update(hline=floor, hline_label="gradient = 0 in float32 (underflow), drawn at 1e-30")
+                panel.update(hline=floor, hline_label="exactly 0 (float32 underflow), drawn at 1e-30")
             return panel
 
         figures.append(plots.line_panels(
             [grad_panel("At initialisation", at_init),
              grad_panel(f"After {epochs} epochs", after),
-             {"title": "Training accuracy", "xlabel": "epoch", "ylabel": "accuracy", "hline": 0.1,
-              "ylim": (0, 1.02), "series": {k: (ep, h["accuracy"]) for k, h in curves.items()},
-              "legend_loc": "center right"}],
+             {"title": "Training accuracy (colours as left; dotted: chance)", "xlabel": "epoch",
+              "ylabel": "accuracy", "hline": 0.1, "ylim": (0, 1.02), "legend": False,
+              "series": {k: (ep, h["accuracy"]) for k, h in curves.items()}}],
             out_dir / "vanishing_gradients.png",
             title=f"Per-layer gradient norms, depth {depth}, width {width} (digits)"))
     return LabResult("vanishing-gradients", "", columns=[
