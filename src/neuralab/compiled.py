@@ -23,12 +23,11 @@ Example:
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CapturedMLP", "capture_train_step", "blas_threads_for", "inference_layers",
+__all__ = ["CapturedMLP", "capture_train_step", "blas_threads_for", "BlasThreadPolicy", "inference_layers",
            "forward_layers"]
 
 
@@ -254,17 +253,90 @@ def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: fl
     return train_step
 
 
-def blas_threads_for(model: Any, batch_size: int):
-    """A context with one BLAS thread when the largest matmul of a step is under 4 MFLOP.
+class BlasThreadPolicy:
+    """How many BLAS threads a training run uses: a context manager that restores them.
 
-    NOTE: waking a second OpenBLAS thread costs more than it saves on small matmuls, and on a
-    busy 2-core machine much more: a digits epoch took 1.4 s with 2 threads vs 30 ms with 1.
+    Small matmuls (under 4 MFLOP) always run on one thread. For larger ones, ``wrap(step)``
+    times a few steps on one thread and a few on all of them, and keeps the faster.
+
+    NOTE: waking a second OpenBLAS thread costs more than it saves on small matmuls, and on
+    a busy machine it can cost far more than the work: a digits epoch took 1.4 s with 2
+    threads vs 30 ms with 1, and an mnist one 5x longer, on this shared 2-core box. On a quiet
+    machine 2 threads win for mnist-sized layers; measuring decides, per run.
+
+    Example:
+        >>> with blas_threads_for(model, 128) as policy:
+        ...     step = policy.wrap(step)
     """
-    sizes = [p.data.size for p in model.parameters() if p.ndim >= 2] if hasattr(model, "parameters") else []
-    if not sizes or int(batch_size) * max(sizes) >= 4e6:
-        return nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        return nullcontext()
-    return threadpool_limits(1, user_api="blas")
+
+    trial_steps = 6  # steps timed per thread count (after one warm-up each)
+    small_flops = 4e6  # below this a step's matmuls always run on one thread
+
+    def __init__(self, model: Any = None, batch_size: int = 0, flops: int | None = None) -> None:
+        if flops is None:
+            sizes = ([p.data.size for p in model.parameters() if p.ndim >= 2]
+                     if hasattr(model, "parameters") else [])
+            flops = int(batch_size) * max(sizes) if sizes else 0
+        self.flops = int(flops)  # multiply-adds of the largest matmul of a step
+        self._libs: list = []
+        self._orig: list = []
+
+    def _set(self, n: int) -> None:
+        for lib in self._libs:
+            lib.set_num_threads(n)
+
+    def __enter__(self) -> "BlasThreadPolicy":
+        if self.flops:
+            try:
+                from threadpoolctl import ThreadpoolController
+                self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+            except (ImportError, AttributeError):  # pragma: no cover - optional
+                self._libs = []
+        self._orig = [lib.num_threads for lib in self._libs]
+        self.max_threads = max(self._orig, default=1)
+        if self.flops and self.flops < self.small_flops:
+            self._set(1)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for lib, n in zip(self._libs, self._orig):
+            lib.set_num_threads(n)
+
+    def wrap(self, step: Any) -> Any:
+        """``step`` timed on 1 and on all threads for its first calls, then the faster kept."""
+        if self.flops < self.small_flops or self.max_threads <= 1 or not self._libs:
+            return step
+        import time
+        plan = [1] * (self.trial_steps + 1) + [self.max_threads] * (self.trial_steps + 1)
+        times: dict[int, list] = {1: [], self.max_threads: []}
+        state = {"i": 0, "chosen": None}
+
+        def tuned(*args: Any, **kwargs: Any) -> Any:
+            if state["chosen"] is not None:
+                return step(*args, **kwargs)
+            i = state["i"]
+            n = plan[i]
+            if i == 0 or plan[i - 1] != n:
+                self._set(n)
+            t = time.perf_counter()
+            out = step(*args, **kwargs)
+            if i and plan[i - 1] == n:  # the first call on a new count is a warm-up
+                times[n].append(time.perf_counter() - t)
+            state["i"] = i + 1
+            if state["i"] == len(plan):
+                best = min(times, key=lambda k: sorted(times[k])[len(times[k]) // 2])
+                state["chosen"] = best
+                self._set(best)
+            return out
+
+        tuned.policy = self
+        tuned.chosen = state
+        return tuned
+
+
+def blas_threads_for(model: Any, batch_size: int) -> BlasThreadPolicy:
+    """The BLAS thread policy for training ``model`` with this batch size (see BlasThreadPolicy).
+
+    Example: ``with blas_threads_for(model, 128) as policy: step = policy.wrap(step)``
+    """
+    return BlasThreadPolicy(model, batch_size)

@@ -342,7 +342,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
 
     cbs.on_train_begin({})
     threads = blas_threads_for(model, batch_size)
-    threads.__enter__()
+    train_step = threads.__enter__().wrap(train_step)
     try:
         for epoch in range(int(epochs)):
             trainer.epoch = epoch

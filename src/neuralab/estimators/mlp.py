@@ -281,11 +281,11 @@ class _BaseMLP(BaseEstimator):
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             self._rng = np.random.default_rng(seed)
             self._initialize(y_train, X.shape[1], X.dtype)
-        with _blas_threads_for(self, X.shape):
+        with _blas_threads_for(self, X.shape) as threads:
             if self.solver == "lbfgs":
                 self._fit_lbfgs(X, y_train, sample_weight)
             else:
-                self._fit_stochastic(X, y_train, sample_weight, incremental)
+                self._fit_stochastic(X, y_train, sample_weight, incremental, threads=threads)
         self._sync_sklearn_attributes()
         return self
 
@@ -331,7 +331,7 @@ class _BaseMLP(BaseEstimator):
         for group in self._optimizer.param_groups:
             group["lr"] = lr
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental) -> None:
+    def _fit_stochastic(self, X, y, sample_weight, incremental, threads=None) -> None:
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer()
             self._lr = float(self.learning_rate_init)
@@ -373,12 +373,15 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         stop_reason = None
         self.diverged_ = None
+        self.interrupted_ = False  # True when a callback stopped training inside an epoch
         finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
         # NOTE: a plain softmax MLP shares nl.fit's captured step (compiled.py): no graph and
         # no allocations per batch, the same gradients bit for bit.
         from ..compiled import CapturedMLP  # noqa: PLC0415
         cap = CapturedMLP.from_model(model) if (self.out_activation_ == "softmax"
                                                 and dev == "cpu") else None
+        forward_backward = None if cap is None else (
+            threads.wrap(cap.forward_backward) if threads is not None else cap.forward_backward)
         initial_state = finite_state
         for it in range(self.max_iter):
             if self.shuffle:
@@ -398,7 +401,7 @@ class _BaseMLP(BaseEstimator):
                 if sw_sum <= 0:
                     continue
                 if cap is not None and wb is None:
-                    value = cap.forward_backward(xb, yb)
+                    value = forward_backward(xb, yb)
                 else:
                     z = model(Tensor._make(xb, False))
                     loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
@@ -416,6 +419,12 @@ class _BaseMLP(BaseEstimator):
                         lin.weight.grad += scale * lin.weight.data
                 opt.step()
                 total += self._reported_loss(value, backend.to_numpy(yb), wb, sw_sum) * m
+                if callbacks and _batch_end(callbacks, start // bs, value):
+                    self.interrupted_ = True  # after a whole step: the weights are consistent
+                    break
+            if self.interrupted_:  # the cut-short epoch is not counted
+                stop_reason = "interrupted"
+                break
             if stop_reason is None:
                 snapshot = _finite_copy(model)
                 if snapshot is None:  # the epoch's last step made a weight NaN/inf
@@ -656,14 +665,13 @@ def _blas_threads_for(est: _BaseMLP, shape: tuple):
     NOTE: below a few MFLOP per matmul, waking a second BLAS thread costs more than it
     saves, and on a busy machine it can cost 5x (measured on digits: 1.1 s vs 0.13 s).
     """
-    from contextlib import nullcontext  # noqa: PLC0415
-
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from ..compiled import BlasThreadPolicy  # noqa: PLC0415
     rows = shape[0] if est.solver == "lbfgs" else (
         min(200, shape[0]) if est.batch_size == "auto" else min(int(est.batch_size), shape[0]))
     units = [shape[1], *est._hidden_sizes(), est.n_outputs_]
     flops = rows * max(a * b for a, b in zip(units[:-1], units[1:]))
-    return threadpool_limits(1, user_api="blas") if flops < 4e6 else nullcontext()
+    # NOTE: larger steps time 1 vs all threads on their first batches (BlasThreadPolicy.wrap)
+    return BlasThreadPolicy(flops=flops)
 
 
 def _all_finite(model: nn.Module) -> bool:
@@ -690,6 +698,17 @@ def _call(cb: Any, hook: str, *args: Any) -> Any:
     return fn(*args) if callable(fn) else None
 
 
+def _batch_end(callbacks: list, batch: int, loss: float) -> bool:
+    """Call each callback's ``on_batch_end``; True when one asks to stop (returns True or
+    sets ``stop_training``), e.g. the CLI's Ctrl-C handler."""
+    logs = {"batch": batch, "loss": loss}
+    stop = False
+    for cb in callbacks:
+        stop = bool(_call(cb, "on_batch_end", batch, logs)) or stop
+        stop = stop or bool(getattr(cb, "stop_training", False))
+    return stop
+
+
 _SHARED_DOC = """
     Args (scikit-learn's, same meaning): hidden_layer_sizes, activation ("identity",
         "logistic", "tanh", "relu"; also "leaky_relu", "gelu", "sigmoid"), solver ("lbfgs",
@@ -700,8 +719,10 @@ _SHARED_DOC = """
     Args (neuralab's): dropout (probability after each hidden activation), batch_norm
         (BatchNorm1d before each hidden activation), residual (skip connections between
         hidden layers of equal width), weight_decay (decoupled, for solver="adamw"),
-        device ("cpu" or "cuda"), callbacks (objects with ``on_epoch_end(epoch, logs)``;
-        returning True or setting ``stop_training`` stops), dtype ("float32" default;
+        device ("cpu" or "cuda"), callbacks (objects with ``on_epoch_end(epoch, logs)``
+        and/or ``on_batch_end(batch, logs)``; returning True or setting ``stop_training``
+        stops; from ``on_batch_end`` right after that step, with ``interrupted_`` set and,
+        with early_stopping, the best weights restored), dtype ("float32" default;
         None follows X as sklearn does).
 """
 

@@ -1,0 +1,53 @@
+"""Fast paths of data loading and thread choice give the same numbers as the plain ones."""
+import numpy as np
+
+import neuralab as nl
+from neuralab import data, nn
+from neuralab.compiled import BlasThreadPolicy
+
+
+def test_large_memmap_is_read_in_chunks_with_the_same_batches(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+    np.save(tmp_path / "X.npy", X)
+    Xmm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    monkeypatch.setattr(data, "_DROP_ABOVE", 0)  # treat the small file as a large one
+    dropped = []
+    real = data._drop_mapped_pages
+    monkeypatch.setattr(data, "_drop_mapped_pages", lambda a: dropped.append(1) or real(a))
+    got = [(xb.copy(), yb.copy()) for xb, yb, _ in data.Batches(Xmm, y, 32, rng=np.random.default_rng(1))]
+    want = [(xb.copy(), yb.copy()) for xb, yb, _ in data.Batches(X, y, 32, rng=np.random.default_rng(1))]
+    assert len(dropped) == sum(-(-len(b[0]) // data._ROWS_PER_READ) for b in got)
+    # memmap batches are sorted within the batch; compare as sets of rows
+    for (xa, ya), (xb, yb) in zip(got, want):
+        order_a, order_b = np.lexsort(xa.T), np.lexsort(xb.T)
+        np.testing.assert_array_equal(xa[order_a], xb[order_b])
+        np.testing.assert_array_equal(ya[order_a], yb[order_b])
+
+
+def test_thread_policy_restores_threads_and_keeps_results(monkeypatch):
+    from threadpoolctl import threadpool_info
+    X = np.random.default_rng(0).standard_normal((256, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    nl.fit(nn.MLP(8, hidden=(4,), out_features=2, rng=0), X, y, epochs=1, verbose=0)  # loads scipy's BLAS too
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    losses = []
+    for small in (0, 4e6):  # with a timed trial of 1 vs all threads, and without (one thread)
+        monkeypatch.setattr(BlasThreadPolicy, "small_flops", small)
+        model = nn.MLP(8, hidden=(16,), out_features=2, rng=0)
+        losses.append(nl.fit(model, X, y, epochs=2, batch_size=16, verbose=0, seed=0).history["loss"])
+    assert losses[0] == losses[1]
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_thread_policy_picks_one_count_after_its_trial():
+    policy = BlasThreadPolicy(flops=10**8)
+    calls = []
+    with policy:
+        policy.max_threads = max(policy.max_threads, 2)  # pretend there are 2 threads to try
+        step = policy.wrap(lambda: calls.append(1))
+        for _ in range(2 * (policy.trial_steps + 1) + 3):
+            step()
+    assert step.chosen["chosen"] in (1, policy.max_threads)
+    assert len(calls) == 2 * (policy.trial_steps + 1) + 3
