@@ -41,7 +41,9 @@ def test_thread_policy_restores_threads_and_keeps_results(monkeypatch):
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
 
 
-def test_thread_policy_picks_one_count_after_its_trial():
+def test_thread_policy_picks_one_count_after_its_trial(monkeypatch):
+    from neuralab import compiled
+    monkeypatch.setattr(compiled, "_RECENT_CHOICES", {})
     policy = BlasThreadPolicy(flops=10**8)
     calls = []
     with policy:
@@ -50,4 +52,8 @@ def test_thread_policy_picks_one_count_after_its_trial():
         for _ in range(2 * (policy.trial_steps + 1) + 3):
             step()
     assert step.chosen["chosen"] in (1, policy.max_threads)
+    assert compiled._RECENT_CHOICES  # remembered: a fit started right after skips the trial
+    with BlasThreadPolicy(flops=10**8) as again:
+        again.max_threads = policy.max_threads
+        assert again.wrap(lambda: None).chosen["chosen"] == step.chosen["chosen"]
     assert len(calls) == 2 * (policy.trial_steps + 1) + 3

@@ -253,6 +253,9 @@ def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: fl
     return train_step
 
 
+_RECENT_CHOICES: dict = {}  # (flops, threads) -> (time of the trial, chosen thread count)
+
+
 class BlasThreadPolicy:
     """How many BLAS threads a training run uses: a context manager that restores them.
 
@@ -271,6 +274,7 @@ class BlasThreadPolicy:
 
     trial_steps = 6  # steps timed per thread count (after one warm-up each)
     small_flops = 4e6  # below this a step's matmuls always run on one thread
+    remember_s = 60.0  # a choice is reused by runs starting within this many seconds
 
     def __init__(self, model: Any = None, batch_size: int = 0, flops: int | None = None) -> None:
         if flops is None:
@@ -310,6 +314,11 @@ class BlasThreadPolicy:
         plan = [1] * (self.trial_steps + 1) + [self.max_threads] * (self.trial_steps + 1)
         times: dict[int, list] = {1: [], self.max_threads: []}
         state = {"i": 0, "chosen": None}
+        key = (self.flops, self.max_threads)
+        recent = _RECENT_CHOICES.get(key)
+        if recent is not None and time.monotonic() - recent[0] < self.remember_s:
+            state["chosen"] = recent[1]  # fit called epoch by epoch: do not re-time every call
+            self._set(recent[1])
 
         def tuned(*args: Any, **kwargs: Any) -> Any:
             if state["chosen"] is not None:
@@ -326,6 +335,7 @@ class BlasThreadPolicy:
             if state["i"] == len(plan):
                 best = min(times, key=lambda k: sorted(times[k])[len(times[k]) // 2])
                 state["chosen"] = best
+                _RECENT_CHOICES[key] = (time.monotonic(), best)
                 self._set(best)
             return out
 
