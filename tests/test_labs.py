@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -78,3 +79,20 @@ def test_cli_lab_list_and_run(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} >= {"result.json", "report.md", "backprop_gradients.png"}
     out = runner.invoke(main, ["lab", "nope"])
     assert out.exit_code != 0 and "unknown lab" in out.output
+
+
+def test_plots_label_the_zero_floor_annotate_bars_and_stay_small(tmp_path):
+    from PIL import Image
+
+    from neuralab import plots
+    x = np.arange(1, 51)
+    path = plots.line_panels(
+        [{"title": "grads", "xlabel": "layer", "ylabel": "norm", "logy": True, "hline": 1e-30,
+          "hline_label": "exactly 0, drawn at 1e-30", "legend": False,
+          "series": {"a": (x, np.maximum(np.logspace(-40, 0, 50), 1e-30)), "b": (x, np.ones(50))}},
+         {"kind": "bar", "title": "shares", "ylabel": "share", "groups": ["sigmoid", "ReLU"],
+          "annotate": ".1%", "bars": {"saturated": [0.2, np.nan], "dead": [0.0, 0.03]}}],
+        tmp_path / "f.png", title="t")
+    with Image.open(path) as im:
+        assert im.mode == "P"  # quantised to 256 colours
+    assert 5000 < (tmp_path / "f.png").stat().st_size < 150_000
