@@ -254,6 +254,22 @@ def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: fl
 
 
 _RECENT_CHOICES: dict = {}  # (flops, threads) -> (time of the trial, chosen thread count)
+_BLAS_LIBS: dict = {}  # number of loaded shared libraries -> threadpoolctl's BLAS controllers
+
+
+def _blas_libs() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries (looked up again only when
+    new libraries were loaded: scanning them costs milliseconds)."""
+    import sys
+    key = len(sys.modules)
+    if key not in _BLAS_LIBS:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _BLAS_LIBS.clear()
+            _BLAS_LIBS[key] = ThreadpoolController().select(user_api="blas").lib_controllers
+        except (ImportError, AttributeError):  # pragma: no cover - optional
+            _BLAS_LIBS[key] = []
+    return _BLAS_LIBS[key]
 
 
 class BlasThreadPolicy:
@@ -291,11 +307,7 @@ class BlasThreadPolicy:
 
     def __enter__(self) -> "BlasThreadPolicy":
         if self.flops:
-            try:
-                from threadpoolctl import ThreadpoolController
-                self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
-            except (ImportError, AttributeError):  # pragma: no cover - optional
-                self._libs = []
+            self._libs = _blas_libs()
         self._orig = [lib.num_threads for lib in self._libs]
         self.max_threads = max(self._orig, default=1)
         if self.flops and self.flops < self.small_flops:
