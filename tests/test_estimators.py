@@ -211,3 +211,35 @@ def test_from_network_regressor_predicts_the_network_output():
     np.testing.assert_array_equal(out, np.asarray(nl.predict(net, X.astype(np.float32)))[:, 0])
     with pytest.raises(ValueError, match="features"):
         reg.predict(X[:, :2])
+
+
+class _StopAt:
+    """Asks to stop after batch `batch` of epoch `epoch` (both from 0), as Ctrl-C would."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch, self.seen = epoch, batch, 0
+
+    def on_epoch_end(self, epoch, logs):
+        self.seen = epoch + 1
+
+    def on_batch_end(self, batch, logs):
+        return self.seen == self.epoch and batch == self.batch
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_a_callback_stops_inside_an_epoch_after_a_whole_step(digits, early_stopping):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), batch_size=50, learning_rate_init=0.01, random_state=0,
+              early_stopping=early_stopping, n_iter_no_change=50)
+    cut = nl.MLPClassifier(max_iter=20, callbacks=[_StopAt(3, 4)], **kw).fit(X, y)
+    ref = nl.MLPClassifier(max_iter=3, **kw).fit(X, y)
+    assert cut.interrupted_ and not ref.interrupted_
+    assert cut.n_iter_ == 3 and cut.loss_curve_ == ref.loss_curve_  # the cut epoch is not counted
+    if early_stopping:  # the best epoch's weights, as a run that ended after epoch 3
+        assert cut.validation_scores_ == ref.validation_scores_
+        for a, b in zip(cut.coefs_, ref.coefs_):
+            np.testing.assert_array_equal(a, b)
+    else:  # five more steps than the 3-epoch run, all finished
+        assert all(np.isfinite(c).all() for c in cut.coefs_)
+        assert not np.array_equal(cut.coefs_[0], ref.coefs_[0])
+    assert cut.score(X, y) > 0.8

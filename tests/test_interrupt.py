@@ -76,3 +76,44 @@ def test_resume_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.strip().splitlines() == [f"Error: {tmp_path / 'nope.safetensors'}: no such file"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child needs POSIX")
+def test_sigint_on_a_data_file_saves_the_model_so_far(tmp_path):
+    """`neuralab train FILE --target COL`: the estimator stops after the batch, the CLI saves."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2],
+                          "colour": rng.choice(["red", "blue"], 2000),
+                          "y": np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")})
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "m.safetensors"
+    env = {**os.environ, "NEURALAB_TEST_BATCH_DELAY": "0.02"}
+    proc = _cli("train", str(data), "--target", "y", "--hidden", "16", "--epochs", "50",
+                "--batch-size", "32", "--lr", "0.01", "--seed", "1", "--out", str(out), env=env)
+    lines = []
+    for line in proc.stderr:  # the notice, then one line per finished epoch
+        lines.append(line)
+        if "epoch 2 ends" in line:
+            break
+    assert any("training" in t and "Ctrl-C" in t for t in lines), lines
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)
+    out_text, err = proc.communicate(timeout=120)
+    err = "".join(lines) + err
+    assert proc.returncode == 130, (out_text, err)
+    assert f"saved the best model so far" in err and str(out) in err
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    model = nl.load(out)  # a complete CLI model, written atomically
+    done = err.count("] epoch ")
+    assert 2 <= done < 50 and model.estimator.n_iter_ == done
+    assert len(model.estimator.loss_curve_) == done
+    assert model.info["interrupted"] == f"after {done} complete epoch(s)"
+    assert model.estimator.callbacks is None  # the Ctrl-C handler is not saved
+    acc = np.mean(model.predict(frame) == frame["y"].to_numpy())
+    assert acc > 0.9  # two epochs on a linear rule already learn it

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -274,25 +275,47 @@ def train_file(data: str, target: str | None = None, task: str | None = None,
     if task == "regression":
         y = prep.scale_target(y)
     est = (MLPClassifier if task == "classification" else MLPRegressor)(**params)
+    # Ctrl-C: the estimator stops after the current batch (keeping its best weights) and
+    # the model is saved below. L-BFGS has no batches: there Ctrl-C stops at once.
+    stopper = None
+    if params["solver"] != "lbfgs":
+        from .cli_resume import SigintStop
+        stopper = SigintStop()
+        est.set_params(callbacks=[stopper])
     click.echo(f"training {type(est).__name__} on {len(X)} rows x {X.shape[1]} features "
                f"({len(prep.input_columns)} columns), target {target!r} ({task}"
-               + (f", {len(prep.spec['classes'])} classes" if task == "classification" else "") + ")",
-               err=True)
+               + (f", {len(prep.spec['classes'])} classes" if task == "classification" else "") + ")"
+               + ("; Ctrl-C stops after the current batch and saves the model so far"
+                  if stopper else ""), err=True)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at the last epoch is expected
+        if stopper:
+            stopper.install()
         try:
             est.fit(X, y)
         except ValueError as e:  # parameter validation, e.g. a too-small data set
             raise BadInput(_one_line(e)) from None
+        finally:
+            if stopper:
+                stopper.uninstall()
+            est.set_params(callbacks=None)  # the saved model keeps no handler
     seconds = time.perf_counter() - start
+    interrupted = bool(getattr(est, "interrupted_", False))
     score = float(est.score(X, y))
     metric = "accuracy" if task == "classification" else "R2"
     info = {"data": Path(data).name, "rows": int(len(X)), "target": target, "task": task,
             "seconds": round(seconds, 3), f"train_{metric.lower()}": round(score, 6),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "neuralab train"}
+    if interrupted:
+        info["interrupted"] = f"after {est.n_iter_} complete epoch(s)"
     model = TabularModel(prep, est, info=info)
     save(model, out)
+    if interrupted:
+        click.echo(f"interrupted: finished the current batch and saved the best model so far "
+                   f"({est.n_iter_} complete epoch(s), training {metric} {score:.4f}) to {out}",
+                   err=True)
+        sys.exit(130)  # the shell's code for Ctrl-C
     epochs = getattr(est, "n_iter_", "?")
     loss = getattr(est, "loss_", None)
     click.echo(f"epochs: {epochs}  final loss: {loss:.4f}  training {metric}: {score:.4f}  "

@@ -1,4 +1,4 @@
-"""Ctrl-C and ``--resume`` for ``neuralab train --dataset``: interruption loses nothing.
+"""Ctrl-C and ``--resume`` for ``neuralab train``: interruption loses nothing.
 
 A ``ResumableRun`` callback rides along with ``nl.fit``. At the start of every epoch it
 remembers what the next epoch depends on (weights, optimizer state, the shuffling and
@@ -7,6 +7,10 @@ finish, stops training, and the command saves the best model so far together wit
 snapshot to ``--out``. ``neuralab train --resume FILE`` rebuilds the same data and model from
 the file, restores the snapshot and redoes the interrupted epoch from its start, so the
 finished run ends with exactly the weights of a run that was never interrupted.
+
+On a DATA file (``neuralab train data.csv --target y``) the estimator stops after the
+current batch too (``SigintStop``), keeps its best weights, and the command saves that
+model to ``--out``; there is no ``--resume`` for files yet.
 
 Example (shell):
     neuralab train --dataset digits --epochs 50 --out digits.safetensors   # Ctrl-C: exit 130
@@ -43,22 +47,21 @@ def _state_of(rng: np.random.Generator) -> dict:
     return json.loads(json.dumps(rng.bit_generator.state, default=int))
 
 
-class ResumableRun(Callback):
-    """Catch SIGINT (stop after the current batch) and snapshot each epoch's starting state.
+class SigintStop(Callback):
+    """Ctrl-C (SIGINT) sets a flag and training stops after the current batch.
 
-    Example: ``run = ResumableRun(rng, early); nl.fit(..., seed=rng, callbacks=[early, run])``
+    For an estimator (``callbacks=[stop]``), ``on_batch_end`` returns True once interrupted;
+    a second Ctrl-C raises KeyboardInterrupt at once. The signal handler is installed only
+    between ``install()`` and ``uninstall()``, from the main thread.
+
+    Example: ``stop = SigintStop(); stop.install(); clf.set_params(callbacks=[stop]).fit(X, y)``
     """
 
-    def __init__(self, rng: np.random.Generator, early: Any = None, epoch_offset: int = 0,
-                 resume: tuple[dict, dict] | None = None) -> None:
-        self.rng, self.early, self.epoch_offset = rng, early, epoch_offset
-        self.resume = resume
+    def __init__(self) -> None:
         self.interrupted = False
-        self.snapshot: tuple[dict, dict] | None = None
         self.delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         self._previous_handler: Any = None
 
-    # ---- SIGINT
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.interrupted:  # a second Ctrl-C: the user insists
             raise KeyboardInterrupt
@@ -75,6 +78,30 @@ class ResumableRun(Callback):
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
 
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> bool:
+        if self.delay:  # the testing hook: slow each batch so a test can aim its signal
+            time.sleep(self.delay)
+        return self.interrupted
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.delay:  # the testing hook also says where the run is
+            import sys  # noqa: PLC0415
+            print(f"[test hook] epoch {epoch + 1} ends", file=sys.stderr, flush=True)
+
+
+class ResumableRun(SigintStop):
+    """Catch SIGINT (stop after the current batch) and snapshot each epoch's starting state.
+
+    Example: ``run = ResumableRun(rng, early); nl.fit(..., seed=rng, callbacks=[early, run])``
+    """
+
+    def __init__(self, rng: np.random.Generator, early: Any = None, epoch_offset: int = 0,
+                 resume: tuple[dict, dict] | None = None) -> None:
+        super().__init__()
+        self.rng, self.early, self.epoch_offset = rng, early, epoch_offset
+        self.resume = resume
+        self.snapshot: tuple[dict, dict] | None = None
+
     # ---- fit hooks
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.resume is not None:  # after EarlyStopping reset itself: give it its record back
@@ -89,9 +116,7 @@ class ResumableRun(Callback):
                   flush=True)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.delay:
-            time.sleep(self.delay)
-        if self.interrupted:
+        if super().on_batch_end(batch, logs):
             self.trainer.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
