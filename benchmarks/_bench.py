@@ -176,23 +176,27 @@ class NLEstimator:
 
 class Sklearn:
     """scikit-learn's MLPClassifier on float32 data, same solver, one ``partial_fit`` epoch
-    per call (includes its input validation, a few ms on mnist)."""
+    per call (includes its input validation, a few ms on mnist). BLAS is held to ``threads``
+    (default 1): on this loaded 2-core machine 2 threads made an mnist epoch take 63 s
+    instead of ~2 s, which would measure the machine, not sklearn."""
 
     label = "sklearn"
 
     def __init__(self, cfg: Config, opt: str, X, y, seed: int = 0) -> None:
         from sklearn.neural_network import MLPClassifier
+        self.threads = int(os.environ.get("BENCH_SKLEARN_THREADS", "1"))
         self.clf = MLPClassifier(hidden_layer_sizes=cfg.hidden, solver=opt, alpha=0.0,
                                  batch_size=cfg.batch, learning_rate_init=LR[opt], momentum=0.9,
                                  nesterovs_momentum=False, random_state=seed)
         self.X, self.y, self.classes = X, y, np.unique(y)
 
     def epoch(self) -> float:
-        t = time.perf_counter()
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(self.threads, user_api="blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            t = time.perf_counter()
             self.clf.partial_fit(self.X, self.y, classes=self.classes)
-        return time.perf_counter() - t
+            return time.perf_counter() - t
 
 
 class Torch:
