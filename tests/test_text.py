@@ -123,6 +123,13 @@ def test_cli_train_with_text_column_predict_and_evaluate(sms, tmp_path):
     res = runner.invoke(main, ["predict", model, str(new)])
     assert res.exit_code == 0, res.output
     assert res.output.split()[1:] == ["spam", "ham"]
+    res = runner.invoke(main, ["explain", model, str(new), "--rows", "0", "--top", "3"])
+    assert res.exit_code == 0, res.output
+    words = [line.split()[0] for line in res.output.splitlines()[1:]]
+    assert len(words) == 3 and all(w.startswith("SMS:") for w in words)   # explanations name words
+    toks = tokenize(new.read_text().splitlines()[1])
+    grams = set(toks) | {f"{a} {b}" for a, b in zip(toks, toks[1:])}
+    assert {w[len("SMS:"):] for w in words} <= grams     # words and word pairs of that message
 
 
 def test_cli_text_column_that_does_not_exist(tmp_path):

@@ -33,6 +33,8 @@ def _source_columns(prep: Any) -> list[str]:
     for col in prep.spec["columns"]:
         if col["kind"] in ("numeric", "date"):
             sources.append(col["name"])
+        elif col["kind"] == "text":  # each TF-IDF word is its own source: explanations name words
+            sources.extend(f"{col['name']}:{w}" for w in col["tfidf"]["vocabulary"])
         else:
             n = len(col["categories"]) + bool(col["other"]) + bool(col["missing"])
             sources.extend([col["name"]] * n)
