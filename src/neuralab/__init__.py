@@ -37,6 +37,8 @@ _LAZY = {
     "io": "neuralab.io",
     "estimators": "neuralab.estimators",
     "recommend": "neuralab.recommend",
+    "text": "neuralab.text",
+    "translate": "neuralab.translate",
     "plots": "neuralab.plots",
     "fit": "neuralab.training:fit",
     "evaluate": "neuralab.training:evaluate",
