@@ -83,7 +83,7 @@ def main() -> None:
     p.add_argument("--length", type=int, default=12)
     p.add_argument("--hidden", type=int, default=512, help="MLP baseline: width of its two hidden layers")
     p.add_argument("--n-train", type=int, default=20000)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0, help="data, initial weights and batch order")
