@@ -243,3 +243,22 @@ def test_a_callback_stops_inside_an_epoch_after_a_whole_step(digits, early_stopp
         assert all(np.isfinite(c).all() for c in cut.coefs_)
         assert not np.array_equal(cut.coefs_[0], ref.coefs_[0])
     assert cut.score(X, y) > 0.8
+
+
+def test_history_is_the_history_record_of_nl_fit(digits, tmp_path):
+    X, y = digits
+    clf = nl.MLPClassifier(hidden_layer_sizes=(16,), max_iter=4, early_stopping=True,
+                           random_state=0).fit(X, y)
+    assert isinstance(clf.history_, nl.callbacks.History)
+    assert clf.history_["loss"] == clf.history_.history["loss"] == clf.loss_curve_
+    assert clf.history_["val_score"] == clf.validation_scores_
+    assert clf.history_.epoch == [0, 1, 2, 3]
+    again = nl.load(nl.save(clf, tmp_path / "m.safetensors")).history_
+    assert isinstance(again, nl.callbacks.History)
+    assert again.history == clf.history_.history and again.epoch == clf.history_.epoch
+    inc = nl.MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
+    for _ in range(3):  # partial_fit keeps counting epochs
+        inc.partial_fit(X, y, classes=np.arange(10))
+    assert inc.history_.epoch == [0, 1, 2] and inc.history_["val_score"] == []
+    lb = nl.MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=5, random_state=0).fit(X, y)
+    assert lb.history_["loss"] == [lb.loss_] and lb.history_.epoch == [0]

@@ -139,6 +139,13 @@ class History(Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
+    def __getitem__(self, key: str) -> list[float]:
+        """``hist["loss"]`` is ``hist.history["loss"]`` (an estimator's ``history_`` too)."""
+        return self.history[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.history
+
     def __repr__(self) -> str:
         last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
         return f"History(epochs={len(self.epoch)}, last={last})"

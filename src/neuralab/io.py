@@ -89,6 +89,10 @@ class _Encoder:
             return {"__module__": self.module(v, key), "prefix": key}
         if _is_estimator(v) and type(v).__module__.startswith(("sklearn.", "neuralab.")):
             return {"__estimator__": _encode_estimator(v, self, f"{key}.")}
+        from .callbacks import History
+        if type(v) is History:  # an estimator's history_: the per-epoch numbers
+            return {"__history__": self.value(v.history, f"{key}.history"),
+                    "epoch": [int(e) for e in v.epoch]}
         if isinstance(v, Tensor):
             return {"__tensor__": self.array(key, v.data), "requires_grad": v.requires_grad}
         if isinstance(v, np.ndarray) or backend.xp_of(v) is not np:
@@ -199,6 +203,12 @@ class _Decoder:
                                      f"that is not in the file") from None
         if "__estimator__" in v:
             return _decode_estimator(v["__estimator__"], self)
+        if "__history__" in v:
+            from .callbacks import History
+            history = History()
+            history.history = self.value(v["__history__"])
+            history.epoch = [int(e) for e in v["epoch"]]
+            return history
         if "__tensor__" in v:
             from .tensor import Tensor
             return Tensor(self.array(v["__tensor__"]).copy(), requires_grad=v["requires_grad"])

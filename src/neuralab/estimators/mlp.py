@@ -296,7 +296,7 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(self._hidden_sizes()) + 2
         self.out_activation_ = self._out_activation()
         self._build(n_features, self.n_outputs_, dtype)
-        self.history_ = {"loss": [], "val_score": []}
+        self.history_ = _new_history()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -437,7 +437,6 @@ class _BaseMLP(BaseEstimator):
             self.loss_ = total / n
             self.t_ += n
             self.loss_curve_.append(self.loss_)
-            self.history_["loss"].append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
             self._update_no_improvement_count(X_val, y_val, w_val)
@@ -447,6 +446,7 @@ class _BaseMLP(BaseEstimator):
             logs = {"loss": self.loss_}
             if self.early_stopping:
                 logs["val_score"] = self.validation_scores_[-1]
+            self.history_.on_epoch_end(len(self.loss_curve_) - 1, logs)  # epochs across partial_fit
             stop = False
             for cb in callbacks:
                 stop = bool(_call(cb, "on_epoch_end", it, logs)) or stop
@@ -521,7 +521,6 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             score = self._val_score(X_val, y_val, w_val)
             self.validation_scores_.append(score)
-            self.history_["val_score"].append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
             if score < self.best_validation_score_ + self.tol:
@@ -577,7 +576,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = float(res.fun)
         loss_grad(res.x)  # leave the best parameters in the model
         self.model_.eval()
-        self.history_["loss"].append(self.loss_)
+        self.history_.on_epoch_end(len(self.history_.epoch), {"loss": self.loss_})
 
     # ------------------------------------------------------------------ shared API
     @classmethod
@@ -632,7 +631,9 @@ class _BaseMLP(BaseEstimator):
         est.validation_scores_ = est.best_validation_score_ = None
         est._no_improvement_count = 0
         est.diverged_ = None
-        est.history_ = {"loss": list(curve), "val_score": []}
+        est.history_ = _new_history()
+        for epoch, value in enumerate(curve):
+            est.history_.on_epoch_end(epoch, {"loss": value})
         seed = check_random_state(est.random_state).randint(np.iinfo(np.int32).max)
         est._rng = np.random.default_rng(seed)
         est._sync_sklearn_attributes()
@@ -691,6 +692,15 @@ def _accepts_dtype(cls) -> bool:
         return "dtype" in inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _new_history() -> Any:
+    """nl.fit's History record for ``history_``: ``history_["loss"]``, ``history_.epoch``;
+    ``"val_score"`` is there from the start (empty without early stopping)."""
+    from ..callbacks import History  # noqa: PLC0415
+    history = History()
+    history.history.update(loss=[], val_score=[])
+    return history
 
 
 def _call(cb: Any, hook: str, *args: Any) -> Any:
