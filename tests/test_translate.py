@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 import neuralab as nl
-from neuralab.translate import (TARGET_CHARS, DateTranslator, default_model_path, format_date,
-                                make_dates, split_days, train_translator)
+from neuralab.translate import (FORMATS, MONTH_ABBREVIATIONS, TARGET_CHARS, DateTranslator,
+                                default_model_path, format_date, make_dates, split_days,
+                                train_translator)
 
 DAY = dt.date(2026, 11, 25)
 
@@ -38,6 +39,23 @@ def test_generated_pairs_are_consistent_and_days_disjoint():
     assert not set(train) & set(test) and len(test) == int(0.1 * (len(train) + len(test)))
     _, tgt = make_dates(200, random_state=0, days=test)
     assert {dt.date.fromisoformat(t).toordinal() for t in tgt} <= set(test.tolist())
+
+
+def test_every_generated_string_names_one_date():
+    # French "juin"[:3] == "juillet"[:3] once made "12 jui. 1987" mean two dates.
+    for lang, short in MONTH_ABBREVIATIONS.items():
+        assert len({s.lower() for s in short}) == 12, (lang, short)
+    assert format_date(dt.date(1987, 7, 23), "{d} {b} {yyyy}", "fr") == "23 juil. 1987"
+    meaning = {}
+    days = range(dt.date(1987, 1, 1).toordinal(), dt.date(1989, 1, 1).toordinal())
+    for ordinal in days:
+        day = dt.date.fromordinal(ordinal)
+        for lang, templates in FORMATS.items():
+            for template in templates:
+                text = format_date(day, template, lang)
+                for variant in (text, text.lower(), text.upper()):
+                    assert meaning.setdefault(variant, day) == day, (variant, day, meaning[variant])
+    assert len(meaning) > 50 * len(days)         # dozens of distinct spellings per day
 
 
 def test_attention_is_a_distribution_that_ignores_padding():

@@ -37,7 +37,7 @@ from . import functional as F
 from .nn import GRU, Embedding, Linear, Module
 from .tensor import Tensor, no_grad
 
-__all__ = ["MONTHS", "WEEKDAYS", "format_date", "make_dates", "split_days", "DateTranslator",
+__all__ = ["MONTHS", "MONTH_ABBREVIATIONS", "WEEKDAYS", "format_date", "make_dates", "split_days", "DateTranslator",
            "train_translator",
            "default_model_path", "load_or_train", "translate_dates"]
 
@@ -60,8 +60,14 @@ WEEKDAYS = {
     "es": ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"],
 }
 
+# Short month names: the first three letters, except in French, where three letters would
+# make juin and juillet both "jui"; French uses its usual abbreviations (dot included).
+MONTH_ABBREVIATIONS = {lang: [m[:3] for m in names] for lang, names in MONTHS.items()}
+MONTH_ABBREVIATIONS["fr"] = ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août",
+                             "sept.", "oct.", "nov.", "déc."]
+
 # Each format is a template over: {d} day, {dd} zero-padded day, {m}/{mm} month number,
-# {yy}/{yyyy} year, {B} month name, {b} its first three letters, {A} weekday name.
+# {yy}/{yyyy} year, {B} month name, {b} its short form (MONTH_ABBREVIATIONS), {A} weekday name.
 # Slashes with a two-digit year are US order (m/d/yy); with four digits, European (d/m/yyyy);
 # the model can tell them apart by the year's length, so no string is ambiguous.
 FORMATS = {
@@ -70,7 +76,7 @@ FORMATS = {
            "{m}/{d}/{yy}", "{mm}/{dd}/{yy}", "{dd}/{mm}/{yyyy}", "{d}.{m}.{yyyy}",
            "{dd}.{mm}.{yyyy}", "{yyyy}/{mm}/{dd}", "{yyyy}-{mm}-{dd}", "{yyyy}{mm}{dd}",
            "{d}-{b}-{yyyy}", "{B} {yyyy}, {d}"],
-    "fr": ["{d} {B} {yyyy}", "{A} {d} {B} {yyyy}", "le {d} {B} {yyyy}", "{d} {b}. {yyyy}"],
+    "fr": ["{d} {B} {yyyy}", "{A} {d} {B} {yyyy}", "le {d} {B} {yyyy}", "{d} {b} {yyyy}"],
     "de": ["{d}. {B} {yyyy}", "{A}, {d}. {B} {yyyy}", "{d}. {b}. {yyyy}", "{dd}.{mm}.{yyyy}"],
     "es": ["{d} de {B} de {yyyy}", "{A}, {d} de {B} de {yyyy}", "{d} {b} {yyyy}"],
 }
@@ -87,7 +93,8 @@ def format_date(day: _dt.date, template: str, lang: str = "en") -> str:
     """
     name = MONTHS[lang][day.month - 1]
     return template.format(d=day.day, dd=f"{day.day:02d}", m=day.month, mm=f"{day.month:02d}",
-                           yy=f"{day.year % 100:02d}", yyyy=day.year, B=name, b=name[:3],
+                           yy=f"{day.year % 100:02d}", yyyy=day.year, B=name,
+                           b=MONTH_ABBREVIATIONS[lang][day.month - 1],
                            A=WEEKDAYS[lang][day.weekday()])
 
 
