@@ -176,6 +176,7 @@ def test_a_train_dataset_model_predicts_evaluates_explains_and_exports(runner, t
     assert res.exit_code == 0, res.output
     assert "kind: tabular" in res.output and f"data={name}" in res.output
     assert ("classes: setosa, versicolor, virginica" in res.output) == classification
+    assert res.output.count(": numeric, median-imputed") == features.shape[1]
 
     # export: the ONNX graph (scaling folded in) gives the same predictions
     onnx_path = tmp_path / "m.onnx"
@@ -205,3 +206,14 @@ def test_a_train_dataset_model_predicts_any_built_in_name(runner, tmp_path):
     data = load("moons")
     assert json.loads(res.stdout)["rows"] == len(data.X_train) + len(data.X_test)
     assert json.loads(res.stdout)["accuracy"] > 0.75
+
+
+def test_info_summarises_the_columns_of_a_wide_model(runner, tmp_path):
+    out = tmp_path / "digits.safetensors"
+    res = runner.invoke(cli.main, ["train", "--dataset", "digits", "--hidden", "8", "--epochs", "2",
+                                   "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli.main, ["info", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.output.count(": numeric, median-imputed") == 20
+    assert "  ... and 44 more columns" in res.output and "features: 64 from 64 columns" in res.output

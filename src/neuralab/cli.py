@@ -462,9 +462,12 @@ if _cli_files is not None and hasattr(_cli_files, "register"):
     _cli_files.register(main)
 
 # `neuralab recommend ...` and `neuralab translate-dates` (applications) live in _apps_cli.py.
-from ._apps_cli import register as _register_apps  # noqa: E402
+# (Not when this file runs as __main__, `python -m neuralab.cli`: _apps_cli imports the
+# package module neuralab.cli, whose own import of _apps_cli would find it half-made.)
+if __name__ != "__main__":
+    from ._apps_cli import register as _register_apps  # noqa: E402
 
-_register_apps(main)
+    _register_apps(main)
 
 # `neuralab tune` (hyperparameter search) lives in tuning.py, which imports only click here.
 from .tuning import register as _register_tune  # noqa: E402
@@ -485,4 +488,6 @@ _register_playground(main)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from neuralab.cli import main as _package_main  # every command, registered once
+
+    sys.exit(_package_main())

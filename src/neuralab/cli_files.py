@@ -116,9 +116,14 @@ def read_table(source: str, sep: str | None = None):
         if path.suffix.lower() in PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         else:
+            is_tsv = path.suffix.lower() in (".tsv", ".tab")
             if sep is None:
-                sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else sniff_delimiter(path)
-            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
+                sep = "\t" if is_tsv else sniff_delimiter(path)
+            # TSV has no quoting (a field cannot hold a tab or newline); reading '"' as a quote
+            # would merge lines of free text such as SMS messages.
+            quoting = csv.QUOTE_NONE if is_tsv and sep == "\t" else csv.QUOTE_MINIMAL
+            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True,
+                                quoting=quoting)
     except UnicodeDecodeError:
         raise BadInput(f"{source}: not UTF-8 text (is it a CSV file?)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as e:
@@ -509,7 +514,11 @@ def model_info(path: str) -> str:
         lines.append(f"features: {len(model.preprocessor.feature_names)} from "
                      f"{len(model.preprocessor.input_columns)} columns")
         lines.append("preprocessing:")
-        lines.extend("  " + line for line in model.preprocessor.describe())
+        described = model.preprocessor.describe()
+        shown = described if len(described) <= 24 else described[:20]  # 784 pixels: a summary
+        lines.extend("  " + line for line in shown)
+        if len(shown) < len(described):
+            lines.append(f"  ... and {len(described) - len(shown)} more columns")
     elif meta.get("classes") is not None:
         lines.append(f"classes: {', '.join(map(str, meta['classes']))}")
     summary = dict(meta.get("training") or {})
