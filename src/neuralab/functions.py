@@ -636,7 +636,6 @@ class CrossEntropy(Function):
             denom = n
             if weight is not None:
                 a = a * weight
-                w_t = weight[t]
                 # PyTorch divides the weighted sum by sum_i w_{y_i}, smoothing term included.
                 denom = weight[t].sum()
         else:  # probabilities over classes

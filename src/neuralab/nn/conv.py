@@ -148,15 +148,7 @@ class BatchNorm2d(BatchNorm1d):
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d({self.num_features}) expects input of shape "
                              f"(N, {self.num_features}, H, W), got {x.shape}")
-        if not self.track_running_stats:
-            return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
-        momentum = self.momentum
-        if self.training:
-            self.num_batches_tracked += 1  # in place: the state dict holds this very array
-            if momentum is None:
-                momentum = 1.0 / int(self.num_batches_tracked)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps)
+        return self._normalize(x)
 
 
 class Dropout2d(Module):

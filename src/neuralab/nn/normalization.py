@@ -65,6 +65,10 @@ class BatchNorm1d(Module):
         if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm1d({self.num_features}) expects input of shape "
                              f"(N, {self.num_features}) or (N, {self.num_features}, L), got {x.shape}")
+        return self._normalize(x)
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        # shared with BatchNorm2d, which only checks a different input shape
         if not self.track_running_stats:
             return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
         momentum = self.momentum

@@ -22,7 +22,37 @@ from typing import Any, Sequence
 from .optimizer import Optimizer
 
 
-class LRScheduler:
+class _ScheduleState:
+    """What every schedule shares: the last rates it set and a state dict without the optimizer."""
+
+    optimizer: Optimizer
+    _last_lr: list[float]
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rate of each parameter group, as set by the last ``step``.
+
+        Example: ``sched.step(); sched.get_last_lr()  # [0.05]``
+        """
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the optimizer (which has its own state dict).
+
+        Example: ``state = sched.state_dict()``
+        """
+        return {k: (list(v) if isinstance(v, list) else v)
+                for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state saved by ``state_dict`` (the optimizer's lr is not touched).
+
+        Example: ``sched.load_state_dict(state)``
+        """
+        self.__dict__.update({k: (list(v) if isinstance(v, list) else v)
+                              for k, v in state_dict.items()})
+
+
+class LRScheduler(_ScheduleState):
     """Base class: ``step()`` advances ``last_epoch`` and sets each group's ``lr``.
 
     Subclasses write ``_lr(base_lr, t)``: the learning rate after ``t`` steps.
@@ -50,25 +80,14 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self) -> None:
-        """Advance the schedule by one epoch (or batch) and set the new learning rates."""
+        """Advance the schedule by one epoch (or batch) and set the new learning rates.
+
+        Example: ``opt.step(); sched.step()``
+        """
         self.last_epoch += 1
         self._last_lr = [self._lr(base, self.last_epoch) for base in self.base_lrs]
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):
             group["lr"] = lr
-
-    def get_last_lr(self) -> list[float]:
-        """The learning rate of each parameter group, as set by the last ``step()``."""
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything but the optimizer (which has its own state dict)."""
-        return {k: (list(v) if isinstance(v, list) else v)
-                for k, v in vars(self).items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a schedule saved by ``state_dict`` (the optimizer's lr is not touched)."""
-        self.__dict__.update({k: (list(v) if isinstance(v, list) else v)
-                              for k, v in state_dict.items()})
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self.get_last_lr()})"
@@ -152,7 +171,7 @@ class LinearWarmup(LRScheduler):
         return base_lr * (self.start_factor + (1 - self.start_factor) * t / self.warmup_steps)
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_ScheduleState):
     """Multiply the learning rate by ``factor`` when a metric stops improving.
 
     After ``patience`` steps without improvement (better than the best by more than
@@ -216,7 +235,10 @@ class ReduceLROnPlateau:
         return current > bar
 
     def step(self, metric: float) -> None:
-        """Record this epoch's metric and reduce the learning rate if it has plateaued."""
+        """Record this epoch's metric and reduce the learning rate if it has plateaued.
+
+        Example: ``sched.step(val_loss)``
+        """
         current = float(metric)
         self.last_epoch += 1
         if self._is_better(current):
@@ -235,17 +257,3 @@ class ReduceLROnPlateau:
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
-    def get_last_lr(self) -> list[float]:
-        """The learning rate of each parameter group after the last ``step``."""
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything but the optimizer."""
-        return {k: (list(v) if isinstance(v, list) else v)
-                for k, v in vars(self).items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a state saved by ``state_dict``."""
-        self.__dict__.update({k: (list(v) if isinstance(v, list) else v)
-                              for k, v in state_dict.items()})
