@@ -139,3 +139,30 @@ def test_cli_text_column_that_does_not_exist(tmp_path):
                                     "--text", "Message", "--epochs", "1"])
     assert res.exit_code == 2
     assert "Message" in res.output
+
+
+def test_read_table_keeps_every_row_of_a_tsv_with_stray_quotes(tmp_path):
+    from neuralab.cli_files import read_table
+    path = tmp_path / "msgs.tsv"
+    # An opening quote with no closing one: read as a quote, it would swallow the next lines.
+    path.write_text('Label\tSMS\nham\t"Hi there\nspam\tWIN "cash" now\nham\tok "\n', encoding="utf-8")
+    frame = read_table(str(path))
+    assert frame["SMS"].tolist() == ['"Hi there', 'WIN "cash" now', 'ok "']
+    assert frame["Label"].tolist() == ["ham", "spam", "ham"]
+
+
+def test_read_table_reads_all_5574_sms_messages():
+    from pathlib import Path
+
+    from neuralab.cli_files import read_table
+    try:
+        texts, labels = load_sms_spam()
+    except FileNotFoundError:
+        pytest.skip("sms_spam.tsv is not available (set NEURALAB_DATA)")
+    where = next(p for p in [Path(__file__).resolve().parents[2] / "shared" / "data" / "sms_spam.tsv",
+                             Path("../shared/data/sms_spam.tsv")] if p.is_file())
+    frame = read_table(str(where))
+    assert len(frame) == 5574 == len(texts)
+    assert frame["Label"].tolist() == labels.tolist()
+    # read_table skips spaces after a separator (skipinitialspace), e.g. " said kiss, ...".
+    assert frame["SMS"].tolist() == [t.lstrip(" ") for t in texts]
