@@ -61,12 +61,17 @@ def test_fit_with_captured_step_matches_eager_fit(opt, monkeypatch):
     assert loss_c[-1] < loss_c[0]
 
 
-def test_estimator_shares_captured_step_and_matches_eager(monkeypatch):
+@pytest.mark.parametrize("labels", ["multiclass", "binary", "multilabel"])
+def test_estimator_shares_captured_step_and_matches_eager(labels, monkeypatch):
     X, y = _data(200)
+    if labels == "binary":  # one logistic output: the captured step's "bce_sum" loss
+        y = (y > 0).astype(np.int64)
+    elif labels == "multilabel":
+        y = np.stack([y > 0, X[:, 1] > 0], axis=1).astype(np.int64)
     fitted = []
     for eager in (True, False):
         if eager:  # make capture impossible: the estimator then builds graphs as before
-            monkeypatch.setattr(CapturedMLP, "from_model", classmethod(lambda cls, m: None))
+            monkeypatch.setattr(CapturedMLP, "from_model", classmethod(lambda cls, *a: None))
         else:
             monkeypatch.undo()
         clf = nl.MLPClassifier(hidden_layer_sizes=(12,), max_iter=4, random_state=0,

@@ -78,15 +78,20 @@ class CapturedMLP:
         >>> loss = cap.forward_backward(xb, yb); opt.step()
     """
 
-    def __init__(self, layers: list[tuple[Any, Any, bool]]) -> None:
+    def __init__(self, layers: list[tuple[Any, Any, bool]], loss: str = "cross_entropy") -> None:
         self.layers = layers  # (weight Parameter, bias Parameter or None, relu after it)
+        self.loss = loss  # "cross_entropy" (mean), or "bce_sum": sum of BCE-with-logits * scale
         self.dtype = layers[0][0].data.dtype
         self._bufs: dict[int, dict[str, list]] = {}
         self.logits: Any = None
 
     @classmethod
-    def from_model(cls, model: Any) -> "CapturedMLP | None":
-        """Capture ``model`` if it is a Linear/ReLU chain of NumPy float parameters, else None."""
+    def from_model(cls, model: Any, loss: str = "cross_entropy") -> "CapturedMLP | None":
+        """Capture ``model`` if it is a Linear/ReLU chain of NumPy float parameters, else None.
+
+        ``loss``: "cross_entropy" (class indices, mean) or "bce_sum" (the sum of binary
+        cross-entropy with logits over float targets shaped like the output, times ``scale``).
+        """
         chain = _chain(model)
         if chain is None:
             return None
@@ -102,7 +107,7 @@ class CapturedMLP:
             return None
         if {id(p) for p in model.parameters()} != {id(p) for p in params}:
             return None  # parameters the chain does not use (e.g. frozen extras): stay eager
-        return cls(layers)
+        return cls(layers, loss)
 
     def _buffers(self, m: int) -> dict[str, list]:
         bufs = self._bufs.get(m)
@@ -127,8 +132,8 @@ class CapturedMLP:
             g = np.empty_like(p.data)
         return g
 
-    def forward_backward(self, xb: Any, yb: Any) -> float:
-        """Forward, softmax cross-entropy and backward on one batch; grads into ``p.grad``."""
+    def forward_backward(self, xb: Any, yb: Any, scale: float = 1.0) -> float:
+        """Forward, loss and backward on one batch; grads into ``p.grad``; returns the loss."""
         m = xb.shape[0]
         bufs = self._buffers(m)
         zs, masks, ds = bufs["z"], bufs["mask"], bufs["d"]
@@ -149,9 +154,13 @@ class CapturedMLP:
                 np.greater(z, 0, out=mask)
                 np.maximum(z, 0, out=z)  # NOTE: in place: the pre-activation is not needed again
             a = z
-        # ---- softmax cross-entropy, as functions.CrossEntropy with class indices
         z = zs[-1]
         self.logits = z
+        if self.loss == "bce_sum":
+            value, g = self._bce_sum(z, yb, scale)
+            self._backward(g, acts, masks, ds)
+            return value
+        # ---- softmax cross-entropy, as functions.CrossEntropy with class indices
         n, c = z.shape
         t = np.asarray(yb)
         if t.shape != (n,) or t.dtype.kind not in "iu":
@@ -171,8 +180,29 @@ class CapturedMLP:
         np.exp(logp, out=p)
         p[rows, t] -= 1.0
         p *= np.ones((), self.dtype) / n
-        # ---- backward through the chain, last layer first
-        g = p
+        self._backward(p, acts, masks, ds)
+        return float(value)
+
+    @staticmethod
+    def _bce_sum(z: Any, yb: Any, scale: float) -> tuple[float, Any]:
+        """functional.binary_cross_entropy_with_logits(z, t, reduction="sum") * scale, and its
+        gradient: the same expressions as functions.BCEWithLogits and Mul, so the same bits."""
+        t = np.asarray(yb)
+        if t.shape != z.shape:
+            raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} does not "
+                             f"match input shape {z.shape}")
+        t = t.astype(z.dtype, copy=False)
+        e = np.exp(-np.abs(z))
+        log1p_e = np.log1p(e)
+        sig = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        losses = np.maximum(z, 0) - z * t + log1p_e
+        c = np.asarray(scale, dtype=z.dtype)
+        value = np.asarray(losses.sum()) * c
+        g = ((sig - t) * (np.ones((), z.dtype) * c)).astype(z.dtype, copy=False)
+        return float(value), g
+
+    def _backward(self, g: Any, acts: list, masks: list, ds: list) -> None:
+        """Backward through the chain, last layer first, from the logits' gradient ``g``."""
         for i in range(len(self.layers) - 1, -1, -1):
             w, b, _ = self.layers[i]
             gw = self._grad_buffer(w)
@@ -189,7 +219,6 @@ class CapturedMLP:
                 if prev_mask is not None:
                     np.multiply(d, prev_mask, out=d)
                 g = d
-        return float(value)
 
 
 def inference_layers(model: Any) -> list | None:

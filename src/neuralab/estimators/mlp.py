@@ -378,8 +378,8 @@ class _BaseMLP(BaseEstimator):
         # NOTE: a plain softmax MLP shares nl.fit's captured step (compiled.py): no graph and
         # no allocations per batch, the same gradients bit for bit.
         from ..compiled import CapturedMLP  # noqa: PLC0415
-        cap = CapturedMLP.from_model(model) if (self.out_activation_ == "softmax"
-                                                and dev == "cpu") else None
+        kind = {"softmax": "cross_entropy", "logistic": "bce_sum"}.get(self.out_activation_)
+        cap = CapturedMLP.from_model(model, kind) if (kind and dev == "cpu") else None
         forward_backward = None if cap is None else (
             threads.wrap(cap.forward_backward) if threads is not None else cap.forward_backward)
         initial_state = finite_state
@@ -401,7 +401,7 @@ class _BaseMLP(BaseEstimator):
                 if sw_sum <= 0:
                     continue
                 if cap is not None and wb is None:
-                    value = forward_backward(xb, yb)
+                    value = forward_backward(xb, yb, 1.0 / sw_sum)
                 else:
                     z = model(Tensor._make(xb, False))
                     loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
