@@ -27,7 +27,10 @@ def get_default_dtype() -> np.dtype:
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Set the float dtype new tensors get, e.g. ``set_default_dtype("float64")``."""
+    """Set the float dtype new tensors get, e.g. ``set_default_dtype("float64")``.
+
+    Example: ``nl.backend.set_default_dtype("float64")``
+    """
     global _DEFAULT_DTYPE
     dt = np.dtype(dtype)
     if dt.kind != "f":
@@ -68,7 +71,10 @@ def cuda_is_available() -> bool:
 
 
 def normalize_device(device: str | None) -> str:
-    """Map user spellings ("cpu", "cuda", "cuda:0", "gpu") to "cpu" or "cuda"."""
+    """Map user spellings ("cpu", "cuda", "cuda:0", "gpu") to "cpu" or "cuda".
+
+    Example: ``normalize_device("cuda:0")  # 'cuda'``
+    """
     if device is None:
         return "cpu"
     name = str(device).lower()
@@ -88,7 +94,10 @@ def get_array_module(device: str | None = "cpu"):
 
 
 def xp_of(array: Any):
-    """The array module an array belongs to (numpy unless it is a CuPy array)."""
+    """The array module an array belongs to (numpy unless it is a CuPy array).
+
+    Example: ``xp = xp_of(grad); xp.exp(grad)``
+    """
     if isinstance(array, np.ndarray):
         return np
     if _cupy is None:  # CuPy not loaded yet, unless the array was made by CuPy directly
@@ -97,12 +106,18 @@ def xp_of(array: Any):
 
 
 def device_of(array: Any) -> str:
-    """"cpu" or "cuda" for an array."""
+    """"cpu" or "cuda" for an array.
+
+    Example: ``device_of(np.zeros(3))  # 'cpu'``
+    """
     return "cpu" if xp_of(array) is np else "cuda"
 
 
 def to_device(array: Any, device: str | None):
-    """Move an array to a device (a no-op when it is already there)."""
+    """Move an array to a device (a no-op when it is already there).
+
+    Example: ``to_device(np.zeros(3), "cpu")``
+    """
     dev = normalize_device(device)
     if dev == "cpu":
         if isinstance(array, np.ndarray):
@@ -113,5 +128,8 @@ def to_device(array: Any, device: str | None):
 
 
 def to_numpy(array: Any) -> np.ndarray:
-    """A NumPy copy (or view) of any backend array."""
+    """A NumPy copy (or view) of any backend array.
+
+    Example: ``to_numpy(t.data)``
+    """
     return to_device(array, "cpu")

@@ -68,38 +68,72 @@ class Callback:
     trainer: Any = None
 
     def set_trainer(self, trainer: Any) -> None:
+        """Attach the running fit (``fit`` calls this before ``on_train_begin``).
+
+        Example: ``cb.set_trainer(trainer)``
+        """
         self.trainer = trainer
 
     @property
     def model(self) -> Any:
+        """The model being trained (set by ``fit``).
+
+        Example: ``self.model.state_dict()``
+        """
         return self.trainer.model
 
     @property
     def optimizer(self) -> Any:
+        """The optimizer of the running fit.
+
+        Example: ``self.optimizer.param_groups[0]["lr"]``
+        """
         return self.trainer.optimizer
 
     @property
     def params(self) -> dict:
+        """The fit's settings (epochs, batch size, ...).
+
+        Example: ``self.params["epochs"]``
+        """
         return self.trainer.params
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Called once before the first epoch."""
+        """Called once before the first epoch.
+
+        Example: ``def on_train_begin(self, logs=None): self.t0 = time.time()``
+        """
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        """Called once after the last epoch (also when stopped early)."""
+        """Called once after the last epoch (also when stopped early).
+
+        Example: ``def on_train_end(self, logs=None): print("done")``
+        """
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        """Called before each epoch (epochs count from 0)."""
+        """Called before each epoch (epochs count from 0).
+
+        Example: ``def on_epoch_begin(self, epoch, logs=None): print(epoch)``
+        """
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Called after each epoch with its training and validation numbers."""
+        """Called after each epoch with its training and validation numbers.
+
+        Example: ``def on_epoch_end(self, epoch, logs=None): print(logs["loss"])``
+        """
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Called after each optimizer step; ``logs`` has the batch's ``loss`` and ``size``."""
+        """Called after each optimizer step; ``logs`` has the batch's ``loss`` and ``size``.
+
+        Example: ``def on_batch_end(self, batch, logs=None): self.losses.append(logs["loss"])``
+        """
 
 
 class CallbackList:
-    """Calls each hook on every callback in order (used by ``fit``)."""
+    """Calls each hook on every callback in order (used by ``fit``).
+
+    Example: ``CallbackList([History()], trainer).on_train_begin()``
+    """
 
     def __init__(self, callbacks: list[Callback], trainer: Any) -> None:
         for cb in callbacks:
@@ -226,6 +260,10 @@ class EarlyStopping(Callback):
 
     @property
     def best(self) -> float:
+        """The best monitored value seen so far.
+
+        Example: ``stopper.best``
+        """
         return self._tracker.best
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -408,7 +446,10 @@ class GradientMonitor(Callback):
 
     @property
     def layers(self) -> list[str]:
-        """The monitored parameter names, input side first."""
+        """The monitored parameter names, input side first.
+
+        Example: ``monitor.layers  # ['0.weight', '2.weight']``
+        """
         return list(self.history)
 
 

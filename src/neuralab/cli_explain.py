@@ -42,7 +42,10 @@ def _source_columns(prep: Any) -> list[str]:
 
 
 class Explained:
-    """The model's numeric inputs for a table, with names, source columns and label decoding."""
+    """The model's numeric inputs for a table, with names, source columns and label decoding.
+
+    Example: ``exp = Explained(model, pd.read_csv("data.csv"))``
+    """
 
     def __init__(self, model: Any, frame: Any) -> None:
         from .cli_files import _model_inputs
@@ -71,11 +74,18 @@ class Explained:
         self.image_side = side if numeric_only and side * side == self.X.shape[1] and side >= 8 else None
 
     def label(self, index: int) -> str:
+        """The name of output ``index``: its class label, or "output <index>" without classes.
+
+        Example: ``exp.label(1)``
+        """
         return str(self.classes[index]) if self.classes else f"output {index}"
 
 
 def attributions(exp: Explained, rows: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(values per input column for each row, explained output index per row)."""
+    """(values per input column for each row, explained output index per row).
+
+    Example: ``values, targets = attributions(exp, rows, "integrated_gradients")``
+    """
     from . import explain
 
     X = exp.X[rows]
@@ -260,5 +270,8 @@ class _SourceModel:
 
 
 def register(group: click.Group) -> None:
-    """Add ``explain`` to the ``neuralab`` command group."""
+    """Add ``explain`` to the ``neuralab`` command group.
+
+    Example: ``register(cli)``
+    """
     group.add_command(explain_command)

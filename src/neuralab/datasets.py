@@ -72,17 +72,26 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        """Number of input features (columns; 784 for flattened MNIST)."""
+        """Number of input features (columns; 784 for flattened MNIST).
+
+        Example: ``nl.datasets.load_digits().n_features  # 64``
+        """
         return int(np.prod(self.X_train.shape[1:]))
 
     @property
     def n_classes(self) -> int | None:
-        """Number of classes (None for regression)."""
+        """Number of classes (None for regression).
+
+        Example: ``nl.datasets.load_digits().n_classes  # 10``
+        """
         return None if self.target_names is None else len(self.target_names)
 
     @property
     def n_samples(self) -> int:
-        """Rows in the train and test sets together."""
+        """Rows in the train and test sets together.
+
+        Example: ``nl.datasets.load_digits().n_samples  # 1797``
+        """
         return len(self.X_train) + (0 if self.X_test is None else len(self.X_test))
 
     def __repr__(self) -> str:

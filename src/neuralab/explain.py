@@ -55,7 +55,10 @@ class Attributions:
         return self.values if dtype is None else self.values.astype(dtype)
 
     def top(self, k: int = 5) -> list[list[tuple[str, float]]]:
-        """The k features with the largest |attribution|, per row, as (name, value) pairs."""
+        """The k features with the largest |attribution|, per row, as (name, value) pairs.
+
+        Example: ``nl.explain.saliency(clf, X[:2]).top(3)``
+        """
         flat = self.values.reshape(len(self.values), -1)
         names = self.feature_names or [f"x{i}" for i in range(flat.shape[1])]
         order = np.argsort(-np.abs(flat), axis=1)[:, :k]

@@ -86,7 +86,10 @@ ACTIVATIONS = {
 
 
 def get_activation(name: str):
-    """The activation function for a name ("relu", "tanh", "logistic", ...)."""
+    """The activation function for a name ("relu", "tanh", "logistic", ...).
+
+    Example: ``F.get_activation("relu")(x)``
+    """
     try:
         return ACTIVATIONS[name]
     except KeyError:
@@ -324,7 +327,10 @@ LOSSES = {
 
 
 def get_loss(name: str):
-    """The loss function for a name ("mse", "cross_entropy", "bce", "huber", ...)."""
+    """The loss function for a name ("mse", "cross_entropy", "bce", "huber", ...).
+
+    Example: ``F.get_loss("mse")(pred, target)``
+    """
     if callable(name):
         return name
     try:

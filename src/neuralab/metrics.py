@@ -36,6 +36,10 @@ class Metric:
     name = "metric"
 
     def reset(self) -> None:
+        """Forget everything seen (called at the start of each epoch).
+
+        Example: ``metric.reset()``
+        """
         self.total = 0.0
         self.count = 0.0
 
@@ -43,9 +47,17 @@ class Metric:
         self.reset()
 
     def update(self, output: Any, target: Any, sample_weight: Any = None) -> None:  # pragma: no cover
+        """Add one batch's outputs and targets (optionally weighted).
+
+        Example: ``metric.update(logits, y_batch)``
+        """
         raise NotImplementedError
 
     def result(self) -> float:
+        """The metric over every batch since the last ``reset``.
+
+        Example: ``metric.result()``
+        """
         return self.total / self.count if self.count else float("nan")
 
 
@@ -137,7 +149,10 @@ class R2(Metric):
 
 
 class FunctionMetric(Metric):
-    """A user function ``fn(y_true, y_pred) -> float``, averaged over batches by size."""
+    """A user function ``fn(y_true, y_pred) -> float``, averaged over batches by size.
+
+    Example: ``FunctionMetric(lambda y, p: float(np.median(np.abs(y - p))))``
+    """
 
     def __init__(self, fn: Callable[[np.ndarray, np.ndarray], float]) -> None:
         self.fn = fn

@@ -71,26 +71,42 @@ class LabResult:
 
     @property
     def table(self) -> list[list[Any]]:
-        """The table as rows, the first row being the column names."""
+        """The table as rows, the first row being the column names.
+
+        Example: ``result.table[0]  # the column names``
+        """
         return [builtins.list(self.columns)] + [builtins.list(r) for r in self.rows]
 
     @property
     def passed(self) -> bool:
-        """True when every claim held."""
+        """True when every claim held.
+
+        Example: ``assert nl.labs.run("backprop", quick=True).passed``
+        """
         return all(c.held for c in self.claims)
 
     def claim(self, sentence_start: str) -> Claim:
-        """The claim whose sentence starts with ``sentence_start`` (for tests)."""
+        """The claim whose sentence starts with ``sentence_start`` (for tests).
+
+        Example: ``result.claim("sigmoid's derivative").held``
+        """
         for c in self.claims:
             if c.sentence.startswith(sentence_start):
                 return c
         raise KeyError(f"lab {self.name!r} has no claim starting with {sentence_start!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole result as JSON-ready data (question, table, claims, figures, notes).
+
+        Example: ``json.dumps(result.to_dict())``
+        """
         return _jsonable(asdict(self))
 
     def format_table(self) -> str:
-        """The table as aligned plain text."""
+        """The table as aligned plain text.
+
+        Example: ``print(result.format_table())``
+        """
         cells = [[_fmt(v) for v in row] for row in self.table]
         if not cells or not cells[0]:
             return ""
@@ -100,7 +116,10 @@ class LabResult:
         return "\n".join(lines)
 
     def format_claims(self) -> str:
-        """One verdict line per claim: HELD or FAILED, the sentence and its numbers."""
+        """One verdict line per claim: HELD or FAILED, the sentence and its numbers.
+
+        Example: ``print(result.format_claims())``
+        """
         out = []
         for c in self.claims:
             nums = ", ".join(f"{k}={_fmt(v)}" for k, v in c.numbers.items())
@@ -108,7 +127,10 @@ class LabResult:
         return "\n".join(out)
 
     def report(self) -> str:
-        """A short Markdown report: question, table, claims, figures."""
+        """A short Markdown report: question, table, claims, figures.
+
+        Example: ``Path("report.md").write_text(result.report())``
+        """
         md = [f"# Lab `{self.name}`", "", f"**Question:** {self.question}", "",
               f"Mode: {'quick' if self.quick else 'full'}, seed {self.seed}.", ""]
         if self.rows:

@@ -57,5 +57,8 @@ def lab_command(name: str, quick: bool, out_dir: str | None, seed: int) -> None:
 
 
 def register(group: click.Group) -> None:
-    """Add ``lab`` to the ``neuralab`` command group."""
+    """Add ``lab`` to the ``neuralab`` command group.
+
+    Example: ``register(cli)``
+    """
     group.add_command(lab_command)

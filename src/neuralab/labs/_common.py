@@ -24,7 +24,10 @@ from ..nn import BatchNorm1d, Linear
 
 def init_weight(shape: tuple[int, int], scheme: str, rng: np.random.Generator) -> np.ndarray:
     """A weight matrix from a named scheme: "xavier" (Glorot & Bengio 2010), "he" (He et al.
-    2015), "lecun", or "small" (N(0, 0.01^2), the pre-2010 habit)."""
+    2015), "lecun", or "small" (N(0, 0.01^2), the pre-2010 habit).
+
+    Example: ``init_weight((64, 32), "he", np.random.default_rng(0))``
+    """
     if scheme == "xavier":
         return init.xavier_normal(shape, rng)
     if scheme == "he":
@@ -69,7 +72,10 @@ class LabMLP(Module):
                 setattr(self, f"bn{i}", BatchNorm1d(sizes[i + 1]))
 
     def linears(self) -> list:
-        """The dense layers, input to output."""
+        """The dense layers, input to output.
+
+        Example: ``[l.weight.shape for l in model.linears]``
+        """
         return [getattr(self, f"fc{i}") for i in range(self.depth + 1)]
 
     def forward(self, x: Tensor, keep: list | None = None) -> Tensor:
@@ -92,6 +98,8 @@ def layer_grad_norms(model: Module, X: np.ndarray, y: np.ndarray, loss: str = "c
     """The Frobenius norm of each dense layer's weight gradient on one batch (input layer first).
 
     ``weights`` are the weight Parameters to measure (default: a LabMLP's dense layers).
+
+    Example: ``layer_grad_norms(model, X[:64], y[:64])``
     """
     weights = weights if weights is not None else [l.weight for l in model.linears()]
     model.zero_grad()
@@ -103,7 +111,10 @@ def layer_grad_norms(model: Module, X: np.ndarray, y: np.ndarray, loss: str = "c
 
 
 def make_optimizer(name: str, params: list, lr: float, **kw: Any):
-    """neuralab's optimizer by name: "sgd", "momentum" (SGD, momentum 0.9), "adam", "adamw"."""
+    """neuralab's optimizer by name: "sgd", "momentum" (SGD, momentum 0.9), "adam", "adamw".
+
+    Example: ``make_optimizer("momentum", model.parameters(), lr=0.01)``
+    """
     from .. import optim
     if name == "sgd":
         return optim.SGD(params, lr=lr, **kw)
@@ -117,7 +128,10 @@ def make_optimizer(name: str, params: list, lr: float, **kw: Any):
 
 
 def accuracy(model: Module, X: np.ndarray, y: np.ndarray) -> float:
-    """Share of correct argmax predictions, in eval mode."""
+    """Share of correct argmax predictions, in eval mode.
+
+    Example: ``accuracy(model, X_test, y_test)``
+    """
     was = model.training
     model.eval()
     with no_grad():
@@ -133,6 +147,8 @@ def train(model: Module, X: np.ndarray, y: np.ndarray, opt: Any, epochs: int, ba
 
     The accuracy is measured after each epoch in eval mode (fit's validation pass run on the
     training data), not averaged over the epoch's batches while the weights were moving.
+
+    Example: ``losses, accs = train(model, X, y, opt, epochs=5)``
     """
     hist = fit(model, X, y, loss=loss, optimizer=opt, epochs=epochs, batch_size=batch_size,
                validation_data=(X, y), metrics=["accuracy"], seed=rng, verbose=0).history
@@ -140,14 +156,20 @@ def train(model: Module, X: np.ndarray, y: np.ndarray, opt: Any, epochs: int, ba
 
 
 def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scale every feature to mean 0, std 1 using the training set's statistics."""
+    """Scale every feature to mean 0, std 1 using the training set's statistics.
+
+    Example: ``X_train, X_test = standardize(X_train, X_test)``
+    """
     mu, sd = X_train.mean(axis=0), X_train.std(axis=0) + 1e-8
     return [((a - mu) / sd).astype(np.float32) for a in (X_train, *others)]
 
 
 def digits(n_train: int | None = None, seed: int = 0) -> tuple[np.ndarray, ...]:
     """``nl.datasets.load_digits`` (8x8 images, 10 classes) split 75/25, pixels scaled to
-    [0, 1]; ``n_train`` keeps only that many training images."""
+    [0, 1]; ``n_train`` keeps only that many training images.
+
+    Example: ``X_train, y_train, X_test, y_test = digits(n_train=500)``
+    """
     d = datasets.load_digits(test_size=0.25, random_state=seed)
     n = len(d.X_train) if n_train is None else n_train
     return d.X_train[:n] / 16.0, d.y_train[:n], d.X_test / 16.0, d.y_test

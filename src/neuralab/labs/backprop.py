@@ -39,7 +39,10 @@ def _loss(p: dict[str, float]) -> float:
 
 
 def by_hand(p: dict[str, float]) -> tuple[dict[str, float], list[str]]:
-    """Forward and backward with plain floats; returns the gradients and the printed steps."""
+    """Forward and backward with plain floats; returns the gradients and the printed steps.
+
+    Example: ``grads, steps = by_hand(params)``
+    """
     x1, x2 = X_IN
     s: list[str] = []
     s.append("FORWARD  (h = sigmoid(z), o = sigmoid(z_o), L = 1/2 (o - t)^2)")
@@ -85,7 +88,10 @@ def by_hand(p: dict[str, float]) -> tuple[dict[str, float], list[str]]:
 
 
 def by_engine(p: dict[str, float]) -> dict[str, float]:
-    """The same network as neuralab Tensors (float64); ``backward()`` fills the gradients."""
+    """The same network as neuralab Tensors (float64); ``backward()`` fills the gradients.
+
+    Example: ``by_engine(params)["w1"]``
+    """
     t = {k: Tensor(np.array(v), requires_grad=True, dtype=np.float64) for k, v in p.items()}
     x1, x2 = X_IN
     h1 = F.sigmoid(t["w1"] * x1 + t["w2"] * x2 + t["b1"])
@@ -97,7 +103,10 @@ def by_engine(p: dict[str, float]) -> dict[str, float]:
 
 
 def finite_differences(p: dict[str, float], eps: float = 1e-6) -> dict[str, float]:
-    """Central differences (L(w + eps) - L(w - eps)) / (2 eps), one weight at a time."""
+    """Central differences (L(w + eps) - L(w - eps)) / (2 eps), one weight at a time.
+
+    Example: ``finite_differences(params, eps=1e-6)["w1"]``
+    """
     out = {}
     for k in p:
         hi, lo = dict(p), dict(p)

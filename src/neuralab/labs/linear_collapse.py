@@ -20,13 +20,19 @@ from ._common import LabMLP, accuracy, make_optimizer, train
 
 
 def circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two noisy concentric rings (inner radius 0.5, outer 1), labels 1 (inner) and 0."""
+    """Two noisy concentric rings (inner radius 0.5, outer 1), labels 1 (inner) and 0.
+
+    Example: ``X, y = circles(200, np.random.default_rng(0))``
+    """
     d = datasets.make_circles(n_samples=n, noise=0.08, factor=0.5, random_state=int(rng.integers(2**31)))
     return d.X_train, d.y_train
 
 
 def collapse(model: LabMLP) -> tuple[np.ndarray, np.ndarray]:
-    """Multiply out an identity-activation network: returns (W, b) with out = x @ W.T + b."""
+    """Multiply out an identity-activation network: returns (W, b) with out = x @ W.T + b.
+
+    Example: ``W, b = collapse(model)``
+    """
     W = np.eye(model.linears()[0].weight.shape[1])
     b = np.zeros(W.shape[0])
     for layer in model.linears():
@@ -36,6 +42,10 @@ def collapse(model: LabMLP) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabResult:
+    """Show that a deep identity-activation network equals one linear map and cannot fit rings.
+
+    Example: ``run(quick=True).passed``
+    """
     rng = np.random.default_rng(seed)
     depth, width = (6, 32) if quick else (10, 64)
     n, epochs = (400, 60) if quick else (1000, 150)

@@ -23,7 +23,10 @@ START = np.array([-2.0, 1.8])
 
 
 def problem(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """X with feature scales 1 and 0.15 (curvatures differ ~45x), y = X @ w_true + noise."""
+    """X with feature scales 1 and 0.15 (curvatures differ ~45x), y = X @ w_true + noise.
+
+    Example: ``X, y, w_true = problem(seed=0)``
+    """
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((200, 2)) * np.array([1.0, 0.15])
     w_true = np.array([1.0, -1.5])
@@ -32,6 +35,10 @@ def problem(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabResult:
+    """Race gradient descent, momentum and Adam down the same narrow valley.
+
+    Example: ``run(quick=True).passed``
+    """
     X, y, _ = problem(seed)
     w_star = np.linalg.lstsq(X, y, rcond=None)[0]
     loss_star = float(np.mean((X @ w_star - y) ** 2))

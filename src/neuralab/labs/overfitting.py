@@ -34,6 +34,10 @@ REMEDIES = {"none": (0.0, 0.0, False), "L2 (1e-2)": (1e-2, 0.0, False),
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabResult:
+    """Overfit a large network on few points, then cure it with L2, dropout and early stopping.
+
+    Example: ``run(quick=True).passed``
+    """
     n_train, n_val, n_test, noise = 60, 200, 1000, 0.35
     hidden = (128, 128) if quick else (256, 256)
     epochs, lr = (200, 5e-3) if quick else (400, 3e-3)

@@ -23,6 +23,10 @@ TARGETS = {"AND": np.array([0, 0, 0, 1]), "OR": np.array([0, 1, 1, 1]), "XOR": n
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabResult:
+    """Fit a perceptron to AND, OR and XOR, then solve XOR with one hidden layer.
+
+    Example: ``run(quick=True).passed``
+    """
     from ..estimators import Perceptron
     max_iter = 100 if quick else 1000
     rows, panels, fitted = [], [], {}

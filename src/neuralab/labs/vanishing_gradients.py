@@ -32,6 +32,10 @@ CONFIGS = [  # label, activation, init, norm, residual
 
 
 def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabResult:
+    """Measure per-layer gradient norms of deep sigmoid networks and the fixes that restore them.
+
+    Example: ``run(quick=True).passed``
+    """
     depth, width = (20, 64) if quick else (50, 64)
     # 1344 = 21 x 64 of the 1347 training images: every batch is full. A 3-image batch at the
     # end of each epoch (1347 = 21 x 64 + 3) normalised by 50 batch-norm layers gives gradients

@@ -115,7 +115,10 @@ class ModuleList(_ModuleContainer):
         return cls([m for _, m in items])
 
     def extend(self, modules: Iterable[Module]) -> "ModuleList":
-        """Append each module in turn. Returns self."""
+        """Append each module in turn. Returns self.
+
+        Example: ``blocks.extend([nn.Linear(8, 8), nn.ReLU()])``
+        """
         for module in modules:
             self.append(module)
         return self

@@ -92,6 +92,10 @@ class Module:
 
     # ------------------------------------------------------------------ forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
+        """Compute the output; subclasses write this and callers use ``module(x)``.
+
+        Example: ``def forward(self, x): return F.relu(self.fc(x))``
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -104,7 +108,10 @@ class Module:
 
     # ------------------------------------------------------------------ discovery
     def register_buffer(self, name: str, value: Any) -> None:
-        """Keep an array (e.g. a running mean) in the state dict without training it."""
+        """Keep an array (e.g. a running mean) in the state dict without training it.
+
+        Example: ``self.register_buffer("running_mean", np.zeros(16, np.float32))``
+        """
         if "_buffers" not in vars(self):
             self._buffers = []
         if name not in self._buffers:
@@ -112,27 +119,44 @@ class Module:
         setattr(self, name, value)
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, sub-module) pairs of the direct sub-modules, in the order they were set.
+
+        Example: ``[n for n, _ in model.named_children()]  # ['0', '1', '2']``
+        """
         for name, value in vars(self).items():
             if isinstance(value, Module):
                 yield name, value
 
     def children(self) -> Iterator["Module"]:
-        """The direct sub-modules, in the order they were set."""
+        """The direct sub-modules, in the order they were set.
+
+        Example: ``list(model.children())``
+        """
         for _, m in self.named_children():
             yield m
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
-        """This module and every sub-module, with dotted names ("" for self)."""
+        """This module and every sub-module, with dotted names ("" for self).
+
+        Example: ``dict(model.named_modules()).keys()``
+        """
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every sub-module (as ``named_modules`` without the names).
+
+        Example: ``sum(isinstance(m, nn.Linear) for m in model.modules())``
+        """
         for _, m in self.named_modules():
             yield m
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """(name, parameter) pairs with PyTorch's dotted names, e.g. ``"0.weight"``."""
+        """(name, parameter) pairs with PyTorch's dotted names, e.g. ``"0.weight"``.
+
+        Example: ``[n for n, _ in model.named_parameters()]  # ['0.weight', '0.bias', ...]``
+        """
         seen: set[int] = set()
         for mod_name, module in self.named_modules(prefix):
             for name, value in vars(module).items():
@@ -141,10 +165,17 @@ class Module:
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
     def parameters(self) -> list[Parameter]:
-        """All learnable parameters (each once), in a stable order."""
+        """All learnable parameters (each once), in a stable order.
+
+        Example: ``optim.SGD(model.parameters(), lr=0.1)``
+        """
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self) -> Iterator[tuple[str, Any]]:
+        """(name, array) pairs of every buffer (running statistics), with dotted names.
+
+        Example: ``dict(model.named_buffers())["1.running_mean"]``
+        """
         for mod_name, module in self.named_modules():
             for name in vars(module).get("_buffers", ()):
                 yield (f"{mod_name}.{name}" if mod_name else name), getattr(module, name)
@@ -155,22 +186,34 @@ class Module:
 
     # ------------------------------------------------------------------ training state
     def zero_grad(self) -> None:
-        """Forget accumulated gradients (sets each ``grad`` to None, as PyTorch's default)."""
+        """Forget accumulated gradients (sets each ``grad`` to None, as PyTorch's default).
+
+        Example: ``model.zero_grad(); loss.backward()``
+        """
         for p in self.parameters():
             p.grad = None
 
     def train(self, mode: bool = True) -> "Module":
-        """Training mode (dropout on, batch norm uses batch statistics). Returns self."""
+        """Training mode (dropout on, batch norm uses batch statistics). Returns self.
+
+        Example: ``model.train()``
+        """
         for m in self.modules():
             m.training = mode
         return self
 
     def eval(self) -> "Module":
-        """Evaluation mode (dropout off, batch norm uses running statistics). Returns self."""
+        """Evaluation mode (dropout off, batch norm uses running statistics). Returns self.
+
+        Example: ``model.eval(); pred = model(X_test)``
+        """
         return self.train(False)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
-        """Call ``fn`` on every sub-module and then on self. Returns self."""
+        """Call ``fn`` on every sub-module and then on self. Returns self.
+
+        Example: ``model.apply(lambda m: print(type(m).__name__))``
+        """
         for child in self.children():
             child.apply(fn)
         fn(self)
@@ -262,7 +305,10 @@ class Module:
 
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
-        """One line of the layer's settings, shown inside its repr."""
+        """One line of the layer's settings, shown inside its repr.
+
+        Example: ``def extra_repr(self): return f"{self.in_features}, {self.out_features}"``
+        """
         return ""
 
     def __repr__(self) -> str:

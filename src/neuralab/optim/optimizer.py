@@ -75,16 +75,21 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
 class Workspace:
     """One reusable scratch buffer per (device, dtype), grown to the largest parameter.
 
-    # NOTE: temporaries like ``sqrt(v) + eps`` are written into this buffer instead of a
-    # fresh array each step: no allocation, and the memory stays warm in cache. Its size is
-    # one parameter's, not the model's.
+    NOTE: temporaries like ``sqrt(v) + eps`` are written into this buffer instead of a
+    fresh array each step: no allocation, and the memory stays warm in cache. Its size is
+    one parameter's, not the model's.
+
+    Example: ``ws = Workspace(); tmp = ws.get(p.data)``
     """
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, np.dtype, int], Any] = {}
 
     def get(self, like: Any, slot: int = 0) -> Any:
-        """A scratch array shaped like ``like`` (contents undefined); ``slot`` picks a second one."""
+        """A scratch array shaped like ``like`` (contents undefined); ``slot`` picks a second one.
+
+        Example: ``tmp = ws.get(p.data); np.multiply(p.grad, lr, out=tmp)``
+        """
         key = (backend.device_of(like), like.dtype, slot)
         buf = self._buffers.get(key)
         if buf is None or buf.size < like.size:

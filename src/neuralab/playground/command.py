@@ -34,5 +34,8 @@ def playground_command(port: int, host: str, no_browser: bool) -> None:
 
 
 def register(group: click.Group) -> None:
-    """Add ``playground`` to the ``neuralab`` command group."""
+    """Add ``playground`` to the ``neuralab`` command group.
+
+    Example: ``register(cli)``
+    """
     group.add_command(playground_command)

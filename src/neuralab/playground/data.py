@@ -28,7 +28,10 @@ RANGE = 6.0
 
 
 def is_regression(name: str) -> bool:
-    """True for the regression datasets ("plane", "multigauss")."""
+    """True for the regression datasets ("plane", "multigauss").
+
+    Example: ``is_regression("plane")  # True``
+    """
     return name in REGRESSION
 
 
@@ -102,7 +105,10 @@ def featurize(X: np.ndarray, features: list[str]) -> np.ndarray:
 
 
 def grid(size: int) -> np.ndarray:
-    """size*size points covering [-6, 6]^2, row by row from the top (y = +6) down."""
+    """size*size points covering [-6, 6]^2, row by row from the top (y = +6) down.
+
+    Example: ``grid(50).shape  # (2500, 2)``
+    """
     xs = np.linspace(-RANGE, RANGE, size)
     ys = np.linspace(RANGE, -RANGE, size)
     gx, gy = np.meshgrid(xs, ys)

@@ -44,7 +44,10 @@ STREAM_SECONDS = 30 * 60  # a stream ends by itself after this long
 
 
 def create_app(allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]", "testserver")):
-    """The Starlette application (used by ``neuralab playground`` and by the tests)."""
+    """The Starlette application (used by ``neuralab playground`` and by the tests).
+
+    Example: ``uvicorn.run(create_app(), host="127.0.0.1", port=8000)``
+    """
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request

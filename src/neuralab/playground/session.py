@@ -37,7 +37,10 @@ DEFAULTS: dict[str, Any] = {
 
 
 class ConfigError(ValueError):
-    """A playground setting out of range; the message names the setting."""
+    """A playground setting out of range; the message names the setting.
+
+    Example: ``raise ConfigError("learning_rate must be positive, got -1")``
+    """
 
 
 def _num(cfg: dict, key: str, lo: float, hi: float, integer: bool = False) -> float:
@@ -101,6 +104,8 @@ def build_model(cfg: dict, rng: np.random.Generator) -> tuple[nn.MLP, list[nn.Mo
     Returns (model, its hidden blocks, the Linear layer of each block and the output layer).
     Each hidden block is Linear -> [BatchNorm1d] -> activation -> [Dropout], wrapped in
     ``nn.Residual`` when residual connections are on (see ``nn.MLP``).
+
+    Example: ``model, blocks = build_model(cfg, np.random.default_rng(0))``
     """
     act = "identity" if cfg["activation"] == "linear" else cfg["activation"]
     model = nn.MLP(len(cfg["features"]), hidden=tuple(cfg["hidden"]), out_features=1,
@@ -112,7 +117,10 @@ def build_model(cfg: dict, rng: np.random.Generator) -> tuple[nn.MLP, list[nn.Mo
 
 
 class Session:
-    """A playground run: data, model, optimizer, and the statistics the page draws."""
+    """A playground run: data, model, optimizer, and the statistics the page draws.
+
+    Example: ``s = Session(cfg); s.train_steps(10); s.snapshot()``
+    """
 
     def __init__(self, cfg: dict, points: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.cfg = cfg
@@ -128,6 +136,10 @@ class Session:
 
     # ------------------------------------------------------------------ data
     def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Split (X, y) into training and test points by ``train_ratio`` and compute their features.
+
+        Example: ``s.set_points(X, y)``
+        """
         n_train = max(1, int(round(len(X) * self.cfg["train_ratio"])))
         if len(X) - n_train < 1:
             n_train = len(X) - 1
@@ -143,7 +155,10 @@ class Session:
         self.G_neuron = featurize(grid(NEURON_GRID), feats)
 
     def add_point(self, x: float, y: float, label: float) -> None:
-        """Add a clicked point to the training set."""
+        """Add a clicked point to the training set.
+
+        Example: ``s.add_point(1.5, -2.0, 1.0)``
+        """
         if len(self.X_train) + len(self.X_test) >= MAX_POINTS:
             raise ConfigError(f"at most {MAX_POINTS} points are allowed")
         if not self.regression and label not in (0, 1):
@@ -155,7 +170,10 @@ class Session:
 
     # ------------------------------------------------------------------ model
     def reset(self) -> None:
-        """New weights (same seed, so a reset run is reproducible), step 0, empty curves."""
+        """New weights (same seed, so a reset run is reproducible), step 0, empty curves.
+
+        Example: ``s.reset()``
+        """
         rng = np.random.default_rng(self.cfg["seed"])
         self.rng = rng
         self.model, self.blocks, self.linears = build_model(self.cfg, rng)
@@ -177,7 +195,10 @@ class Session:
         return F.binary_cross_entropy_with_logits(out, target)
 
     def train_steps(self, n: int) -> None:
-        """Run n mini-batch steps of the real engine: forward, loss, backward, update."""
+        """Run n mini-batch steps of the real engine: forward, loss, backward, update.
+
+        Example: ``s.train_steps(10)``
+        """
         cfg = self.cfg
         self.model.train()
         n_train = len(self.F_train)
@@ -208,6 +229,10 @@ class Session:
         return out
 
     def losses(self) -> tuple[float, float]:
+        """The current (training loss, test loss).
+
+        Example: ``train_loss, test_loss = s.losses()``
+        """
         with no_grad():
             self.model.eval()
             tr = float(self._loss(Tensor(self._predict(self.F_train)), self.y_train).item())
@@ -216,7 +241,10 @@ class Session:
         return tr, te
 
     def snapshot(self, full: bool = True) -> dict:
-        """Everything the page draws, as JSON-ready lists."""
+        """Everything the page draws, as JSON-ready lists.
+
+        Example: ``s.snapshot(full=False)["step"]``
+        """
         tr, te = self.losses()
         if not self.history or self.history[-1][0] != self.step:
             self.history.append((self.step, tr, te))
@@ -256,13 +284,19 @@ class Session:
         return np.round((a / scale).T, 2).tolist()  # one list of grid values per neuron
 
     def points(self) -> dict:
-        """The training and test points, for drawing."""
+        """The training and test points, for drawing.
+
+        Example: ``s.points()["train"]``
+        """
         return {"train": np.round(np.c_[self.X_train, self.y_train], 3).tolist(),
                 "test": np.round(np.c_[self.X_test, self.y_test], 3).tolist(),
                 "regression": self.regression}
 
     def code(self) -> str:
-        """A Python snippet that reproduces this run with neuralab's API."""
+        """A Python snippet that reproduces this run with neuralab's API.
+
+        Example: ``print(s.code())``
+        """
         c = self.cfg
         act = {"linear": "identity"}.get(c["activation"], c["activation"])
         opt = ("optim.Adam(model.parameters(), lr={lr})" if c["optimizer"] == "adam" else
