@@ -42,7 +42,10 @@ def _grid(n: int, ncols: int | None = None, size: tuple[float, float] = (4.2, 3.
 
 
 def save(fig: Any, path: str | os.PathLike, title: str | None = None, dpi: int = 80) -> str:
-    """Write a figure to a PNG (small: 80 dpi) and close it. Returns the path as a string."""
+    """Write a figure to a PNG (small: 80 dpi) and close it. Returns the path as a string.
+
+    Example: ``fig, ax = plt.subplots(); ax.plot([0, 1]); plots.save(fig, "line.png")``
+    """
     if title:
         fig.suptitle(title, fontsize=12, fontweight="bold")
     fig.tight_layout()
@@ -81,20 +84,9 @@ def line_panels(panels: Sequence[dict], path: str | os.PathLike, title: str | No
             marker = "o" if len(x) <= 25 else None
             ax.plot(x, y, style, label=label, color=COLORS[i % len(COLORS)], marker=marker,
                     markersize=3, linewidth=1.6)
-        if p.get("logy"):
-            ax.set_yscale("log")
         if p.get("logx"):
             ax.set_xscale("log")
-        if "ylim" in p:
-            ax.set_ylim(*p["ylim"])
-        if "hline" in p:
-            ax.axhline(p["hline"], color="gray", linestyle=":", linewidth=1)
-            if p.get("hline_label"):  # say what the reference line means, right on it
-                ax.annotate(p["hline_label"], (0.01, p["hline"]), xycoords=("axes fraction", "data"),
-                            xytext=(0, 2), textcoords="offset points", fontsize=7, color="dimgray")
-        ax.set_title(p.get("title", ""), fontsize=10)
-        ax.set_xlabel(p.get("xlabel", ""))
-        ax.set_ylabel(p.get("ylabel", ""))
+        _style_axes(ax, p)
         ax.grid(True, alpha=0.3, which="both" if p.get("logy") else "major")
         if p.get("legend", len(p["series"]) > 1):
             ax.legend(fontsize=7, loc=p.get("legend_loc", "best"))
@@ -133,18 +125,26 @@ def _bars(ax: Any, p: dict) -> None:
     rotation = p.get("rotation", 20)
     ax.set_xticks(x)
     ax.set_xticklabels(groups, rotation=rotation, ha="right" if rotation else "center", fontsize=8)
+    _style_axes(ax, p)
+    ax.grid(True, axis="y", alpha=0.3)
+    if k > 1:
+        ax.legend(fontsize=7, loc=p.get("legend_loc", "best"))
+
+
+def _style_axes(ax: Any, p: dict) -> None:
+    """Apply a line or bar panel's ``logy``, ``ylim``, ``hline``/``hline_label`` and labels."""
     if p.get("logy"):
         ax.set_yscale("log")
     if "ylim" in p:
         ax.set_ylim(*p["ylim"])
     if "hline" in p:
         ax.axhline(p["hline"], color="gray", linestyle=":", linewidth=1)
+        if p.get("hline_label"):  # say what the reference line means, right on it
+            ax.annotate(p["hline_label"], (0.01, p["hline"]), xycoords=("axes fraction", "data"),
+                        xytext=(0, 2), textcoords="offset points", fontsize=7, color="dimgray")
     ax.set_title(p.get("title", ""), fontsize=10)
     ax.set_xlabel(p.get("xlabel", ""))
     ax.set_ylabel(p.get("ylabel", ""))
-    ax.grid(True, axis="y", alpha=0.3)
-    if k > 1:
-        ax.legend(fontsize=7, loc=p.get("legend_loc", "best"))
 
 
 def decision_boundaries(panels: Sequence[dict], path: str | os.PathLike, title: str | None = None,
