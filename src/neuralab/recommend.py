@@ -34,7 +34,7 @@ from .tensor import Tensor, no_grad
 
 __all__ = ["ImplicitFeedback", "make_implicit_feedback", "NCF", "NCFRecommender", "Popularity",
            "PureSVD", "leave_one_out_split", "evaluate_ranking", "leave_one_out_report",
-           "plot_hit_rate"]
+           "tuned_comparison", "plot_hit_rate"]
 
 
 # ============================================================================ data
@@ -165,13 +165,17 @@ class PureSVD:
 
 
 # ============================================================================ NCF
+TOWERS = ("neumf", "gmf", "mlp")
+
+
 class NCF(Module):
     """NeuMF: a GMF tower (u * v) and an MLP tower (MLP([u; v])), read by one linear layer.
 
     Args:
         n_users, n_items: embedding table sizes.
-        factors: width of the GMF embeddings (and of the MLP tower's last layer).
+        factors: width of the GMF embeddings.
         mlp_layers: widths of the MLP tower; its input is two embeddings of mlp_layers[0] / 2.
+        towers: "neumf" (both), or "gmf" / "mlp" alone (the paper pretrains each alone).
         rng: seed or Generator for the initial weights.
 
     ``forward(users, items)`` takes integer index arrays (N,) and returns logits (N,).
@@ -179,35 +183,81 @@ class NCF(Module):
     """
 
     def __init__(self, n_users: int, n_items: int, factors: int = 8,
-                 mlp_layers: Sequence[int] = (32, 16, 8), rng: np.random.Generator | int | None = None
-                 ) -> None:
+                 mlp_layers: Sequence[int] = (32, 16, 8), towers: str = "neumf",
+                 rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
+        if towers not in TOWERS:
+            raise ValueError(f"NCF: towers must be one of {TOWERS}, got {towers!r}")
         rng = np.random.default_rng(rng)
-        half = max(1, mlp_layers[0] // 2)
-        self.user_gmf = Embedding(n_users, factors, rng=rng)
-        self.item_gmf = Embedding(n_items, factors, rng=rng)
-        self.user_mlp = Embedding(n_users, half, rng=rng)
-        self.item_mlp = Embedding(n_items, half, rng=rng)
-        for emb in (self.user_gmf, self.item_gmf, self.user_mlp, self.item_mlp):
+        self.towers = towers
+        self.use_gmf, self.use_mlp = towers in ("neumf", "gmf"), towers in ("neumf", "mlp")
+        width = 0
+        if self.use_gmf:
+            self.user_gmf = Embedding(n_users, factors, rng=rng)
+            self.item_gmf = Embedding(n_items, factors, rng=rng)
+            width += factors
+        if self.use_mlp:
+            half = max(1, mlp_layers[0] // 2)
+            self.user_mlp = Embedding(n_users, half, rng=rng)
+            self.item_mlp = Embedding(n_items, half, rng=rng)
+            self.mlp = MLP(2 * half, hidden=tuple(mlp_layers[1:-1]) if len(mlp_layers) > 2 else (),
+                           out_features=mlp_layers[-1], activation="relu", rng=rng)
+            width += mlp_layers[-1]
+        for emb in self.embeddings():
             emb.weight.data *= np.float32(0.1)  # the paper's N(0, 0.01) start
-        self.mlp = MLP(2 * half, hidden=tuple(mlp_layers[1:-1]) if len(mlp_layers) > 2 else (),
-                       out_features=mlp_layers[-1], activation="relu", rng=rng)
-        self.predict_layer = Linear(factors + mlp_layers[-1], 1, rng=rng)
+        self.predict_layer = Linear(width, 1, rng=rng)
+
+    def embeddings(self) -> list[Embedding]:
+        """The embedding tables this model uses (GMF's, then the MLP's)."""
+        names = (["user_gmf", "item_gmf"] if self.use_gmf else []) + \
+                (["user_mlp", "item_mlp"] if self.use_mlp else [])
+        return [getattr(self, n) for n in names]
+
+    def logits_and_penalty(self, users: Any, items: Any) -> tuple[Tensor, Tensor]:
+        """Logits (N,) and the sum of squares of the embedding rows they used (for L2)."""
+        parts, rows = [], []
+        if self.use_gmf:
+            u, v = self.user_gmf(users), self.item_gmf(items)
+            parts.append(u * v)
+            rows += [u, v]
+        if self.use_mlp:
+            u, v = self.user_mlp(users), self.item_mlp(items)
+            parts.append(F.relu(self.mlp(F.concatenate([u, v], axis=1))))
+            rows += [u, v]
+        joined = parts[0] if len(parts) == 1 else F.concatenate(parts, axis=1)
+        penalty = sum(((r * r).sum() for r in rows[1:]), (rows[0] * rows[0]).sum())
+        return self.predict_layer(joined).reshape(-1), penalty
 
     def forward(self, users: Any, items: Any) -> Tensor:
-        gmf = self.user_gmf(users) * self.item_gmf(items)
-        mlp = F.relu(self.mlp(F.concatenate([self.user_mlp(users), self.item_mlp(items)], axis=1)))
-        out = self.predict_layer(F.concatenate([gmf, mlp], axis=1))
-        return out.reshape(-1)
+        return self.logits_and_penalty(users, items)[0]
+
+
+def _neumf_from_pretrained(gmf: NCF, mlp: NCF, alpha: float, n_users: int, n_items: int,
+                           factors: int, mlp_layers: Sequence[int]) -> NCF:
+    """He et al.'s NeuMF start: both towers' weights, the output layer ``[alpha w_gmf, (1 - alpha) w_mlp]``."""
+    model = NCF(n_users, n_items, factors, tuple(mlp_layers), "neumf", rng=0)
+    state = {k: v for k, v in gmf.state_dict().items() if not k.startswith("predict_layer")}
+    state.update({k: v for k, v in mlp.state_dict().items() if not k.startswith("predict_layer")})
+    g, m = gmf.predict_layer, mlp.predict_layer
+    state["predict_layer.weight"] = np.concatenate(
+        [alpha * g.weight.data, (1 - alpha) * m.weight.data], axis=1).astype(np.float32)
+    state["predict_layer.bias"] = (alpha * g.bias.data + (1 - alpha) * m.bias.data).astype(np.float32)
+    model.load_state_dict(state)
+    return model
 
 
 class NCFRecommender(BaseEstimator):
     """Neural collaborative filtering on raw (user, item) ids, with the scikit-learn API.
 
     Args:
-        factors, mlp_layers: NCF sizes.
+        factors, mlp_layers: NCF sizes (``factors`` is also the GMF embedding width).
         negatives: unobserved items sampled per observed pair, each epoch afresh.
         epochs, batch_size, lr: Adam training settings.
+        l2: weight of the squared norm of the embedding rows in each batch (per example).
+        model: "neumf" (both towers), "gmf" (a matrix factorisation trained the same way) or "mlp".
+        pretrain: NeuMF only: train GMF and MLP alone first (``epochs`` each), start NeuMF from
+            both with the output layer weighted ``alpha`` / ``1 - alpha``, then fine-tune it
+            for ``epochs`` with plain SGD at ``finetune_lr`` (He et al. 2017, section 3.4.1).
         random_state: seed or Generator.
 
     Attributes after fit: ``user_ids_``, ``item_ids_`` (the raw ids, index = embedding row),
@@ -220,9 +270,11 @@ class NCFRecommender(BaseEstimator):
 
     def __init__(self, factors: int = 8, mlp_layers: Sequence[int] = (32, 16, 8),
                  negatives: int = 4, epochs: int = 20, batch_size: int = 256, lr: float = 2e-3,
-                 random_state: Any = None) -> None:
+                 l2: float = 0.0, model: str = "neumf", pretrain: bool = False,
+                 alpha: float = 0.5, finetune_lr: float = 0.05, random_state: Any = None) -> None:
         self.factors, self.mlp_layers, self.negatives = factors, mlp_layers, negatives
-        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.epochs, self.batch_size, self.lr, self.l2 = epochs, batch_size, lr, l2
+        self.model, self.pretrain, self.alpha, self.finetune_lr = model, pretrain, alpha, finetune_lr
         self.random_state = random_state
 
     def fit(self, users: Sequence[Any], items: Sequence[Any]) -> "NCFRecommender":
@@ -241,26 +293,39 @@ class NCFRecommender(BaseEstimator):
                     ) -> "NCFRecommender":
         """``fit`` on index arrays in [0, n_users) and [0, n_items) (used by the evaluation)."""
         from . import optim
+        if self.model not in TOWERS:
+            raise ValueError(f"NCFRecommender: model must be one of {TOWERS}, got {self.model!r}")
         self.user_ids_, self.item_ids_ = np.arange(n_users), np.arange(n_items)
         rng = np.random.default_rng(self.random_state)
         pairs = np.unique(np.stack([users, items], axis=1), axis=0)  # repeats count once
         self.interactions_ = pairs
         seen = _seen_matrix(pairs[:, 0], pairs[:, 1], n_users, n_items)
-        self.model_ = NCF(n_users, n_items, self.factors, tuple(self.mlp_layers), rng=rng)
-        opt = optim.Adam(self.model_.parameters(), lr=self.lr)
-        n_pos = len(pairs)
-        labels = np.concatenate([np.ones(n_pos), np.zeros(n_pos * self.negatives)]).astype(np.float32)
+        layers = tuple(self.mlp_layers)
         self.loss_curve_ = []
-        self.model_.train()
         # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
         with threadpool_limits(1, user_api="blas"):
-            self._train(opt, pairs, seen, labels, n_items, rng)
+            if self.model == "neumf" and self.pretrain:
+                towers = {}
+                for name in ("gmf", "mlp"):
+                    towers[name] = NCF(n_users, n_items, self.factors, layers, name, rng=rng)
+                    opt = optim.Adam(towers[name].parameters(), lr=self.lr)
+                    self._train(towers[name], opt, pairs, seen, n_items, rng)
+                self.model_ = _neumf_from_pretrained(towers["gmf"], towers["mlp"], self.alpha,
+                                                     n_users, n_items, self.factors, layers)
+                # Adam's moments are not pretrained, so the paper fine-tunes with plain SGD.
+                opt = optim.SGD(self.model_.parameters(), lr=self.finetune_lr)
+            else:
+                self.model_ = NCF(n_users, n_items, self.factors, layers, self.model, rng=rng)
+                opt = optim.Adam(self.model_.parameters(), lr=self.lr)
+            self._train(self.model_, opt, pairs, seen, n_items, rng)
         self.model_.eval()
         return self
 
-    def _train(self, opt: Any, pairs: np.ndarray, seen: np.ndarray, labels: np.ndarray,
-               n_items: int, rng: np.random.Generator) -> None:
+    def _train(self, model: NCF, opt: Any, pairs: np.ndarray, seen: np.ndarray, n_items: int,
+               rng: np.random.Generator) -> None:
         n_pos = len(pairs)
+        labels = np.concatenate([np.ones(n_pos), np.zeros(n_pos * self.negatives)]).astype(np.float32)
+        model.train()
         for _ in range(self.epochs):
             u = np.concatenate([pairs[:, 0], np.repeat(pairs[:, 0], self.negatives)])
             neg = rng.integers(0, n_items, n_pos * self.negatives)
@@ -275,12 +340,16 @@ class NCFRecommender(BaseEstimator):
             total = 0.0
             for start in range(0, len(order), self.batch_size):
                 b = order[start:start + self.batch_size]
-                loss = F.binary_cross_entropy_with_logits(self.model_(u[b], i[b]), labels[b])
+                logits, penalty = model.logits_and_penalty(u[b], i[b])
+                loss = F.binary_cross_entropy_with_logits(logits, labels[b])
+                total += loss.item() * len(b)
+                if self.l2:
+                    loss = loss + penalty * (self.l2 / len(b))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += loss.item() * len(b)
             self.loss_curve_.append(total / len(order))
+        model.eval()
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Logits for (user index, item index) pairs; higher means more likely to interact."""
@@ -373,6 +442,62 @@ def leave_one_out_report(users: Sequence[Any], items: Sequence[Any], models: dic
         lines.append(f"{name:<{width}}{r['hr'][k_max - 1]:>8.4f}{r['ndcg'][k_max - 1]:>9.4f}"
                      f"{r['hr'][0]:>7.4f}{r['seconds']:>8.1f}")
     return {"results": results, "table": "\n".join(lines)}
+
+
+def _fit(model: Any, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> Any:
+    if isinstance(model, NCFRecommender):
+        return model.fit_indices(users, items, n_users, n_items)
+    return model.fit(users, items, n_users, n_items)
+
+
+def tuned_comparison(users: Sequence[Any], items: Sequence[Any], candidates: dict,
+                     k_max: int = 10, random_state: Any = 0, verbose: bool = False) -> dict:
+    """Choose each model family's settings on a validation split, then rank the test items once.
+
+    The test split is ``leave_one_out_split(..., random_state)``; the validation split holds
+    out one more interaction per user from the *training* part (``random_state + 1``), so the
+    test items never influence a choice. ``candidates`` maps a family name to
+    ``{setting label: unfitted model}``; the setting with the best validation NDCG@10 is
+    refitted on the whole training part and evaluated on the test items.
+    Returns ``{"families": {name: {"chosen", "validation": {label: (HR, NDCG)}, "test"}},
+    "table": str}``.
+    Example: ``tuned_comparison(u, i, {"PureSVD": {f"k={k}": PureSVD(k) for k in (4, 8, 16)}})``
+    """
+    import copy
+    import time
+    _, u = _index(users)
+    _, i = _index(items)
+    n_users, n_items = int(u.max()) + 1, int(i.max()) + 1
+    tr_u, tr_i, te_u, te_i = leave_one_out_split(u, i, random_state)
+    fit_u, fit_i, va_u, va_i = leave_one_out_split(tr_u, tr_i, int(random_state or 0) + 1)
+    families = {}
+    for family, settings in candidates.items():
+        scores, fresh = {}, {}
+        for label, model in settings.items():
+            fresh[label] = copy.deepcopy(model)   # an unfitted copy for the final refit
+            start = time.perf_counter()
+            _fit(model, fit_u, fit_i, n_users, n_items)
+            res = evaluate_ranking(model, fit_u, fit_i, va_u, va_i, n_items, k_max=k_max,
+                                   random_state=random_state)
+            scores[label] = (float(res["hr"][k_max - 1]), float(res["ndcg"][k_max - 1]))
+            if verbose:
+                print(f"  {family:<10} {label:<40} validation HR@{k_max} {scores[label][0]:.4f} "
+                      f"NDCG@{k_max} {scores[label][1]:.4f}  ({time.perf_counter() - start:.1f} s)",
+                      flush=True)
+        chosen = max(scores, key=lambda k: scores[k][1])
+        model = _fit(fresh[chosen], tr_u, tr_i, n_users, n_items)
+        test = evaluate_ranking(model, tr_u, tr_i, te_u, te_i, n_items, k_max=k_max,
+                                random_state=random_state)
+        families[family] = {"chosen": chosen, "validation": scores, "test": test, "model": model}
+    width = max(len(f"{f} ({r['chosen']})") for f, r in families.items()) + 2
+    lines = [f"{len(u)} interactions, {n_users} users, {n_items} items; settings chosen on a "
+             f"validation item per user held out of the training part",
+             f"{'model (chosen setting)':<{width}}{'val NDCG':>9}{'HR@10':>8}{'NDCG@10':>9}{'HR@1':>7}"]
+    for f, r in families.items():
+        t = r["test"]
+        lines.append(f"{f + ' (' + r['chosen'] + ')':<{width}}{r['validation'][r['chosen']][1]:>9.4f}"
+                     f"{t['hr'][k_max - 1]:>8.4f}{t['ndcg'][k_max - 1]:>9.4f}{t['hr'][0]:>7.4f}")
+    return {"families": families, "table": "\n".join(lines)}
 
 
 def plot_hit_rate(results: dict, path: str) -> None:
