@@ -30,12 +30,19 @@ from .tensor import Tensor
 
 
 class Function:
-    """Base class of every op: ``apply`` runs ``forward`` and links the result into the graph."""
+    """Base class of every op: ``apply`` runs ``forward`` and links the result into the graph.
+
+    Example: ``Tanh.apply(x)`` (what ``x.tanh()`` calls); see the module docstring for a custom op
+    """
 
     parents = None  # the input Tensors, set when a graph is recorded; None once freed
 
     @classmethod
     def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
+        """Run ``forward`` on the inputs' arrays; record the op in the graph if one needs a gradient.
+
+        Example: ``y = Exp.apply(x)``
+        """
         ctx = cls()
         out = ctx.forward(*[t.data for t in inputs], **kwargs)
         if isinstance(out, np.generic):  # NumPy reductions return scalars; keep data an array
@@ -50,13 +57,24 @@ class Function:
         return Tensor._make(out, False)
 
     def needs_grad(self, i: int) -> bool:
-        """Whether input ``i`` takes a gradient, so backward can skip costly unused work."""
+        """Whether input ``i`` takes a gradient, so backward can skip costly unused work.
+
+        Example: ``gb = grad * self.a if self.needs_grad(1) else None``
+        """
         return self.parents[i].requires_grad
 
     def forward(self, *arrays: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
+        """Compute the output array from the input arrays, keeping what ``backward`` needs.
+
+        Example: ``def forward(self, x): self.y = np.tanh(x); return self.y``
+        """
         raise NotImplementedError
 
     def backward(self, grad: Any) -> tuple:  # pragma: no cover - abstract
+        """Map d loss / d output to d loss / d input, one per input (``None`` where none is needed).
+
+        Example: ``def backward(self, grad): return (grad * (1 - self.y ** 2),)``
+        """
         raise NotImplementedError
 
 
@@ -66,7 +84,10 @@ def _shape_error(op: str, a: Any, b: Any) -> ValueError:
 
 # ============================================================================ arithmetic
 class Add(Function):
-    """a + b; both inputs receive the output gradient unchanged."""
+    """a + b; both inputs receive the output gradient unchanged.
+
+    Example: ``Add.apply(a, b)`` (what ``a + b`` calls)
+    """
 
     def forward(self, a, b):
         try:
@@ -79,7 +100,10 @@ class Add(Function):
 
 
 class Sub(Function):
-    """a - b; b receives the negated gradient."""
+    """a - b; b receives the negated gradient.
+
+    Example: ``Sub.apply(a, b)`` (what ``a - b`` calls)
+    """
 
     def forward(self, a, b):
         try:
@@ -92,7 +116,10 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """a * b; each input's gradient is the output gradient times the other input."""
+    """a * b; each input's gradient is the output gradient times the other input.
+
+    Example: ``Mul.apply(a, b)`` (what ``a * b`` calls)
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -109,7 +136,10 @@ class Mul(Function):
 
 
 class Div(Function):
-    """a / b; d/da = 1/b, d/db = -a/b**2 = -out/b."""
+    """a / b; d/da = 1/b, d/db = -a/b**2 = -out/b.
+
+    Example: ``Div.apply(a, b)`` (what ``a / b`` calls)
+    """
 
     def forward(self, a, b):
         self.b = b
@@ -125,7 +155,10 @@ class Div(Function):
 
 
 class Neg(Function):
-    """-x."""
+    """-x.
+
+    Example: ``Neg.apply(x)`` (what ``-x`` calls)
+    """
 
     def forward(self, x):
         return -x
@@ -135,7 +168,10 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """x ** p for a constant number p; d/dx = p * x**(p-1)."""
+    """x ** p for a constant number p; d/dx = p * x**(p-1).
+
+    Example: ``Pow.apply(x, exponent=2.0)`` (what ``x ** 2`` calls)
+    """
 
     def forward(self, x, exponent):
         self.x, self.p = x, exponent
@@ -149,7 +185,10 @@ class Pow(Function):
 
 
 class PowTensor(Function):
-    """a ** b for tensors; d/da = b * a**(b-1), d/db = a**b * log(a) (0 where a == 0)."""
+    """a ** b for tensors; d/da = b * a**(b-1), d/db = a**b * log(a) (0 where a == 0).
+
+    Example: ``PowTensor.apply(a, b)`` (what ``a ** b`` calls when b is a Tensor)
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -166,7 +205,10 @@ class PowTensor(Function):
 
 
 class MatMul(Function):
-    """a @ b (1-D, 2-D or batched); d/da = g @ b^T, d/db = a^T @ g."""
+    """a @ b (1-D, 2-D or batched); d/da = g @ b^T, d/db = a^T @ g.
+
+    Example: ``MatMul.apply(a, b)`` (what ``a @ b`` calls)
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -196,7 +238,10 @@ class MatMul(Function):
 
 # ============================================================================ elementwise
 class Exp(Function):
-    """e**x; its derivative is itself, so the output is kept."""
+    """e**x; its derivative is itself, so the output is kept.
+
+    Example: ``Exp.apply(x)`` (what ``x.exp()`` calls)
+    """
 
     def forward(self, x):
         self.out = xp_of(x).exp(x)
@@ -207,7 +252,10 @@ class Exp(Function):
 
 
 class Log(Function):
-    """Natural log; d/dx = 1/x."""
+    """Natural log; d/dx = 1/x.
+
+    Example: ``Log.apply(x)`` (what ``x.log()`` calls)
+    """
 
     def forward(self, x):
         self.x = x
@@ -218,7 +266,10 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    """sqrt(x); d/dx = 1 / (2 sqrt(x)) reuses the output."""
+    """sqrt(x); d/dx = 1 / (2 sqrt(x)) reuses the output.
+
+    Example: ``Sqrt.apply(x)`` (what ``x.sqrt()`` calls)
+    """
 
     def forward(self, x):
         self.out = xp_of(x).sqrt(x)
@@ -229,7 +280,10 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """|x|; d/dx = sign(x), 0 at 0 (as PyTorch)."""
+    """|x|; d/dx = sign(x), 0 at 0 (as PyTorch).
+
+    Example: ``Abs.apply(x)`` (what ``x.abs()`` calls)
+    """
 
     def forward(self, x):
         self.x = x
@@ -240,7 +294,10 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """Clamp into [lo, hi]; gradient 1 where lo <= x <= hi (inclusive, as PyTorch), else 0."""
+    """Clamp into [lo, hi]; gradient 1 where lo <= x <= hi (inclusive, as PyTorch), else 0.
+
+    Example: ``Clip.apply(x, lo=0.0, hi=1.0)`` (what ``x.clip(0, 1)`` calls)
+    """
 
     def forward(self, x, lo=None, hi=None):
         self.x, self.lo, self.hi = x, lo, hi
@@ -256,7 +313,10 @@ class Clip(Function):
 
 
 class Maximum(Function):
-    """Elementwise max(a, b); ties split the gradient equally (as PyTorch)."""
+    """Elementwise max(a, b); ties split the gradient equally (as PyTorch).
+
+    Example: ``Maximum.apply(a, b)`` (what ``F.maximum(a, b)`` calls)
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -269,7 +329,10 @@ class Maximum(Function):
 
 
 class Minimum(Function):
-    """Elementwise min(a, b); ties split the gradient equally (as PyTorch)."""
+    """Elementwise min(a, b); ties split the gradient equally (as PyTorch).
+
+    Example: ``Minimum.apply(a, b)`` (what ``F.minimum(a, b)`` calls)
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -281,7 +344,10 @@ class Minimum(Function):
 
 
 class Cast(Function):
-    """Change dtype; the gradient goes back in the input's dtype."""
+    """Change dtype; the gradient goes back in the input's dtype.
+
+    Example: ``Cast.apply(x, dtype=np.dtype("float64"))`` (what ``x.astype("float64")`` calls)
+    """
 
     def forward(self, x, dtype):
         self.dtype = x.dtype
@@ -293,7 +359,10 @@ class Cast(Function):
 
 # ============================================================================ activations
 class ReLU(Function):
-    """max(x, 0); gradient 1 where x > 0."""
+    """max(x, 0); gradient 1 where x > 0.
+
+    Example: ``ReLU.apply(x)`` (what ``F.relu(x)`` calls)
+    """
 
     def forward(self, x):
         # one pass; the mask is made in backward, so inference never pays for it
@@ -305,7 +374,10 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
-    """x where x > 0, slope * x elsewhere."""
+    """x where x > 0, slope * x elsewhere.
+
+    Example: ``LeakyReLU.apply(x, slope=0.01)`` (what ``F.leaky_relu(x)`` calls)
+    """
 
     def forward(self, x, slope=0.01):
         self.x, self.slope = x, slope
@@ -316,7 +388,10 @@ class LeakyReLU(Function):
 
 
 class Sigmoid(Function):
-    """1 / (1 + e**-x), computed from e**-|x| so it never overflows; d/dx = y (1 - y)."""
+    """1 / (1 + e**-x), computed from e**-|x| so it never overflows; d/dx = y (1 - y).
+
+    Example: ``Sigmoid.apply(x)`` (what ``F.sigmoid(x)`` calls)
+    """
 
     def forward(self, x):
         xp = xp_of(x)
@@ -329,7 +404,10 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
-    """tanh(x); its derivative 1 - tanh(x)**2 reuses the forward output."""
+    """tanh(x); its derivative 1 - tanh(x)**2 reuses the forward output.
+
+    Example: ``Tanh.apply(x)`` (what ``F.tanh(x)`` calls)
+    """
 
     def forward(self, x):
         self.out = xp_of(x).tanh(x)
@@ -349,7 +427,10 @@ def _erf(x):
 
 
 class GELU(Function):
-    """x * Phi(x) (exact, with erf) or its tanh approximation, as PyTorch's ``approximate``."""
+    """x * Phi(x) (exact, with erf) or its tanh approximation, as PyTorch's ``approximate``.
+
+    Example: ``GELU.apply(x, approximate="none")`` (what ``F.gelu(x)`` calls)
+    """
 
     def forward(self, x, approximate="none"):
         xp = xp_of(x)
@@ -373,7 +454,10 @@ class GELU(Function):
 
 
 class Step(Function):
-    """Heaviside step: 1 where x >= 0, else 0; its gradient is zero everywhere (perceptron)."""
+    """Heaviside step: 1 where x >= 0, else 0; its gradient is zero everywhere (perceptron).
+
+    Example: ``Step.apply(x)`` (what ``F.step(x)`` calls)
+    """
 
     def forward(self, x):
         return (x >= 0).astype(x.dtype)
@@ -401,7 +485,10 @@ def _expand(grad, shape, axis, keepdims):
 
 
 class Sum(Function):
-    """Sum over axes; every input element receives the output gradient."""
+    """Sum over axes; every input element receives the output gradient.
+
+    Example: ``Sum.apply(x, axis=0, keepdims=False)`` (what ``x.sum(axis=0)`` calls)
+    """
 
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
@@ -413,7 +500,10 @@ class Sum(Function):
 
 
 class Mean(Function):
-    """Mean over axes; each input element receives grad / count."""
+    """Mean over axes; each input element receives grad / count.
+
+    Example: ``Mean.apply(x, axis=None, keepdims=False)`` (what ``x.mean()`` calls)
+    """
 
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
@@ -427,7 +517,10 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Maximum over axes; the gradient goes to the maxima, split equally among ties."""
+    """Maximum over axes; the gradient goes to the maxima, split equally among ties.
+
+    Example: ``Max.apply(x, axis=1, keepdims=False)`` (what ``x.max(axis=1)`` calls)
+    """
 
     reduce = "max"
 
@@ -445,14 +538,20 @@ class Max(Function):
 
 
 class Min(Max):
-    """Minimum over axes; the gradient goes to the minima, split equally among ties."""
+    """Minimum over axes; the gradient goes to the minima, split equally among ties.
+
+    Example: ``Min.apply(x, axis=1, keepdims=False)`` (what ``x.min(axis=1)`` calls)
+    """
 
     reduce = "min"
 
 
 # ============================================================================ shapes
 class Reshape(Function):
-    """Same data, new shape; the gradient is reshaped back."""
+    """Same data, new shape; the gradient is reshaped back.
+
+    Example: ``Reshape.apply(x, shape=(2, -1))`` (what ``x.reshape(2, -1)`` calls)
+    """
 
     def forward(self, x, shape):
         self.shape = x.shape
@@ -466,7 +565,10 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    """Permute axes (reverse them when axes is None); the gradient is permuted back."""
+    """Permute axes (reverse them when axes is None); the gradient is permuted back.
+
+    Example: ``Transpose.apply(x, axes=None)`` (what ``x.T`` calls)
+    """
 
     def forward(self, x, axes=None):
         self.axes = axes
@@ -484,7 +586,10 @@ def _is_basic_index(index):
 
 
 class GetItem(Function):
-    """x[index] for slices, integer arrays and boolean masks; backward scatters (adds) back."""
+    """x[index] for slices, integer arrays and boolean masks; backward scatters (adds) back.
+
+    Example: ``x[:, 0]`` (indexing a Tensor records this op)
+    """
 
     def forward(self, x, index):
         xp = xp_of(x)
@@ -509,7 +614,10 @@ class GetItem(Function):
 
 
 class Concatenate(Function):
-    """Join tensors along an axis; the gradient is split back into the pieces."""
+    """Join tensors along an axis; the gradient is split back into the pieces.
+
+    Example: ``Concatenate.apply(a, b, axis=1)`` (what ``F.concatenate([a, b], axis=1)`` calls)
+    """
 
     def forward(self, *xs, axis=0):
         xp = xp_of(xs[0])
@@ -528,7 +636,10 @@ class Concatenate(Function):
 
 
 class Stack(Function):
-    """Stack tensors along a new axis; each piece gets its slice of the gradient."""
+    """Stack tensors along a new axis; each piece gets its slice of the gradient.
+
+    Example: ``Stack.apply(a, b, axis=0)`` (what ``F.stack([a, b])`` calls)
+    """
 
     def forward(self, *xs, axis=0):
         self.axis = axis
@@ -549,6 +660,8 @@ class Linear(Function):
 
     NOTE: one node instead of three (matmul, transpose, add): fewer Python calls per layer,
     and BLAS reads W^T without a copy.
+
+    Example: ``Linear.apply(x, weight, bias)`` (what ``F.linear(x, weight, bias)`` calls)
     """
 
     def forward(self, x, weight, bias=None):
@@ -573,7 +686,10 @@ class Linear(Function):
 
 
 class Softmax(Function):
-    """exp(x - max) / sum; backward y * (g - sum(g * y))."""
+    """exp(x - max) / sum; backward y * (g - sum(g * y)).
+
+    Example: ``Softmax.apply(x, axis=-1)`` (what ``F.softmax(x)`` calls)
+    """
 
     def forward(self, x, axis=-1):
         xp = xp_of(x)
@@ -594,7 +710,10 @@ def _log_softmax(x, axis):
 
 
 class LogSoftmax(Function):
-    """x - logsumexp(x), shifted by the max so large inputs stay finite; backward g - softmax * sum(g)."""
+    """x - logsumexp(x), shifted by the max so large inputs stay finite; backward g - softmax * sum(g).
+
+    Example: ``LogSoftmax.apply(x, axis=-1)`` (what ``F.log_softmax(x)`` calls)
+    """
 
     def forward(self, x, axis=-1):
         self.out = _log_softmax(x, axis)
@@ -613,6 +732,8 @@ class CrossEntropy(Function):
     distribution; its gradient is softmax(z)_i * sum_c a_ic - a_i, divided by the reduction's
     denominator.
     NOTE: fused so the softmax is computed once and log(0) never occurs.
+
+    Example: ``F.cross_entropy(logits, y)`` applies it
     """
 
     def forward(self, z, target, weight=None, label_smoothing=0.0, reduction="mean"):
@@ -675,6 +796,8 @@ class BCEWithLogits(Function):
     """Binary cross-entropy from logits: max(z,0) - z t + log(1 + e**-|z|); gradient sigmoid(z) - t.
 
     NOTE: fused so that large |z| neither overflows exp nor takes log(0).
+
+    Example: ``F.binary_cross_entropy_with_logits(logits, t)`` applies it
     """
 
     def forward(self, z, t, weight=None, pos_weight=None, reduction="mean"):
@@ -717,6 +840,8 @@ class Normalize(Function):
     Backward, with xhat the normalised input, N the count over ``axes``, dy = g * gamma:
     dx = (dy - mean(dy) - xhat * mean(dy * xhat)) / sqrt(var + eps).
     NOTE: fused; as composites this would be about ten nodes per norm layer.
+
+    Example: ``F.batch_norm(...)`` and ``F.layer_norm(...)`` apply it
     """
 
     def forward(self, x, *affine, axes=(0,), eps=1e-5, mean=None, var=None):
@@ -801,6 +926,8 @@ class Conv2d(Function):
     for a band of output rows at a time (about 1 MB), so it stays in cache for its GEMM and
     is rebuilt in backward instead of being stored: memory traffic, not arithmetic, is what
     a full-size im2col costs on CPU.
+
+    Example: ``F.conv2d(x, weight, bias, stride=1, padding=1)`` applies it
     """
 
     CHUNK = 1 << 18  # numbers of cols per band: 1 MB in float32, fits in a core's L2 cache
@@ -882,7 +1009,10 @@ class Conv2d(Function):
 
 
 class MaxPool2d(Function):
-    """Maximum over each window of (N, C, H, W); the gradient goes to the (first) maximum, as PyTorch."""
+    """Maximum over each window of (N, C, H, W); the gradient goes to the (first) maximum, as PyTorch.
+
+    Example: ``F.max_pool2d(x, 2)`` applies it
+    """
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0), dilation=(1, 1)):
         xp = xp_of(x)
@@ -924,7 +1054,10 @@ class MaxPool2d(Function):
 
 class AvgPool2d(Function):
     """Mean over each window of (N, C, H, W), zero padding counted (PyTorch's default);
-    every input position in a window receives grad / window size."""
+    every input position in a window receives grad / window size.
+
+    Example: ``F.avg_pool2d(x, 2)`` applies it
+    """
 
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0)):
         kh, kw = kernel
@@ -954,7 +1087,10 @@ class AvgPool2d(Function):
 
 class Embedding(Function):
     """Rows of a weight table picked by integer indices; backward adds each output row's
-    gradient onto the row it came from (rows picked twice get both), none to ``padding_idx``."""
+    gradient onto the row it came from (rows picked twice get both), none to ``padding_idx``.
+
+    Example: ``F.embedding(indices, weight)`` applies it
+    """
 
     def forward(self, weight, indices=None, padding_idx=None):
         if indices.dtype.kind not in "iu":
@@ -986,6 +1122,8 @@ class RNNSequence(Function):
     Backward is backpropagation through time: the same loop run from the last step to the first.
     NOTE: one node per sequence instead of several per step; the input projection of all
     steps is one GEMM, and so are the weight gradients.
+
+    Example: ``nn.RNN(8, 16)(x)`` applies it
     """
 
     def forward(self, x, h0, w_ih, w_hh, *biases, nonlinearity="tanh"):
@@ -1039,6 +1177,8 @@ class LSTMSequence(Function):
     The output (T, N, 2H) holds h_t and c_t side by side, so both can pass gradients back.
     Backward runs the cell's chain rule from the last step to the first (BPTT).
     NOTE: one node per sequence (not ~12 per step): the per-step Python cost dominates otherwise.
+
+    Example: ``nn.LSTM(8, 16)(x)`` applies it
     """
 
     def forward(self, x, h0, c0, w_ih, w_hh, *biases):
@@ -1096,6 +1236,8 @@ class GRUSequence(Function):
 
     Backward runs the chain rule from the last step to the first (BPTT).
     NOTE: one node per sequence, as LSTMSequence.
+
+    Example: ``nn.GRU(8, 16)(x)`` applies it
     """
 
     def forward(self, x, h0, w_ih, w_hh, *biases):

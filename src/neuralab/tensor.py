@@ -40,7 +40,10 @@ _grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops record a graph now (False inside ``no_grad``)."""
+    """Whether ops record a graph now (False inside ``no_grad``).
+
+    Example: ``with nl.no_grad(): is_grad_enabled()  # False``
+    """
     return _grad_mode.enabled
 
 
@@ -155,26 +158,50 @@ class Tensor:
     # ------------------------------------------------------------------ properties
     @property
     def shape(self) -> tuple:
+        """The shape of ``data``.
+
+        Example: ``nl.zeros(3, 2).shape  # (3, 2)``
+        """
         return self.data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of ``data``.
+
+        Example: ``nl.zeros(2).dtype  # dtype('float32')``
+        """
         return self.data.dtype
 
     @property
     def ndim(self) -> int:
+        """The number of axes.
+
+        Example: ``nl.zeros(3, 2).ndim  # 2``
+        """
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements.
+
+        Example: ``nl.zeros(3, 2).size  # 6``
+        """
         return self.data.size
 
     @property
     def device(self) -> str:
+        """"cpu" or "cuda": where ``data`` lives.
+
+        Example: ``t.device  # 'cpu'``
+        """
         return backend.device_of(self.data)
 
     @property
     def is_leaf(self) -> bool:
+        """True for tensors made by the user (no op produced them); ``backward`` fills their ``grad``.
+
+        Example: ``w.is_leaf, (w * 2).is_leaf  # (True, False)``
+        """
         return self._ctx is None
 
     def __len__(self) -> int:
@@ -192,40 +219,67 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversions
     def numpy(self) -> np.ndarray:
-        """The data as a NumPy array (copied from the GPU if needed)."""
+        """The data as a NumPy array (copied from the GPU if needed).
+
+        Example: ``t.numpy()``
+        """
         return backend.to_numpy(self.data)
 
     def item(self) -> float:
-        """The single value of a one-element tensor as a Python number."""
+        """The single value of a one-element tensor as a Python number.
+
+        Example: ``loss.item()``
+        """
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
     def tolist(self) -> Any:
+        """The data as nested Python lists.
+
+        Example: ``nl.tensor([1.0, 2.0]).tolist()  # [1.0, 2.0]``
+        """
         return self.numpy().tolist()
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph (no gradient flows through it)."""
+        """The same data, cut from the graph (no gradient flows through it).
+
+        Example: ``target = pred.detach()``
+        """
         return Tensor._make(self.data, False)
 
     def to(self, device: str) -> "Tensor":
-        """A copy on another device ("cpu" or "cuda"); itself if already there."""
+        """A copy on another device ("cpu" or "cuda"); itself if already there.
+
+        Example: ``t.to("cuda")``
+        """
         if backend.normalize_device(device) == self.device:
             return self
         return Tensor._make(backend.to_device(self.data, device), self.requires_grad)
 
     def astype(self, dtype: Any) -> "Tensor":
-        """Cast to another dtype (the gradient is cast back in backward)."""
+        """Cast to another dtype (the gradient is cast back in backward).
+
+        Example: ``t.astype("float64")``
+        """
         from .functions import Cast
         return Cast.apply(self, dtype=np.dtype(dtype))
 
     def requires_grad_(self, flag: bool = True) -> "Tensor":
+        """Switch gradient recording for this tensor on (or off) in place; returns self.
+
+        Example: ``w = nl.zeros(3, 2).requires_grad_()``
+        """
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"only float tensors can require gradients, got dtype {self.dtype}")
         self.requires_grad = flag
         return self
 
     def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``grad`` becomes None).
+
+        Example: ``w.zero_grad()``
+        """
         self.grad = None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -337,60 +391,145 @@ class Tensor:
 
     # ------------------------------------------------------------------ methods
     def sum(self, axis=None, keepdims=False):
-        """Sum over ``axis`` (all axes when None)."""
+        """Sum over ``axis`` (all axes when None).
+
+        Example: ``x.sum(axis=0)``
+        """
         return F.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        """Mean over ``axis`` (all axes when None)."""
+        """Mean over ``axis`` (all axes when None).
+
+        Example: ``x.mean(axis=1, keepdims=True)``
+        """
         return F.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        """Maximum over ``axis``; the gradient is shared equally among ties."""
+        """Maximum over ``axis``; the gradient is shared equally among ties.
+
+        Example: ``x.max(axis=1)``
+        """
         return F.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
-        """Minimum over ``axis``; the gradient is shared equally among ties."""
+        """Minimum over ``axis``; the gradient is shared equally among ties.
+
+        Example: ``x.min()``
+        """
         return F.Min.apply(self, axis=axis, keepdims=keepdims)
 
     def var(self, axis=None, keepdims=False, ddof=0):
-        """Variance over ``axis`` (a composite of mean, sub and mul)."""
+        """Variance over ``axis`` (a composite of mean, sub and mul).
+
+        Example: ``x.var(axis=0)``
+        """
         mu = self.mean(axis=axis, keepdims=True)
         d = self - mu
         n = self.data.size // max(mu.data.size, 1)
         return (d * d).sum(axis=axis, keepdims=keepdims) * (1.0 / (n - ddof))
 
-    def exp(self): return F.Exp.apply(self)
-    def log(self): return F.Log.apply(self)
-    def sqrt(self): return F.Sqrt.apply(self)
-    def abs(self): return F.Abs.apply(self)
+    def exp(self):
+        """e ** x, elementwise.
+
+        Example: ``x.exp()``
+        """
+        return F.Exp.apply(self)
+
+    def log(self):
+        """Natural logarithm, elementwise.
+
+        Example: ``x.log()``
+        """
+        return F.Log.apply(self)
+
+    def sqrt(self):
+        """Square root, elementwise.
+
+        Example: ``x.sqrt()``
+        """
+        return F.Sqrt.apply(self)
+
+    def abs(self):
+        """Absolute value, elementwise (gradient sign(x)).
+
+        Example: ``x.abs()``
+        """
+        return F.Abs.apply(self)
 
     def clip(self, min=None, max=None):
-        """Clamp values into [min, max]; gradient 1 inside the range, 0 outside."""
+        """Clamp values into [min, max]; gradient 1 inside the range, 0 outside.
+
+        Example: ``x.clip(0, 1)``
+        """
         return F.Clip.apply(self, lo=min, hi=max)
 
     def reshape(self, *shape):
+        """The same data in a new shape (one axis may be -1); a tuple or separate ints.
+
+        Example: ``x.reshape(2, -1)``
+        """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return F.Reshape.apply(self, shape=shape)
 
     def flatten(self, start_axis: int = 0):
-        """Merge the axes from ``start_axis`` on into one."""
+        """Merge the axes from ``start_axis`` on into one.
+
+        Example: ``images.flatten(1)  # (N, C*H*W)``
+        """
         return self.reshape(self.shape[:start_axis] + (-1,))
 
     def transpose(self, *axes):
+        """Permute the axes (reverse them when none are given), as NumPy's ``transpose``.
+
+        Example: ``x.transpose(0, 2, 1)``
+        """
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return F.Transpose.apply(self, axes=axes or None)
 
     @property
     def T(self):
+        """The transpose with all axes reversed.
+
+        Example: ``x @ w.T``
+        """
         return F.Transpose.apply(self, axes=None)
 
-    def relu(self): return F.ReLU.apply(self)
-    def sigmoid(self): return F.Sigmoid.apply(self)
-    def tanh(self): return F.Tanh.apply(self)
-    def softmax(self, axis=-1): return F.Softmax.apply(self, axis=axis)
-    def log_softmax(self, axis=-1): return F.LogSoftmax.apply(self, axis=axis)
+    def relu(self):
+        """max(x, 0), elementwise.
+
+        Example: ``x.relu()``
+        """
+        return F.ReLU.apply(self)
+
+    def sigmoid(self):
+        """1 / (1 + e**-x), elementwise.
+
+        Example: ``x.sigmoid()``
+        """
+        return F.Sigmoid.apply(self)
+
+    def tanh(self):
+        """Hyperbolic tangent, elementwise.
+
+        Example: ``x.tanh()``
+        """
+        return F.Tanh.apply(self)
+
+    def softmax(self, axis=-1):
+        """Softmax along ``axis`` (each slice sums to 1).
+
+        Example: ``logits.softmax(axis=1)``
+        """
+        return F.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        """log(softmax(x)) along ``axis``, computed stably.
+
+        Example: ``logits.log_softmax(axis=1)``
+        """
+        return F.LogSoftmax.apply(self, axis=axis)
 
 
 def _raw(x):
@@ -463,7 +602,7 @@ def _tensor_factory(fn_name: str):
         arr = getattr(xp, fn_name)(shape, dtype=np.dtype(dtype) if dtype else backend.get_default_dtype())
         return Tensor._make(arr, False).requires_grad_(requires_grad)
     make.__name__ = fn_name
-    make.__doc__ = f"A tensor of {fn_name[:-1] if fn_name.endswith('s') else fn_name}, e.g. ``nl.{fn_name}(2, 3)``."
+    make.__doc__ = f"A tensor filled with {fn_name}.\n\nExample: ``nl.{fn_name}(2, 3)``"
     return make
 
 
