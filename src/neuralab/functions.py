@@ -905,14 +905,6 @@ def _unpad2d(x, padding):
     return x[:, :, pt:x.shape[2] - pb, pl:x.shape[3] - pr]
 
 
-def _tap_hwn(i: int, j: int, stride: tuple, dilation: tuple, ho: int, wo: int) -> tuple:
-    """As ``_tap``, for an array laid out (C, H, W, N): batch innermost."""
-    (sh, sw), (dh, dw) = stride, dilation
-    return (slice(None),
-            slice(i * dh, i * dh + sh * (ho - 1) + 1, sh),
-            slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
-
-
 class Conv2d(Function):
     """2-D convolution (cross-correlation, as PyTorch) of (N, C, H, W) with (O, C/groups, kh, kw).
 
