@@ -181,6 +181,9 @@ class _BaseMLP(BaseEstimator):
         # sklearn's layout is (in, out): the transpose of PyTorch's weight, as a view.
         self.coefs_ = [backend.to_numpy(lin.weight.data).T for lin in self._linears]
         self.intercepts_ = [backend.to_numpy(lin.bias.data) for lin in self._linears]
+        if backend.normalize_device(self.device) == "cpu" and not self.model_.training:
+            from ..compiled import inference_layers  # noqa: PLC0415
+            self._infer_layers = (self.model_, inference_layers(self.model_))  # for predict
 
     def _forward_raw(self, X: np.ndarray) -> np.ndarray:
         """The network's output before the output activation, in eval mode, in chunks."""
