@@ -10,7 +10,8 @@ Evaluation is the paper's leave-one-out protocol: hold out one interaction per u
 among 99 items the user never touched, and report HR@K (is it in the top K?) and NDCG@K
 (1 / log2(rank + 1) when it is). The baselines a practitioner would try first are here too:
 ``Popularity`` (most-interacted items) and ``PureSVD`` (a truncated SVD of the user x item
-matrix, i.e. plain matrix factorisation; Cremonesi et al. 2010).
+matrix, i.e. plain matrix factorisation; Cremonesi et al. 2010). ``tuned_comparison`` picks
+each family's settings on a validation item held out of the training data, never the test items.
 
 Example:
     >>> from neuralab.recommend import NCFRecommender, make_implicit_feedback, leave_one_out_report
