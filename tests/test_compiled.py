@@ -126,6 +126,9 @@ def test_estimator_fast_predict_path_equals_validated_path():
     fast = clf.predict_proba(X)                       # float ndarray: skips validate_data
     slow = clf.predict_proba(X.astype(np.float64).tolist())  # a list: full validation
     np.testing.assert_allclose(fast, slow, rtol=1e-6)
+    with nl.no_grad():  # the cached NumPy forward equals the eager model's logits exactly
+        z = clf.model_(nl.tensor(X)).data
+    assert np.array_equal(clf._forward_raw(X), z)
     with pytest.raises(ValueError, match="NaN"):
         clf.predict_proba(np.full((1, X.shape[1]), np.nan, np.float32))
     with pytest.raises(ValueError, match="features"):
