@@ -57,3 +57,49 @@ def test_thread_policy_picks_one_count_after_its_trial(monkeypatch):
         again.max_threads = policy.max_threads
         assert again.wrap(lambda: None).chosen["chosen"] == step.chosen["chosen"]
     assert len(calls) == 2 * (policy.trial_steps + 1) + 3
+
+
+def _eager_forward(model, x):
+    # the same chain through the modules' own forward, with the graph on
+    for m in model:
+        x = m(x)
+    return x.data
+
+
+def test_no_grad_sequential_fast_path_equals_eager_bit_for_bit(monkeypatch):
+    from neuralab import compiled
+    calls = []
+    real = compiled.no_grad_forward
+    monkeypatch.setattr(compiled, "no_grad_forward", lambda c, x: calls.append(1) or real(c, x))
+    model = nn.Sequential(nn.Linear(7, 16, rng=0), nn.ReLU(), nn.Linear(16, 16, rng=1), nn.ReLU(),
+                          nn.Linear(16, 3, rng=2))
+    for X in (np.random.default_rng(0).standard_normal((1, 7)).astype(np.float32),
+              np.random.default_rng(1).standard_normal((50, 7)),       # float64 -> float32
+              np.random.default_rng(2).standard_normal(7).astype(np.float32)):  # one vector
+        with nl.no_grad():
+            out = model(X)
+        assert not out.requires_grad and out.dtype == np.float32
+        np.testing.assert_array_equal(out.data, _eager_forward(model, nl.tensor(X)))
+    assert len(calls) == 3
+    # the model is read afresh on every call: a changed weight or a removed bias shows at once
+    model[0].weight.data[:] = 0.5
+    model[2].bias = None
+    X = np.ones((2, 7), np.float32)
+    with nl.no_grad():
+        np.testing.assert_array_equal(model(X).data, _eager_forward(model, nl.tensor(X)))
+
+
+def test_no_grad_fast_path_leaves_other_models_and_errors_to_the_eager_path():
+    import pytest
+    X = np.ones((4, 7), np.float32)
+    others = [nn.Sequential(nn.Linear(7, 5, rng=0), nn.Tanh(), nn.Linear(5, 2, rng=1)),
+              nn.Sequential(nn.ReLU(), nn.Linear(7, 2, rng=0)),
+              nn.Sequential(nn.Linear(7, 5, rng=0), nn.Dropout(0.5), nn.Linear(5, 2, rng=1)).eval()]
+    for model in others:
+        with nl.no_grad():
+            got = model(X).data
+        np.testing.assert_array_equal(got, _eager_forward(model, nl.tensor(X)))
+    with nl.no_grad(), pytest.raises(ValueError, match="input has 6 features"):
+        nn.Sequential(nn.Linear(7, 5, rng=0), nn.ReLU())(np.ones((2, 6), np.float32))
+    with nl.no_grad(), pytest.raises(ValueError, match="weight expects 6"):
+        nn.Sequential(nn.Linear(7, 5, rng=0), nn.Linear(6, 2, rng=0))(X)

@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from .tensor import Tensor
+
 __all__ = ["CapturedMLP", "capture_train_step", "blas_threads_for", "BlasThreadPolicy", "inference_layers",
-           "forward_layers"]
+           "forward_layers", "no_grad_forward"]
 
 
 def _chain(model: Any) -> list | None:
@@ -252,6 +254,48 @@ def forward_layers(layers: list, X: np.ndarray) -> np.ndarray:
         if relu:
             np.maximum(X, 0, out=X)
     return X
+
+
+_CLASSES: tuple = ()  # (nn.Linear, nn.ReLU, nn.Module), imported on first use (nn imports this module)
+
+
+def no_grad_forward(children: Any, x: Any) -> Any:
+    """The output Tensor of ``children`` (a flat Linear/ReLU chain; non-Module values are
+    skipped) applied to Tensor ``x`` as raw NumPy calls, or None when the chain is anything
+    else (then the caller runs the eager modules, which also raise the usual errors). Only
+    for use under ``no_grad``.
+
+    NOTE: ``Sequential.forward`` calls this under ``no_grad``: one row through the mnist net
+    spent half its time in module and op dispatch; the arithmetic is the eager one, bit for bit.
+    Nothing is cached, so a changed model is always run as it is now.
+
+    Example: ``with nl.no_grad(): out = no_grad_forward(list(model), nl.tensor(X))``
+    """
+    global _CLASSES
+    if not _CLASSES:
+        from .nn.activation import ReLU
+        from .nn.layers import Linear
+        from .nn.module import Module
+        _CLASSES = (Linear, ReLU, Module)
+    linear, relu, module = _CLASSES
+    X = x.data
+    if type(X) is not np.ndarray or X.ndim == 0:
+        return None
+    layers: list = []  # [weight, bias, relu_after]
+    for m in children:
+        kind = type(m)
+        if kind is linear:
+            layers.append([m.weight, m.bias, False])
+        elif kind is relu and layers and not layers[-1][2]:
+            layers[-1][2] = True
+        elif isinstance(m, module):
+            return None
+    if not layers:
+        return None
+    try:
+        return Tensor._make(forward_layers(layers, X), False)
+    except (ValueError, TypeError):  # wrong shapes or a GPU weight: the eager path explains
+        return None
 
 
 def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: float = 0.0,
