@@ -324,3 +324,47 @@ def test_nan_and_feature_mismatch_are_named():
         nl.fit(nn.Linear(4, 3), np.zeros(10), np.zeros(10, int), verbose=0)
     with pytest.raises(ValueError, match="must match"):
         nl.fit(nn.Linear(4, 2), np.zeros((10, 4)), np.zeros((10, 3)), loss="mse", verbose=0)
+
+
+class _BatchSizeRecorder(nn.Module):
+    """A small MLP (with batch norm or not) that records the rows of every training batch."""
+
+    def __init__(self, norm: bool) -> None:
+        super().__init__()
+        mid = [nn.BatchNorm1d(8)] if norm else []
+        self.net = nn.Sequential(nn.Linear(3, 8, rng=0), *mid, nn.ReLU(), nn.Linear(8, 2, rng=1))
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        if self.training:
+            self.seen.append(x.shape[0])
+        return self.net(x)
+
+
+def _nine_rows():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((9, 3)).astype(np.float32), rng.integers(0, 2, 9)
+
+
+@pytest.mark.parametrize("drop_last, want", [(False, [4, 4, 1] * 2), (True, [4, 4] * 2)])
+def test_fit_drop_last_skips_the_short_final_batch(drop_last, want):
+    X, y = _nine_rows()
+    model = _BatchSizeRecorder(norm=False)
+    nl.fit(model, X, y, epochs=2, batch_size=4, seed=0, verbose=0, drop_last=drop_last)
+    assert model.seen == want
+
+
+def test_fit_drop_last_lets_batch_norm_train_when_one_row_is_left_over():
+    X, y = _nine_rows()  # 9 rows in batches of 4 leave a batch of one row
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nl.fit(_BatchSizeRecorder(norm=True), X, y, epochs=1, batch_size=4, seed=0, verbose=0)
+    model = _BatchSizeRecorder(norm=True)
+    hist = nl.fit(model, X, y, epochs=3, batch_size=4, seed=0, verbose=0, drop_last=True)
+    assert model.seen == [4, 4] * 3
+    assert np.all(np.isfinite(hist.history["loss"]))
+
+
+def test_fit_drop_last_with_batches_is_refused():
+    batches = [(np.ones((4, 3), np.float32), np.zeros(4, np.int64))]
+    with pytest.raises(ValueError, match="drop_last applies to arrays"):
+        nl.fit(nn.Linear(3, 2, rng=0), batches, epochs=1, verbose=0, drop_last=True)

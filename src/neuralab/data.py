@@ -153,6 +153,8 @@ class Batches:
         rng: the ``numpy.random.Generator`` that draws the order.
         sample_weight: optional (N,) weights, batched alongside.
         dtype: dtype of the feature batches (float32 unless given).
+        drop_last: skip the last batch when it is smaller than ``batch_size`` (as PyTorch's
+            DataLoader; a batch-norm layer is unstable on a batch of one or two rows).
 
     The arrays yielded are views of buffers that the next batch overwrites: use each batch
     before asking for the next (a training step does), or copy it.
@@ -164,19 +166,22 @@ class Batches:
 
     def __init__(self, X: Any, y: Any = None, batch_size: int = 32, shuffle: bool = True,
                  rng: np.random.Generator | None = None, sample_weight: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, drop_last: bool = False) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.X, self.y, self.sample_weight = X, y, sample_weight
         self.n = len(X)
         self.batch_size = min(int(batch_size), max(self.n, 1))
         self.shuffle = shuffle
+        self.drop_last = bool(drop_last)
         self.rng = rng if rng is not None else np.random.default_rng()
         self.dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
         self._xp = backend.xp_of(X) if not _is_memmap(X) else np
         self._bufs: dict[str, Any] = {}
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.n // self.batch_size
         return -(-self.n // self.batch_size)
 
     def _buffer(self, key: str, like: Any, dtype: Any) -> Any:
@@ -207,7 +212,7 @@ class Batches:
             pass  # indices stay on the host for disk reads
         elif xp is not np:
             order = xp.asarray(order)
-        for start in range(0, self.n, self.batch_size):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
             if _is_memmap(self.X) and self.shuffle:
                 idx = np.sort(idx)  # sorted reads are much faster from disk; order within a batch is irrelevant

@@ -247,7 +247,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         metrics: Sequence[str | Callable | Metric] | None = None,
         callbacks: Sequence[Callback] | None = None, shuffle: bool = True,
         seed: int | np.random.Generator | None = None, verbose: int = 1, l1: float = 0.0,
-        l2: float = 0.0, sample_weight: Any = None, device: str | None = None) -> History:
+        l2: float = 0.0, sample_weight: Any = None, device: str | None = None,
+        drop_last: bool = False) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent and return its History.
 
     Args:
@@ -271,6 +272,9 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         l1, l2: penalties ``l1 * sum|w| + l2/2 * sum(w**2)`` on weight matrices.
         sample_weight: per-sample weights (N,) for the loss and the training metrics.
         device: "cpu" or "cuda"; the model and the data are moved there once.
+        drop_last: skip each epoch's last batch when it is smaller than ``batch_size`` (as
+            PyTorch's ``drop_last=True``): batch norm on a batch of a few rows is unstable.
+            Those rows still take part in other epochs when ``shuffle`` is on.
 
     Returns:
         History, whose ``history`` dict holds per-epoch lists: ``loss``, each metric,
@@ -299,6 +303,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             raise ValueError("validation_split needs arrays X and y; with batches pass validation_data=")
         if sample_weight is not None:
             raise ValueError("with batches, give sample weights as a third item of each batch")
+        if drop_last:
+            raise ValueError("drop_last applies to arrays X and y; with batches, leave out the short one")
         train_batches: Any = BatchIterable(X, task)
         steps = len(train_batches) if hasattr(X, "__len__") else None
         n_train = None
@@ -311,7 +317,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                                                              validation_split=validation_split, seed=rng)
             validation_data = (Xv, yv)
         _check_outputs(model, X, y, task, loss_name)
-        train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight)
+        train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight,
+                                drop_last=drop_last)
         steps, n_train = len(train_batches), len(X)
     val = None
     if validation_data is not None:
