@@ -1,7 +1,10 @@
-"""Conv2d and LSTM forward+backward: neuralab vs PyTorch (CPU), same process, medians and ratios.
+"""Conv2d and LSTM/GRU forward+backward: neuralab vs PyTorch (CPU), same process, medians and ratios.
 
 MNIST-sized inputs: a batch of 64 28x28 images through Conv2d(1, 32, 3) and
-Conv2d(32, 64, 3) on 14x14 maps; an LSTM(28, 128) reading 64 images row by row (28 steps).
+Conv2d(32, 64, 3) on 14x14 maps; an LSTM(28, 128) and a GRU(28, 128) reading 64 images
+row by row (28 steps). Each case runs at 1 and at 2 threads (both libraries limited alike:
+threadpoolctl for our BLAS, torch.set_num_threads for PyTorch), the two libraries
+interleaved call by call so that a burst of load elsewhere hits both.
 Targets (issue 10): conv at most 2x PyTorch's time, LSTM at most 1.5x.
 
 Run it as the README says, with the BLAS kernel chosen by the machine:
@@ -9,6 +12,7 @@ Run it as the README says, with the BLAS kernel chosen by the machine:
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -18,15 +22,20 @@ import neuralab as nl
 from neuralab import nn
 
 
-def median_ms(fn, repeat: int = 7, warmup: int = 2) -> float:
+def interleaved_ms(fa, fb, repeat: int = 15, warmup: int = 3) -> tuple[float, float]:
+    """Median milliseconds of fa and of fb, called alternately."""
     for _ in range(warmup):
-        fn()
-    times = []
+        fa(), fb()
+    ta, tb = [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return 1e3 * statistics.median(ta), 1e3 * statistics.median(tb)
 
 
 def main() -> None:
@@ -36,15 +45,16 @@ def main() -> None:
     for info in threadpoolctl.threadpool_info():
         print(f"{info['internal_api']} {info.get('version')} kernel={info.get('architecture')} "
               f"threads={info['num_threads']} ({info['prefix']})")
-    torch.set_num_threads(2)  # the same two cores our BLAS uses
-    print(f"torch {torch.__version__}, threads={torch.get_num_threads()}")
+    print(f"torch {torch.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; load average {os.getloadavg()[0]:.2f}")
     rng = np.random.default_rng(0)
-    rows = []
+    cases = []  # (name, ours, theirs, target)
 
     def conv_case(name, n, c, o, hw):
         ours = nn.Conv2d(c, o, 3, padding=1, rng=0)
         theirs = torch.nn.Conv2d(c, o, 3, padding=1)
         x = rng.normal(size=(n, c, hw, hw)).astype(np.float32)
+        # inputs need a gradient, as inside a network (the first layer's would not)
         X, tx = nl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
 
         def run_ours():
@@ -54,31 +64,44 @@ def main() -> None:
         def run_torch():
             theirs.zero_grad()
             theirs(tx).sum().backward()
-        rows.append((name, median_ms(run_ours), median_ms(run_torch), 2.0))
+        cases.append((name, run_ours, run_torch, 2.0))
 
     conv_case("Conv2d(1->32, 3x3) 64x1x28x28", 64, 1, 32, 28)
     conv_case("Conv2d(32->64, 3x3) 64x32x14x14", 64, 32, 64, 14)
 
-    ours = nn.LSTM(28, 128, batch_first=True, rng=0)
-    theirs = torch.nn.LSTM(28, 128, batch_first=True)
     x = rng.normal(size=(64, 28, 28)).astype(np.float32)
-    X, tx = nl.tensor(x), torch.tensor(x)
+    for name, ours_cls, theirs_cls, target in (("LSTM(28->128) 64x28 steps", nn.LSTM, torch.nn.LSTM, 1.5),
+                                               ("GRU(28->128) 64x28 steps", nn.GRU, torch.nn.GRU, 1.5)):
+        ours = ours_cls(28, 128, batch_first=True, rng=0)
+        theirs = theirs_cls(28, 128, batch_first=True)
+        X, tx = nl.tensor(x), torch.tensor(x)
 
-    def lstm_ours():
-        ours.zero_grad()
-        out, (h, c) = ours(X)
-        (out.sum() + h.sum()).backward()
+        def rec_ours(ours=ours):
+            ours.zero_grad()
+            out, _ = ours(X)
+            out.sum().backward()
 
-    def lstm_torch():
-        theirs.zero_grad()
-        out, (h, c) = theirs(tx)
-        (out.sum() + h.sum()).backward()
-    rows.append(("LSTM(28->128) 64x28 steps", median_ms(lstm_ours), median_ms(lstm_torch), 1.5))
+        def rec_torch(theirs=theirs):
+            theirs.zero_grad()
+            out, _ = theirs(tx)
+            out.sum().backward()
+        cases.append((name, rec_ours, rec_torch, target))
 
-    print("(the machine is shared with other work: timings are noisy)")
-    print(f"{'fwd+bwd':36s} {'neuralab ms':>12s} {'torch ms':>10s} {'ratio':>7s} {'target':>7s}")
-    for name, a, b, target in rows:
-        print(f"{name:36s} {a:12.2f} {b:10.2f} {a / b:7.2f} {'<=' + str(target):>7s}")
+    rows = []
+    default_threads = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            for name, run_ours, run_torch, target in cases:
+                a, b = interleaved_ms(run_ours, run_torch)
+                rows.append((name, threads, a, b, target))
+    torch.set_num_threads(default_threads)
+
+    print(f"(the machine is shared with other work: timings are noisy; load average now "
+          f"{os.getloadavg()[0]:.2f})")
+    print(f"{'fwd+bwd':34s} {'threads':>7s} {'neuralab ms':>12s} {'torch ms':>9s} {'ratio':>6s} {'target':>7s}")
+    for name, threads, a, b, target in rows:
+        print(f"{name:34s} {threads:7d} {a:12.2f} {b:9.2f} {a / b:6.2f} {'<=' + str(target):>7s}")
 
 
 if __name__ == "__main__":
