@@ -1251,30 +1251,38 @@ class LSTMSequence(Function):
             d_ifg *= dc
             dc *= f
             xp.matmul(self.w_hh.T, d, out=dh)
-        return (self._input_grad(dz), dh.T, dc.T) + _gate_param_grads(dz, self.xt, self.hs[:-1], self.order, self.n_bias)
-
-    def _input_grad(self, dz):
-        """dx (T, N, I) from the pre-activation gradients dz (T, gates, N); None when x needs none."""
-        return xp_of(dz).matmul(self.w_ih.T, dz).transpose(0, 2, 1) if self.needs_grad(0) else None
+        return ((_input_grad(self, self.w_ih, dz), dh.T, dc.T)
+                + _gate_param_grads(dz, self.xt, self.hs[:-1], self.order, self.n_bias))
 
 
-def _gate_param_grads(dz, xt, hs, order, n_bias, dz_hh=None):
-    """dW_ih, dW_hh (and the biases' gradients) of a recurrent op as one GEMM each over all steps.
+def _input_grad(op, w_ih, dz):
+    """dx (T, N, I) of a recurrent op from its gates' gradients dz (T, gates, N); None if x needs none."""
+    return xp_of(dz).matmul(w_ih.T, dz).transpose(0, 2, 1) if op.needs_grad(0) else None
 
-    dz (T, gates, N) is d loss / d pre-activation per step (dz_hh: the hidden side's, where it
-    differs, as in the GRU); xt (T, I, N) and hs (T, H, N) are the inputs and previous states.
-    Rows come back in PyTorch's gate order (``order`` is ours in terms of theirs).
+
+def _gate_param_grads(dz, xt, hs, order, n_bias, dn_hh=None):
+    """dW_ih, dW_hh (and the biases' gradients) of a recurrent op, one GEMM each over all steps.
+
+    dz (T, gates, N) is d loss / d pre-activation per step; xt (T, I, N) and hs (T, H, N) are
+    the inputs and previous states. dn_hh (T, H, N), the GRU's: where the hidden side's
+    gradient differs from dz, in the last gate block (dn * r). Rows come back in PyTorch's
+    gate order (``order`` is ours in terms of theirs).
     """
-    t_len, g, n = dz.shape
+    xp, (t_len, g, n) = xp_of(dz), dz.shape
     # NOTE: one copy to (gates, T*N) so that each sum over steps and batch is a single GEMM
     flat = lambda a: a.transpose(1, 0, 2).reshape(a.shape[1], t_len * n)  # noqa: E731
     back = np.argsort(order)
-    dz2 = flat(dz)
-    dzh2 = dz2 if dz_hh is None else flat(dz_hh)
-    grads = ((dz2 @ flat(xt).T)[back], (dzh2 @ flat(hs).T)[back])
-    if n_bias:
-        grads += (dz2.sum(axis=1)[back], dzh2.sum(axis=1)[back])
-    return grads
+    dz2, h2 = flat(dz), flat(hs).T
+    dw_ih, dw_hh = dz2 @ flat(xt).T, None
+    db_ih = dz2.sum(axis=1) if n_bias else None
+    if dn_hh is None:
+        dw_hh, db_hh = dz2 @ h2, None if db_ih is None else db_ih.copy()
+    else:
+        k, dn2 = g - dn_hh.shape[1], flat(dn_hh)
+        dw_hh = xp.concatenate([dz2[:k] @ h2, dn2 @ h2])
+        db_hh = None if db_ih is None else xp.concatenate([db_ih[:k], dn2.sum(axis=1)])
+    grads = (dw_ih[back], dw_hh[back])
+    return grads + (db_ih[back], db_hh[back]) if n_bias else grads
 
 
 class GRUSequence(Function):
@@ -1283,51 +1291,82 @@ class GRUSequence(Function):
         r = sig(W_ir x + b_ir + W_hr h + b_hr);  z = sig(W_iz x + b_iz + W_hz h + b_hz)
         n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h_t = (1 - z) * n + z * h_{t-1}
 
-    Backward runs the chain rule from the last step to the first (BPTT).
-    NOTE: one node per sequence, as LSTMSequence.
+    Backward runs the chain rule from the last step to the first (BPTT):
+
+        dn = dh (1 - z) (1 - n^2);   dr = dn (W_hn h + b_hn) r(1-r);   dz = dh (h_{t-1} - n) z(1-z)
+        dh_{t-1} = dh z + [dr, dz, dn r] @ W_hh
+
+    NOTE: speed, as LSTMSequence: per-step arrays transposed to (features, N) so that each
+    gate is a contiguous block, written in place into buffers made once; r and z through one
+    tanh with their weight rows halved; the weight gradients one GEMM each after the loop.
 
     Example: ``nn.GRU(8, 16)(x)`` applies it
     """
 
     def forward(self, x, h0, w_ih, w_hh, *biases):
         xp = xp_of(x)
-        t_len, hid = x.shape[0], w_hh.shape[1]
-        xg = x @ w_ih.T
+        (t_len, n, _), hid = x.shape, w_hh.shape[1]
+        half = xp.ones((3 * hid, 1), dtype=x.dtype)
+        half[:2 * hid] = 0.5                                  # the sigmoid gates' rows (r, z)
+        xt = xp.ascontiguousarray(x.transpose(0, 2, 1))      # (T, I, N)
+        gates = xp.matmul(w_ih * half, xt)                   # (T, 3H, N), activated in place
         if biases:
-            xg += biases[0]
-        hs = xp.empty((t_len + 1,) + h0.shape, dtype=x.dtype)
-        hs[0] = h0
-        gates = xp.empty_like(xg)              # r, z, n per step
-        hn = xp.empty_like(hs[1:])              # W_hn h + b_hn per step (r multiplies it)
+            b = biases[0].copy()
+            b[:2 * hid] += biases[1][:2 * hid]                # b_hn stays inside r * (...)
+            gates += b[:, None] * half
+        w_hh_half = w_hh * half
+        hs = xp.empty((t_len + 1, hid, n), dtype=x.dtype)
+        hs[0] = h0.T
+        hh = xp.empty_like(gates)                             # W_hh h per step; backward needs its n rows
+        tmp = xp.empty((hid, n), dtype=x.dtype)
         for t in range(t_len):
-            hg = hs[t] @ w_hh.T
+            a, hg = gates[t], hh[t]
+            xp.matmul(w_hh_half, hs[t], out=hg)
             if biases:
-                hg += biases[1]
-            a = gates[t]
-            a[:, :2 * hid] = _sigmoid(xg[t, :, :2 * hid] + hg[:, :2 * hid])
-            r, z = a[:, :hid], a[:, hid:2 * hid]
-            hn[t] = hg[:, 2 * hid:]
-            a[:, 2 * hid:] = xp.tanh(xg[t, :, 2 * hid:] + r * hn[t])
-            nn_ = a[:, 2 * hid:]
-            hs[t + 1] = nn_ + z * (hs[t] - nn_)
-        self.x, self.hs, self.gates, self.hn = x, hs, gates, hn
+                hg[2 * hid:] += biases[1][2 * hid:, None]
+            rz = a[:2 * hid]
+            rz += hg[:2 * hid]
+            xp.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            r, z, nn_ = a[:hid], a[hid:2 * hid], a[2 * hid:]
+            nn_ += xp.multiply(r, hg[2 * hid:], out=tmp)
+            xp.tanh(nn_, out=nn_)
+            xp.subtract(hs[t], nn_, out=tmp)                  # h_t = n + z * (h_{t-1} - n)
+            tmp *= z
+            xp.add(nn_, tmp, out=hs[t + 1])
+        self.xt, self.hs, self.gates, self.hn = xt, hs, gates, hh[:, 2 * hid:]
         self.w_ih, self.w_hh, self.n_bias = w_ih, w_hh, len(biases)
-        return hs[1:]
+        return hs[1:].transpose(0, 2, 1)
 
     def backward(self, grad):
         xp = xp_of(grad)
-        hid = self.w_hh.shape[1]
-        dx_g = xp.empty_like(self.gates)    # gradient of the input-side pre-activations
-        dh_g = xp.empty_like(self.gates)    # gradient of the hidden-side pre-activations
-        dh = xp.zeros_like(self.hs[0])
-        for t in range(grad.shape[0] - 1, -1, -1):
-            dh = dh + grad[t]
-            a = self.gates[t]
-            r, z, n = a[:, :hid], a[:, hid:2 * hid], a[:, 2 * hid:]
-            dn = dh * (1 - z) * (1 - n * n)
-            dr = dn * self.hn[t] * r * (1 - r)
-            dzz = dh * (self.hs[t] - n) * z * (1 - z)
-            dx_g[t, :, :hid], dx_g[t, :, hid:2 * hid], dx_g[t, :, 2 * hid:] = dr, dzz, dn
-            dh_g[t, :, :hid], dh_g[t, :, hid:2 * hid], dh_g[t, :, 2 * hid:] = dr, dzz, dn * r
-            dh = dh * z + dh_g[t] @ self.w_hh
-        return _rnn_param_grads(dx_g, self.x, self.hs, self.w_ih, dh, self.n_bias, dz_hh=dh_g)
+        hid, (t_len, n) = self.w_hh.shape[1], grad.shape[:2]
+        grad = xp.ascontiguousarray(grad.transpose(0, 2, 1))  # (T, H, N) as the forward's arrays
+        dz_x = xp.empty_like(self.gates)    # gradient of the input-side pre-activations
+        dn_r = xp.empty_like(self.hs[1:])   # ... and of the hidden side's n rows, dn * r (the others equal)
+        dhh = xp.empty((3 * hid, n), dtype=grad.dtype)        # the hidden side's, one step
+        dh, tmp = xp.zeros((hid, n), dtype=grad.dtype), xp.empty((hid, n), dtype=grad.dtype)
+        for t in range(t_len - 1, -1, -1):
+            a, d = self.gates[t], dz_x[t]
+            r, z, nn_ = a[:hid], a[hid:2 * hid], a[2 * hid:]
+            dr, dzz, dn = d[:hid], d[hid:2 * hid], d[2 * hid:]
+            dh += grad[t]
+            xp.multiply(a, a, out=d)                          # sigmoid' = s - s^2, tanh' = 1 - n^2
+            xp.subtract(a[:2 * hid], d[:2 * hid], out=d[:2 * hid])
+            xp.subtract(1, dn, out=dn)
+            xp.subtract(1, z, out=tmp)                        # dn = dh (1 - z) tanh'
+            tmp *= dh
+            dn *= tmp
+            dr *= self.hn[t]                                  # dr = dn (W_hn h + b_hn) r'
+            dr *= dn
+            xp.subtract(self.hs[t], nn_, out=tmp)             # dz = dh (h_{t-1} - n) z'
+            tmp *= dh
+            dzz *= tmp
+            dhh[:2 * hid] = d[:2 * hid]
+            dhh[2 * hid:] = xp.multiply(dn, r, out=dn_r[t])
+            dh *= z
+            dh += xp.matmul(self.w_hh.T, dhh, out=tmp)
+        order = np.arange(3 * hid)
+        return ((_input_grad(self, self.w_ih, dz_x), dh.T)
+                + _gate_param_grads(dz_x, self.xt, self.hs[:-1], order, self.n_bias, dn_hh=dn_r))
