@@ -4,7 +4,7 @@ MNIST-sized inputs: a batch of 64 28x28 images through Conv2d(1, 32, 3) and
 Conv2d(32, 64, 3) on 14x14 maps; an LSTM(28, 128) and a GRU(28, 128) reading 64 images
 row by row (28 steps). Each case runs at 1 and at 2 threads (both libraries limited alike:
 threadpoolctl for our BLAS, torch.set_num_threads for PyTorch), the two libraries
-interleaved call by call so that a burst of load elsewhere hits both.
+alternating in blocks of calls so that a burst of load elsewhere hits both.
 Targets (issue 10): conv at most 2x PyTorch's time, LSTM at most 1.5x.
 
 Run it as the README says, with the BLAS kernel chosen by the machine:
@@ -22,19 +22,22 @@ import neuralab as nl
 from neuralab import nn
 
 
-def interleaved_ms(fa, fb, repeat: int = 15, warmup: int = 3) -> tuple[float, float]:
-    """Median milliseconds of fa and of fb, called alternately."""
-    for _ in range(warmup):
-        fa(), fb()
+def interleaved_ms(fa, fb, rounds: int = 4, block: int = 6) -> tuple[float, float]:
+    """Median milliseconds of fa and of fb, run in alternating blocks of calls.
+
+    Blocks, not single calls: with two threads on two cores, each library's idle worker
+    threads (OpenBLAS's, PyTorch's OpenMP) keep spinning or sleeping right after a call and
+    slowed the other's next call 2-10x when the two alternated call by call. The first call of
+    each block (the threads waking up) is left out of the median.
+    """
     ta, tb = [], []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fa()
-        t1 = time.perf_counter()
-        fb()
-        t2 = time.perf_counter()
-        ta.append(t1 - t0)
-        tb.append(t2 - t1)
+    for _ in range(rounds):
+        for f, times in ((fa, ta), (fb, tb)):
+            f()
+            for _ in range(block - 1):
+                t0 = time.perf_counter()
+                f()
+                times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(ta), 1e3 * statistics.median(tb)
 
 
