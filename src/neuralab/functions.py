@@ -1229,11 +1229,17 @@ class LSTMSequence(Function):
         xp = xp_of(grad)
         hid, (t_len, n) = self.w_hh.shape[1], grad.shape[:2]
         grad = xp.ascontiguousarray(grad.transpose(0, 2, 1))  # (T, 2H, N) as the forward's arrays
-        dz = xp.empty_like(self.gates)
+        d = xp.empty((4 * hid, n), dtype=grad.dtype)          # one step's d loss / d gates
+        # NOTE: the weight gradients are summed step by step while d is in cache, rather than
+        # by one GEMM over every step's d after the loop: that needed two more arrays as large
+        # as the gates, and allocating (page-faulting) them cost more than the GEMM gains.
+        dw_ih, dw_hh = xp.zeros_like(self.w_ih), xp.zeros_like(self.w_hh)
+        part_ih, part_hh, db = xp.empty_like(dw_ih), xp.empty_like(dw_hh), xp.zeros(4 * hid, dtype=grad.dtype)
+        dx = xp.empty((t_len, n, self.xt.shape[1]), dtype=grad.dtype) if self.needs_grad(0) else None
         dhc = xp.zeros((2 * hid, n), dtype=grad.dtype)         # dh above dc, as the output's h and c
         dh, dc, tmp = dhc[:hid], dhc[hid:], xp.empty((hid, n), dtype=grad.dtype)
         for t in range(t_len - 1, -1, -1):
-            a, tc, d = self.gates[t], self.tanh_c[t], dz[t]
+            a, tc = self.gates[t], self.tanh_c[t]
             o, i, f, g = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
             dhc += grad[t]
             xp.multiply(tc, tc, out=tmp)                      # dc += dh * o * (1 - tanh(c)^2)
@@ -1252,9 +1258,15 @@ class LSTMSequence(Function):
             d_ifg = d[hid:].reshape(3, hid, n)
             d_ifg *= dc
             dc *= f
+            dw_ih += xp.matmul(d, self.xt[t].T, out=part_ih)
+            dw_hh += xp.matmul(d, self.hs[t].T, out=part_hh)
+            db += d.sum(axis=1)
+            if dx is not None:
+                xp.matmul(d.T, self.w_ih, out=dx[t])
             xp.matmul(self.w_hh.T, d, out=dh)
-        return ((_input_grad(self, self.w_ih, dz), dh.T, dc.T)
-                + _gate_param_grads(dz, self.xt, self.hs[:-1], self.order, self.n_bias))
+        back = np.argsort(self.order)                          # our gate order -> PyTorch's
+        grads = (dx, dh.T, dc.T, dw_ih[back], dw_hh[back])
+        return grads + (db[back], db[back].copy()) if self.n_bias else grads
 
 
 def _input_grad(op, w_ih, dz):
