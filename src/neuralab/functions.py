@@ -1115,7 +1115,7 @@ class RNNSequence(Function):
     Backward is backpropagation through time: the same loop run from the last step to the first,
     dz_t = (dh_t + grad_t) * act'(z_t),  dh_{t-1} = dz_t @ W_hh.
     NOTE: speed, as LSTMSequence: one node per sequence; per-step arrays transposed to
-    (H, N) and written in place; the input projection and the weight gradients one GEMM each.
+    (H, N) and written in place; the input projection of all steps one GEMM before the loop.
 
     Example: ``nn.RNN(8, 16)(x)`` applies it
     """
@@ -1144,22 +1144,29 @@ class RNNSequence(Function):
     def backward(self, grad):
         xp = xp_of(grad)
         grad = xp.ascontiguousarray(grad.transpose(0, 2, 1))  # (T, H, N) as the forward's arrays
-        hs = self.hs
-        dz = xp.empty_like(hs[1:])
-        dh = xp.zeros_like(hs[0])
-        for t in range(grad.shape[0] - 1, -1, -1):
+        hs, t_len, n = self.hs, grad.shape[0], grad.shape[2]
+        dh, d = xp.zeros_like(hs[0]), xp.empty_like(hs[0])
+        # weight gradients summed step by step while d is in cache (see LSTMSequence.backward)
+        dw_ih, dw_hh = xp.zeros_like(self.w_ih), xp.zeros_like(self.w_hh)
+        part_ih, part_hh, db = xp.empty_like(dw_ih), xp.empty_like(dw_hh), xp.zeros(len(d), dtype=grad.dtype)
+        dx = xp.empty((t_len, n, self.xt.shape[1]), dtype=grad.dtype) if self.needs_grad(0) else None
+        for t in range(t_len - 1, -1, -1):
             dh += grad[t]
-            h, d = hs[t + 1], dz[t]
+            h = hs[t + 1]
             if self.nonlinearity == "tanh":                   # tanh' = 1 - h^2
                 xp.multiply(h, h, out=d)
                 xp.subtract(1, d, out=d)
                 d *= dh
             else:
                 xp.multiply(dh, h > 0, out=d)
+            dw_ih += xp.matmul(d, self.xt[t].T, out=part_ih)
+            dw_hh += xp.matmul(d, hs[t].T, out=part_hh)
+            db += d.sum(axis=1)
+            if dx is not None:
+                xp.matmul(d.T, self.w_ih, out=dx[t])
             xp.matmul(self.w_hh.T, d, out=dh)
-        order = np.arange(hs.shape[1])
-        return ((_input_grad(self, self.w_ih, dz), dh.T)
-                + _gate_param_grads(dz, self.xt, hs[:-1], order, self.n_bias))
+        grads = (dx, dh.T, dw_ih, dw_hh)
+        return grads + (db, db.copy()) if self.n_bias else grads
 
 
 class LSTMSequence(Function):
@@ -1177,8 +1184,8 @@ class LSTMSequence(Function):
 
     NOTE: speed; the per-step NumPy calls on small arrays decide it. (1) One node per sequence
     (not ~12 per step); the input projection of all steps is one batched GEMM before the loop,
-    the weight gradients one GEMM each after it; per-step arrays are written in place into
-    buffers made once. (2) Inside, every per-step array is transposed, (features, N): a gate
+    the weight gradients are summed step by step in backward; per-step arrays are written in
+    place into buffers made once. (2) Inside, every per-step array is transposed, (features, N): a gate
     is then a contiguous block of rows, and NumPy runs several times faster on contiguous
     blocks than on column slices. (3) The gates are stored in the order o, i, f, g: the three
     sigmoids are one block, and since sig(z) = (1 + tanh(z / 2)) / 2, halving their weight
@@ -1269,36 +1276,6 @@ class LSTMSequence(Function):
         return grads + (db[back], db[back].copy()) if self.n_bias else grads
 
 
-def _input_grad(op, w_ih, dz):
-    """dx (T, N, I) of a recurrent op from its gates' gradients dz (T, gates, N); None if x needs none."""
-    return xp_of(dz).matmul(w_ih.T, dz).transpose(0, 2, 1) if op.needs_grad(0) else None
-
-
-def _gate_param_grads(dz, xt, hs, order, n_bias, dn_hh=None):
-    """dW_ih, dW_hh (and the biases' gradients) of a recurrent op, one GEMM each over all steps.
-
-    dz (T, gates, N) is d loss / d pre-activation per step; xt (T, I, N) and hs (T, H, N) are
-    the inputs and previous states. dn_hh (T, H, N), the GRU's: where the hidden side's
-    gradient differs from dz, in the last gate block (dn * r). Rows come back in PyTorch's
-    gate order (``order`` is ours in terms of theirs).
-    """
-    xp, (t_len, g, n) = xp_of(dz), dz.shape
-    # NOTE: one copy to (gates, T*N) so that each sum over steps and batch is a single GEMM
-    flat = lambda a: a.transpose(1, 0, 2).reshape(a.shape[1], t_len * n)  # noqa: E731
-    back = np.argsort(order)
-    dz2, h2 = flat(dz), flat(hs).T
-    dw_ih, dw_hh = dz2 @ flat(xt).T, None
-    db_ih = dz2.sum(axis=1) if n_bias else None
-    if dn_hh is None:
-        dw_hh, db_hh = dz2 @ h2, None if db_ih is None else db_ih.copy()
-    else:
-        k, dn2 = g - dn_hh.shape[1], flat(dn_hh)
-        dw_hh = xp.concatenate([dz2[:k] @ h2, dn2 @ h2])
-        db_hh = None if db_ih is None else xp.concatenate([db_ih[:k], dn2.sum(axis=1)])
-    grads = (dw_ih[back], dw_hh[back])
-    return grads + (db_ih[back], db_hh[back]) if n_bias else grads
-
-
 class GRUSequence(Function):
     """One GRU layer, one direction, over a whole sequence (T, N, I), PyTorch's gate order r, z, n:
 
@@ -1312,7 +1289,7 @@ class GRUSequence(Function):
 
     NOTE: speed, as LSTMSequence: per-step arrays transposed to (features, N) so that each
     gate is a contiguous block, written in place into buffers made once; r and z through one
-    tanh with their weight rows halved; the weight gradients one GEMM each after the loop.
+    tanh with their weight rows halved; the weight gradients summed step by step.
 
     Example: ``nn.GRU(8, 16)(x)`` applies it
     """
@@ -1357,12 +1334,16 @@ class GRUSequence(Function):
         xp = xp_of(grad)
         hid, (t_len, n) = self.w_hh.shape[1], grad.shape[:2]
         grad = xp.ascontiguousarray(grad.transpose(0, 2, 1))  # (T, H, N) as the forward's arrays
-        dz_x = xp.empty_like(self.gates)    # gradient of the input-side pre-activations
-        dn_r = xp.empty_like(self.hs[1:])   # ... and of the hidden side's n rows, dn * r (the others equal)
-        dhh = xp.empty((3 * hid, n), dtype=grad.dtype)        # the hidden side's, one step
+        d = xp.empty((3 * hid, n), dtype=grad.dtype)          # one step's gradient, input side ...
+        dhh = xp.empty_like(d)                                # ... and hidden side (n rows: dn * r)
+        # weight gradients summed step by step while d is in cache (see LSTMSequence.backward)
+        dw_ih, dw_hh = xp.zeros_like(self.w_ih), xp.zeros_like(self.w_hh)
+        part_ih, part_hh = xp.empty_like(dw_ih), xp.empty_like(dw_hh)
+        db_ih, db_hh = xp.zeros(3 * hid, dtype=grad.dtype), xp.zeros(3 * hid, dtype=grad.dtype)
+        dx = xp.empty((t_len, n, self.xt.shape[1]), dtype=grad.dtype) if self.needs_grad(0) else None
         dh, tmp = xp.zeros((hid, n), dtype=grad.dtype), xp.empty((hid, n), dtype=grad.dtype)
         for t in range(t_len - 1, -1, -1):
-            a, d = self.gates[t], dz_x[t]
+            a = self.gates[t]
             r, z, nn_ = a[:hid], a[hid:2 * hid], a[2 * hid:]
             dr, dzz, dn = d[:hid], d[hid:2 * hid], d[2 * hid:]
             dh += grad[t]
@@ -1378,9 +1359,14 @@ class GRUSequence(Function):
             tmp *= dh
             dzz *= tmp
             dhh[:2 * hid] = d[:2 * hid]
-            dhh[2 * hid:] = xp.multiply(dn, r, out=dn_r[t])
+            xp.multiply(dn, r, out=dhh[2 * hid:])
+            dw_ih += xp.matmul(d, self.xt[t].T, out=part_ih)
+            dw_hh += xp.matmul(dhh, self.hs[t].T, out=part_hh)
+            db_ih += d.sum(axis=1)
+            db_hh += dhh.sum(axis=1)
+            if dx is not None:
+                xp.matmul(d.T, self.w_ih, out=dx[t])
             dh *= z
             dh += xp.matmul(self.w_hh.T, dhh, out=tmp)
-        order = np.arange(3 * hid)
-        return ((_input_grad(self, self.w_ih, dz_x), dh.T)
-                + _gate_param_grads(dz_x, self.xt, self.hs[:-1], order, self.n_bias, dn_hh=dn_r))
+        grads = (dx, dh.T, dw_ih, dw_hh)
+        return grads + (db_ih, db_hh) if self.n_bias else grads
