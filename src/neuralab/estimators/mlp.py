@@ -278,6 +278,13 @@ class _BaseMLP(BaseEstimator):
         return float(sum(np.dot(lin.weight.data.ravel(), lin.weight.data.ravel()) for lin in self._linears))
 
     # ------------------------------------------------------------------ fit
+    def _check_solver(self) -> bool:
+        # partial_fit exists only for the stochastic solvers, as in scikit-learn
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False,
              classes: Any = None) -> "_BaseMLP":
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
@@ -834,12 +841,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def _check_solver(self) -> bool:
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
-        return True
-
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> "MLPClassifier":
@@ -986,12 +987,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Example: ``nl.MLPRegressor(max_iter=100).fit(X, y)``
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
-
-    def _check_solver(self) -> bool:
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
-        return True
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
