@@ -105,7 +105,10 @@ class _RNNBase(Module):
             for d, suffix in enumerate(self._suffixes(layer)):
                 idx = layer * self.num_directions + d
                 seq = x if d == 0 else x[::-1]  # the reverse direction reads the sequence backwards
-                out, last = self._cell(seq, [s[idx] for s in states], self._weights(suffix))
+                # NOTE: each layer and direction keeps its op's big scratch arrays (gates, states)
+                # for the next call, saving their page faults (see functions.Workspace)
+                ws = self.__dict__.setdefault("_workspaces", {}).setdefault(idx, fn.Workspace())
+                out, last = self._cell(seq, [s[idx] for s in states], self._weights(suffix), ws)
                 outs.append(out if d == 0 else out[::-1])
                 for f, s in zip(finals, last):
                     f.append(s)
@@ -141,7 +144,7 @@ class RNN(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, rng, dtype)
 
-    def _cell(self, x, states, weights):
+    def _cell(self, x, states, weights, ws):
         out = fn.RNNSequence.apply(x, states[0], *weights, nonlinearity=self.nonlinearity)
         return out, [out[-1]]
 
@@ -159,8 +162,8 @@ class LSTM(_RNNBase):
 
     gates = 4
 
-    def _cell(self, x, states, weights):
-        hc = fn.LSTMSequence.apply(x, states[0], states[1], *weights)  # (T, N, 2H): h and c
+    def _cell(self, x, states, weights, ws):
+        hc = fn.LSTMSequence.apply(x, states[0], states[1], *weights, workspace=ws)  # (T, N, 2H): h and c
         hid = self.hidden_size
         return hc[:, :, :hid], [hc[-1, :, :hid], hc[-1, :, hid:]]
 
@@ -179,8 +182,8 @@ class GRU(_RNNBase):
 
     gates = 3
 
-    def _cell(self, x, states, weights):
-        out = fn.GRUSequence.apply(x, states[0], *weights)
+    def _cell(self, x, states, weights, ws):
+        out = fn.GRUSequence.apply(x, states[0], *weights, workspace=ws)
         return out, [out[-1]]
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
