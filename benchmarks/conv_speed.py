@@ -42,6 +42,10 @@ def interleaved_ms(fa, fb, rounds: int = 4, block: int = 6) -> tuple[float, floa
 
 
 def main() -> None:
+    import argparse
+
+    # --help describes the benchmark instead of running it (it takes a minute or two)
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     import threadpoolctl
     import torch
 
