@@ -94,14 +94,9 @@ class CapturedMLP:
         ``loss``: "cross_entropy" (class indices, mean) or "bce_sum" (the sum of binary
         cross-entropy with logits over float targets shaped like the output, times ``scale``).
         """
-        chain = _chain(model)
-        if chain is None:
+        layers = inference_layers(model)
+        if layers is None:
             return None
-        layers = []
-        for i, (kind, m) in enumerate(chain):
-            if kind == "linear":
-                relu = i + 1 < len(chain) and chain[i + 1][0] == "relu"
-                layers.append((m.weight, m.bias, relu))
         params = [t for w, b, _ in layers for t in (w, b) if t is not None]
         dtype = params[0].data.dtype
         if any(type(p.data) is not np.ndarray or p.data.dtype != dtype or dtype.kind != "f"
