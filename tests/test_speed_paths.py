@@ -1,4 +1,5 @@
 """Fast paths of data loading and thread choice give the same numbers as the plain ones."""
+import pytest
 import numpy as np
 
 import neuralab as nl
@@ -103,3 +104,61 @@ def test_no_grad_fast_path_leaves_other_models_and_errors_to_the_eager_path():
         nn.Sequential(nn.Linear(7, 5, rng=0), nn.ReLU())(np.ones((2, 6), np.float32))
     with nl.no_grad(), pytest.raises(ValueError, match="weight expects 6"):
         nn.Sequential(nn.Linear(7, 5, rng=0), nn.Linear(6, 2, rng=0))(X)
+
+
+def test_flush_denormals_zeroes_them_inside_and_restores_the_mode_after():
+    from neuralab import backend
+    tiny = np.full(4, 1e-39, np.float32)  # below float32's smallest normal value (1.2e-38)
+    assert (tiny * np.float32(1)).tolist() == tiny.tolist()
+    with backend.flush_denormals() as fd:
+        if not fd.active:
+            pytest.skip("no floating-point control switch on this platform")
+        assert (tiny * np.float32(1) == 0).all()
+        with backend.flush_denormals():
+            pass
+        assert (tiny * np.float32(1) == 0).all()  # an inner block leaves the outer mode on
+    assert (tiny * np.float32(1)).tolist() == tiny.tolist()
+    with backend.flush_denormals(enabled=False) as off:
+        assert not off.active and (tiny * np.float32(1) != 0).all()
+
+
+def test_fit_flushes_denormals_only_while_training(monkeypatch):
+    from neuralab import backend
+    if backend._fenv() is None:
+        pytest.skip("no floating-point control switch on this platform")
+    X = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    seen = []
+
+    class Probe(nl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(backend._fenv_bits(None))
+
+    nl.fit(nn.MLP(4, hidden=(8,), out_features=2, rng=0), X, y, epochs=1, batch_size=32,
+           verbose=0, callbacks=[Probe()])
+    assert seen == [True, True] and backend._fenv_bits(None) is False
+    monkeypatch.setenv("NEURALAB_KEEP_DENORMALS", "1")
+    seen.clear()
+    nl.fit(nn.MLP(4, hidden=(8,), out_features=2, rng=0), X, y, epochs=1, batch_size=32,
+           verbose=0, callbacks=[Probe()])
+    assert seen == [False, False]
+
+
+def test_whole_array_axpy_equals_the_sliced_one_and_the_policy_restores_it():
+    from neuralab.optim import optimizer
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(123_457).astype(np.float32)
+    y0 = rng.standard_normal(123_457).astype(np.float32)
+    results = []
+    for whole in (False, True):
+        old = optimizer.whole_axpy(whole)
+        y = y0.copy()
+        optimizer.axpy(-0.3, x, y)
+        optimizer.whole_axpy(old)
+        results.append(y)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], y0 - 0.3 * x, rtol=1e-6, atol=1e-7)
+    assert optimizer._WHOLE["on"] is False
+    with BlasThreadPolicy(flops=10**8):
+        pass
+    assert optimizer._WHOLE["on"] is False

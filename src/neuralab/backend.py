@@ -133,3 +133,85 @@ def to_numpy(array: Any) -> np.ndarray:
     Example: ``to_numpy(t.data)``
     """
     return to_device(array, "cpu")
+
+
+# ----------------------------------------------------------------------------- denormals
+# Numbers below float32's smallest normal value (1.2e-38) are "denormal". Intel and AMD
+# CPUs compute with them through a slow microcode path, about 16x slower per element here
+# (multiplying 1M of them: 4.6 ms, vs 0.28 ms with flushing). Training makes them all the
+# time: a momentum or Adam buffer whose gradient stays zero (a dead ReLU, a blank MNIST
+# pixel) shrinks by 0.9 per step and crosses the denormal range after ~800 steps. TensorFlow
+# and XLA (JAX) flush them to zero by default; PyTorch offers ``torch.set_flush_denormal``.
+# The switches live in the floating-point control register of the calling thread, reached
+# through C's fegetenv/fesetenv (glibc's fenv_t layout, x86-64 and AArch64 only).
+_FENV: dict[str, Any] = {}
+
+
+def _fenv() -> tuple[Any, int, int] | None:
+    """(libm, byte offset of the control word in fenv_t, bits that flush denormals) or None."""
+    if "v" not in _FENV:
+        _FENV["v"] = None
+        import platform  # noqa: PLC0415
+        import sys  # noqa: PLC0415
+        machine = platform.machine().lower()
+        if sys.platform.startswith("linux") and machine in ("x86_64", "amd64", "aarch64", "arm64"):
+            try:
+                import ctypes  # noqa: PLC0415
+                import ctypes.util  # noqa: PLC0415
+                libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+                if machine in ("x86_64", "amd64"):
+                    layout = (28, 0x8040)  # MXCSR after the 28-byte x87 state: FTZ (bit 15), DAZ (bit 6)
+                else:
+                    layout = (0, 1 << 24)  # FPCR first: FZ (bit 24)
+                _FENV["v"] = (libm, *layout)
+            except (OSError, AttributeError):  # pragma: no cover - no usable libm
+                pass
+    return _FENV["v"]
+
+
+def _fenv_bits(on: bool | None) -> bool | None:
+    """Read (``on=None``) or set the calling thread's flush-denormals bits; None if unsupported."""
+    fe = _fenv()
+    if fe is None:
+        return None
+    import ctypes  # noqa: PLC0415
+    libm, offset, bits = fe
+    env = (ctypes.c_uint8 * 64)()  # larger than any fenv_t
+    if libm.fegetenv(env) != 0:  # pragma: no cover
+        return None
+    word = int.from_bytes(bytes(env[offset:offset + 4]), "little")
+    was = (word & bits) == bits
+    if on is not None and on != was:
+        word = (word | bits) if on else (word & ~bits)
+        env[offset:offset + 4] = list(word.to_bytes(4, "little"))
+        libm.fesetenv(env)
+    return was
+
+
+class flush_denormals:
+    """Context manager: inside it, denormal floats on this thread are read and written as zero.
+
+    ``nl.fit`` trains inside it (set ``NEURALAB_KEEP_DENORMALS=1`` to turn that off). It
+    changes results only for values below 1.2e-38 in float32 (2.2e-308 in float64), and is a
+    no-op where the platform has no known switch (then ``active`` is False).
+
+    Example:
+        >>> with backend.flush_denormals() as fd:
+        ...     opt.step()
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.active = False
+        self._was: bool | None = None
+
+    def __enter__(self) -> "flush_denormals":
+        if self.enabled:
+            self._was = _fenv_bits(True)
+            self.active = self._was is not None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active and not self._was:
+            _fenv_bits(False)
+        self.active = False

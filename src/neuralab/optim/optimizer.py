@@ -38,11 +38,25 @@ def _load_blas() -> dict:
     return _AXPY
 
 
-# NOTE: OpenBLAS runs axpy on several threads above 10,000 elements. For a memory-bound
-# op that gains little, and on a busy machine waking the threads costs far more than the
-# work: 28 ms per 1M-element call with 2 threads on this shared 2-core box, vs 0.3 ms on
-# one. Feeding BLAS slices of this size keeps every call on the calling thread.
+# NOTE: OpenBLAS runs axpy on several threads above 10,000 elements. On a busy machine
+# waking them costs far more than the work (28 ms per 1M-element call with 2 threads on
+# this shared 2-core box under load, vs 0.3 ms on one), so by default BLAS gets slices of
+# this size, which keeps every call on the calling thread. A training run holds SciPy's
+# BLAS at one thread (compiled.BlasThreadPolicy) and calls ``whole_axpy(True)``: one call
+# per array then, without a Python loop over slices (SGD on the wide net: 0.83 ms a step
+# instead of 1.55).
 _AXPY_CHUNK = 10_000
+_WHOLE = {"on": False}
+
+
+def whole_axpy(on: bool) -> bool:
+    """Let ``axpy`` hand BLAS whole arrays (True) or 10,000-value slices; returns the old setting.
+
+    Example: ``old = whole_axpy(True); ...; whole_axpy(old)``
+    """
+    old = _WHOLE["on"]
+    _WHOLE["on"] = bool(on)
+    return old
 
 
 def axpy(alpha: float, x: Any, y: Any) -> None:
@@ -58,7 +72,7 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
         fn = (_AXPY if _AXPY is not None else _load_blas()).get(y.dtype)
         if fn is not None:
             xf, yf = x.reshape(-1), y.reshape(-1)  # views: BLAS writes into the parameter
-            if yf.size <= _AXPY_CHUNK:  # the common case for small layers: one call
+            if yf.size <= _AXPY_CHUNK or _WHOLE["on"]:  # small layers, or a training run: one call
                 out = fn(xf, yf, a=alpha)
                 if out is not yf:  # pragma: no cover - f2py copied (not for contiguous input)
                     yf[...] = out
