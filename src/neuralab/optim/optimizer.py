@@ -67,6 +67,12 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
     # NOTE: NumPy needs two passes and a temporary for this (``alpha * x``, then ``+=``);
     # BLAS axpy does it in one pass with no temporary: 4x faster on 1M float32 values
     # (135 us vs 550 us measured here), and 3x faster on 100 values (no allocation).
+    if alpha == 1.0 and x.shape == y.shape:
+        # NOTE: with alpha 1 it is one add, in NumPy as in BLAS (the same rounding, so the
+        # same bits), without the BLAS call's Python overhead: SGD momentum's buffer update
+        # on a 20-layer net of 64 units: 42 fewer BLAS calls a step.
+        y += x
+        return
     if (type(y) is np.ndarray and type(x) is np.ndarray and x.dtype == y.dtype
             and y.flags.c_contiguous and x.flags.c_contiguous):
         fn = (_AXPY if _AXPY is not None else _load_blas()).get(y.dtype)
@@ -231,7 +237,7 @@ class Optimizer:
 
     def _flat_eligible(self, group: dict[str, Any]) -> bool:
         params = group["params"]
-        if len(params) < 2:
+        if len(params) < 2 or self.flat_max_mean_size <= 0:
             return False
         dtype = params[0].data.dtype
         total = 0
