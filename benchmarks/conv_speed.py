@@ -7,8 +7,12 @@ threadpoolctl for our BLAS, torch.set_num_threads for PyTorch), the two librarie
 alternating in blocks of calls so that a burst of load elsewhere hits both.
 Targets (issue 10): conv at most 2x PyTorch's time, LSTM at most 1.5x.
 
+In one process each library's idle threads disturb the other's at 2 threads (PyTorch's
+2-thread LSTM took 5 ms alone and 9-10 ms next to neuralab), so ``--separate`` also times
+each library alone in a child process of its own and prints those ratios as well.
+
 Run it as the README says, with the BLAS kernel chosen by the machine:
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv_speed.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/conv_speed.py [--separate]
 """
 from __future__ import annotations
 
@@ -41,11 +45,97 @@ def interleaved_ms(fa, fb, rounds: int = 4, block: int = 6) -> tuple[float, floa
     return 1e3 * statistics.median(ta), 1e3 * statistics.median(tb)
 
 
+def build_cases(side: str) -> list:
+    """``[(name, run, target), ...]``: one forward+backward per call of ``run``, for ``side``
+    "neuralab" or "torch" (the same inputs and sizes for both)."""
+    rng = np.random.default_rng(0)
+    cases = []
+    if side == "torch":
+        import torch
+    for name, n, c, o, hw in (("Conv2d(1->32, 3x3) 64x1x28x28", 64, 1, 32, 28),
+                              ("Conv2d(32->64, 3x3) 64x32x14x14", 64, 32, 64, 14)):
+        x = rng.normal(size=(n, c, hw, hw)).astype(np.float32)
+        # inputs need a gradient, as inside a network (the first layer's would not)
+        if side == "torch":
+            layer, X = torch.nn.Conv2d(c, o, 3, padding=1), torch.tensor(x, requires_grad=True)
+        else:
+            layer, X = nn.Conv2d(c, o, 3, padding=1, rng=0), nl.tensor(x, requires_grad=True)
+
+        def run_conv(layer=layer, X=X):
+            layer.zero_grad()
+            layer(X).sum().backward()
+        cases.append((name, run_conv, 2.0))
+    x = rng.normal(size=(64, 28, 28)).astype(np.float32)
+    for name, kind, target in (("LSTM(28->128) 64x28 steps", "LSTM", 1.5),
+                               ("GRU(28->128) 64x28 steps", "GRU", 1.5)):
+        if side == "torch":
+            layer, X = getattr(torch.nn, kind)(28, 128, batch_first=True), torch.tensor(x)
+        else:
+            layer, X = getattr(nn, kind)(28, 128, batch_first=True, rng=0), nl.tensor(x)
+
+        def run_rec(layer=layer, X=X):
+            layer.zero_grad()
+            out, _ = layer(X)
+            out.sum().backward()
+        cases.append((name, run_rec, target))
+    return cases
+
+
+def set_threads(side: str, threads: int) -> None:
+    if side == "torch":
+        import torch
+        torch.set_num_threads(threads)
+
+
+def alone(side: str, rounds: int = 5, block: int = 8) -> None:
+    """Time one library's cases in this process only (no other library's threads around)."""
+    import threadpoolctl
+    cases = build_cases(side)
+    for threads in (1, 2):
+        set_threads(side, threads)
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            for name, run, _ in cases:
+                times = []
+                for _ in range(rounds):
+                    run()
+                    for _ in range(block - 1):
+                        t0 = time.perf_counter()
+                        run()
+                        times.append(time.perf_counter() - t0)
+                print(f"CASE|{name}|{threads}|{1e3 * statistics.median(times):.3f}")
+
+
+def separate() -> None:
+    """Each library alone in a child process of its own, then the ratios."""
+    import subprocess
+    import sys
+    results: dict = {}
+    for side in ("neuralab", "torch", "neuralab", "torch"):  # twice each, alternating
+        out = subprocess.run([sys.executable, __file__, "--alone", side], capture_output=True,
+                             text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("CASE|"):
+                _, name, threads, ms = line.split("|")
+                results.setdefault((name, int(threads)), {}).setdefault(side, []).append(float(ms))
+    print(f"each library alone in its own process, two runs each; load average now {os.getloadavg()[0]:.2f}")
+    print(f"{'fwd+bwd':34s} {'threads':>7s} {'neuralab ms':>12s} {'torch ms':>9s} {'ratio':>6s}")
+    for (name, threads), r in results.items():
+        a, b = statistics.median(r["neuralab"]), statistics.median(r["torch"])
+        print(f"{name:34s} {threads:7d} {a:12.2f} {b:9.2f} {a / b:6.2f}")
+
+
 def main() -> None:
     import argparse
 
-    # --help describes the benchmark instead of running it (it takes a minute or two)
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--separate", action="store_true",
+                    help="also time each library alone in a process of its own (its threads "
+                         "undisturbed by the other's), and print those ratios")
+    ap.add_argument("--alone", choices=("neuralab", "torch"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.alone:
+        alone(args.alone)
+        return
     import threadpoolctl
     import torch
 
@@ -54,45 +144,8 @@ def main() -> None:
               f"threads={info['num_threads']} ({info['prefix']})")
     print(f"torch {torch.__version__}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')} "
           f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; load average {os.getloadavg()[0]:.2f}")
-    rng = np.random.default_rng(0)
-    cases = []  # (name, ours, theirs, target)
-
-    def conv_case(name, n, c, o, hw):
-        ours = nn.Conv2d(c, o, 3, padding=1, rng=0)
-        theirs = torch.nn.Conv2d(c, o, 3, padding=1)
-        x = rng.normal(size=(n, c, hw, hw)).astype(np.float32)
-        # inputs need a gradient, as inside a network (the first layer's would not)
-        X, tx = nl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-
-        def run_ours():
-            ours.zero_grad()
-            ours(X).sum().backward()
-
-        def run_torch():
-            theirs.zero_grad()
-            theirs(tx).sum().backward()
-        cases.append((name, run_ours, run_torch, 2.0))
-
-    conv_case("Conv2d(1->32, 3x3) 64x1x28x28", 64, 1, 32, 28)
-    conv_case("Conv2d(32->64, 3x3) 64x32x14x14", 64, 32, 64, 14)
-
-    x = rng.normal(size=(64, 28, 28)).astype(np.float32)
-    for name, ours_cls, theirs_cls, target in (("LSTM(28->128) 64x28 steps", nn.LSTM, torch.nn.LSTM, 1.5),
-                                               ("GRU(28->128) 64x28 steps", nn.GRU, torch.nn.GRU, 1.5)):
-        ours = ours_cls(28, 128, batch_first=True, rng=0)
-        theirs = theirs_cls(28, 128, batch_first=True)
-        X, tx = nl.tensor(x), torch.tensor(x)
-
-        def rec_ours(ours=ours):
-            ours.zero_grad()
-            out, _ = ours(X)
-            out.sum().backward()
-
-        def rec_torch(theirs=theirs):
-            theirs.zero_grad()
-            out, _ = theirs(tx)
-            out.sum().backward()
-        cases.append((name, rec_ours, rec_torch, target))
+    cases = [(name, ours, theirs, target) for (name, ours, target), (_, theirs, _)
+             in zip(build_cases("neuralab"), build_cases("torch"))]
 
     rows = []
     default_threads = torch.get_num_threads()
@@ -109,6 +162,9 @@ def main() -> None:
     print(f"{'fwd+bwd':34s} {'threads':>7s} {'neuralab ms':>12s} {'torch ms':>9s} {'ratio':>6s} {'target':>7s}")
     for name, threads, a, b, target in rows:
         print(f"{name:34s} {threads:7d} {a:12.2f} {b:9.2f} {a / b:6.2f} {'<=' + str(target):>7s}")
+    if args.separate:
+        print()
+        separate()
 
 
 if __name__ == "__main__":

@@ -126,12 +126,18 @@ def main() -> None:
             import subprocess
             out = subprocess.run([sys.executable, HERE, "--child", "memmap-big", big],
                                  capture_output=True, text=True)
-            lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+            lines = dict(line.split(" ", 1) for line in out.stdout.splitlines()
+                         if " " in line and not line.startswith("ROWS "))
+            for line in out.stdout.splitlines():  # "ROWS n SECONDS s"
+                if line.startswith("ROWS "):
+                    parts = line.split()
+                    lines["ROWS"], lines["SECONDS"] = parts[1], parts[3]
             if "PEAK_RSS_MB" not in lines:
                 print(out.stderr[-2000:])
             else:
                 peak = float(lines["PEAK_RSS_MB"])
-                print(f"one epoch over the {size:.1f} GB memmap (rows, seconds: {lines.get('ROWS')}): "
+                print(f"one epoch over the {size:.1f} GB memmap ({int(lines.get('ROWS', 0)):,} rows in "
+                      f"{lines.get('SECONDS')} s): "
                       f"peak RSS {peak:.0f} MB "
                       f"(target < 600 MB): {'holds' if peak < 600 else 'FAILS'}")
     finally:
