@@ -19,11 +19,7 @@ from typing import Any, Iterator
 
 import click
 
-
-class BadInput(click.ClickException):
-    """Bad usage or input: one clear line and exit code 2."""
-
-    exit_code = 2
+from .cli_files import BadInput  # one class for every command's bad input (exit code 2)
 
 
 class Unexpected(click.ClickException):
@@ -454,12 +450,9 @@ def save_trained(result: dict, path: str, arrays: dict | None = None) -> str:
 
 
 # Commands on the user's own files (predict, evaluate, info, export) live in cli_files.py.
-try:
-    from . import cli_files as _cli_files
-except ImportError:  # pragma: no cover - not written yet in this checkout
-    _cli_files = None
-if _cli_files is not None and hasattr(_cli_files, "register"):
-    _cli_files.register(main)
+from . import cli_files as _cli_files  # noqa: E402
+
+_cli_files.register(main)
 
 # `neuralab recommend ...` and `neuralab translate-dates` (applications) live in _apps_cli.py.
 # (Not when this file runs as __main__, `python -m neuralab.cli`: _apps_cli imports the
