@@ -754,7 +754,9 @@ _SHARED_DOC = """
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier with scikit-learn's API, trained by neuralab.
+    # a class body's first statement is its docstring only when it is a plain literal, so the
+    # shared parameter text is joined in by assigning __doc__ (else help() shows nothing)
+    __doc__ = """Multi-layer perceptron classifier with scikit-learn's API, trained by neuralab.
     """ + _SHARED_DOC + """
     Example:
         >>> clf = nl.MLPClassifier(hidden_layer_sizes=(128,), dropout=0.2, random_state=0)
@@ -928,7 +930,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor with scikit-learn's API, trained by neuralab.
+    __doc__ = """Multi-layer perceptron regressor with scikit-learn's API, trained by neuralab.
 
     Args: loss ("squared_error" or "poisson"), then as MLPClassifier.
     """ + _SHARED_DOC + """
