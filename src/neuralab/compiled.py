@@ -189,20 +189,12 @@ class CapturedMLP:
     @staticmethod
     def _bce_sum(z: Any, yb: Any, scale: float) -> tuple[float, Any]:
         """functional.binary_cross_entropy_with_logits(z, t, reduction="sum") * scale, and its
-        gradient: the same expressions as functions.BCEWithLogits and Mul, so the same bits."""
-        t = np.asarray(yb)
-        if t.shape != z.shape:
-            raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} does not "
-                             f"match input shape {z.shape}")
-        t = t.astype(z.dtype, copy=False)
-        e = np.exp(-np.abs(z))
-        log1p_e = np.log1p(e)
-        sig = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-        losses = np.maximum(z, 0) - z * t + log1p_e
+        gradient: the eager op's own forward and backward on raw arrays, so the same bits."""
+        from .functions import BCEWithLogits
+        bce = BCEWithLogits()
+        total = np.asarray(bce.forward(z, np.asarray(yb), reduction="sum"))
         c = np.asarray(scale, dtype=z.dtype)
-        value = np.asarray(losses.sum()) * c
-        g = ((sig - t) * (np.ones((), z.dtype) * c)).astype(z.dtype, copy=False)
-        return float(value), g
+        return float(total * c), bce.backward(np.ones((), z.dtype) * c)[0]
 
     def _backward(self, g: Any, acts: list, masks: list, ds: list) -> None:
         """Backward through the chain, last layer first, from the logits' gradient ``g``."""
