@@ -117,6 +117,10 @@ class CapturedMLP:
                 "mask": [e((m, w.data.shape[0]), bool) if r else None for w, _, r in self.layers],
                 "d": [e((m, w.data.shape[1]), dt) for w, _, _ in self.layers],
                 "rows": [np.arange(m)],
+                # the softmax cross-entropy's log-probabilities and gradient, and its 1/n
+                "logp": e((m, self.layers[-1][0].data.shape[0]), dt),
+                "p": e((m, self.layers[-1][0].data.shape[0]), dt),
+                "scale": np.ones((), dt) / m,
             }
             if len(self._bufs) > 4:  # many batch sizes (batches of any length): keep it bounded
                 self._bufs.clear()
@@ -170,9 +174,6 @@ class CapturedMLP:
             raise ValueError(f"cross_entropy: class targets must lie in [0, {c - 1}], "
                              f"got values from {t.min()} to {t.max()}")
         rows = bufs["rows"][0]
-        if "logp" not in bufs:
-            bufs["logp"], bufs["p"] = np.empty_like(z), np.empty_like(z)
-            bufs["scale"] = np.ones((), self.dtype) / n
         logp, p = bufs["logp"], bufs["p"]
         np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=logp)
         np.exp(logp, out=p)
