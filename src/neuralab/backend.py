@@ -10,6 +10,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -144,29 +145,23 @@ def to_numpy(array: Any) -> np.ndarray:
 # and XLA (JAX) flush them to zero by default; PyTorch offers ``torch.set_flush_denormal``.
 # The switches live in the floating-point control register of the calling thread, reached
 # through C's fegetenv/fesetenv (glibc's fenv_t layout, x86-64 and AArch64 only).
-_FENV: dict[str, Any] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _fenv() -> tuple[Any, int, int] | None:
     """(libm, byte offset of the control word in fenv_t, bits that flush denormals) or None."""
-    if "v" not in _FENV:
-        _FENV["v"] = None
-        import platform  # noqa: PLC0415
-        import sys  # noqa: PLC0415
-        machine = platform.machine().lower()
-        if sys.platform.startswith("linux") and machine in ("x86_64", "amd64", "aarch64", "arm64"):
-            try:
-                import ctypes  # noqa: PLC0415
-                import ctypes.util  # noqa: PLC0415
-                libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-                if machine in ("x86_64", "amd64"):
-                    layout = (28, 0x8040)  # MXCSR after the 28-byte x87 state: FTZ (bit 15), DAZ (bit 6)
-                else:
-                    layout = (0, 1 << 24)  # FPCR first: FZ (bit 24)
-                _FENV["v"] = (libm, *layout)
-            except (OSError, AttributeError):  # pragma: no cover - no usable libm
-                pass
-    return _FENV["v"]
+    import platform  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    machine = platform.machine().lower()
+    if not (sys.platform.startswith("linux") and machine in ("x86_64", "amd64", "aarch64", "arm64")):
+        return None
+    try:
+        import ctypes  # noqa: PLC0415
+        import ctypes.util  # noqa: PLC0415
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    except OSError:  # pragma: no cover - no usable libm
+        return None
+    if machine in ("x86_64", "amd64"):
+        return libm, 28, 0x8040  # MXCSR after the 28-byte x87 state: FTZ (bit 15), DAZ (bit 6)
+    return libm, 0, 1 << 24  # FPCR first: FZ (bit 24)
 
 
 def _fenv_bits(on: bool | None) -> bool | None:
