@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = Path(os.environ.get("NEURALAB_DATA", ROOT / ".." / "shared" / "data")) / "mnist.npz"
+MNIST = Path(os.environ.get("NEURALAB_DATA", "data")) / "mnist.npz"
 
 
 @dataclass

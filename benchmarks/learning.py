@@ -14,7 +14,7 @@ while the load average was 15 on 2 cores. ``--threads 1`` gives honest numbers t
 Targets (issue 3, point 10): XOR 100% with 2-4-1 (and <= 75% without a hidden layer);
 digits >= 97% on a quarter held out; MNIST 784-256-256-10 ReLU + Adam >= 98.0% (goal: under
 60 s), 784-1024-1024-10 with dropout >= 98.4%; MNIST-1D (4000/1000) MLP >= 68%.
-MNIST reads ../shared/data/mnist.npz (or NEURALAB_DATA); nothing is downloaded.
+MNIST reads mnist.npz from $NEURALAB_DATA (or ./data); nothing is downloaded.
 """
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def child(kind: str, path: str | None) -> None:
 
 def make_big(path: str, gb: float) -> int:
     """Write a float32 .npy of about ``gb`` GB (MNIST rows plus noise) and its labels; rows."""
-    with np.load(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist.npz") as d:
+    with np.load(Path(os.environ.get("NEURALAB_DATA", "data")) / "mnist.npz") as d:
         base = d["x_train"].reshape(60000, -1)
         labels = d["y_train"]
     rows = int(gb * 1e9 // (784 * 4))

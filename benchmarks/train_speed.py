@@ -1,6 +1,6 @@
 """Per-epoch training time: neuralab against the GEMM floor, PyTorch, JAX and scikit-learn.
 
-Four MLPs (ReLU, softmax cross-entropy, float32) from DESIGN.md, each with SGD-momentum and
+Four MLPs (ReLU, softmax cross-entropy, float32) (the configurations of the README's benchmark table), each with SGD-momentum and
 with Adam. All competitors run in this one process, interleaved epoch by epoch, so each sees
 the same machine load; the table shows medians after one warm-up epoch. Peak memory of each
 competitor is measured in a child process of its own (one epoch; includes its imports).

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_info
 
 import neuralab as nl
 
-MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist.npz"
+MNIST = Path(os.environ.get("NEURALAB_DATA", "data")) / "mnist.npz"
 
 
 def datasets(quick: bool):
@@ -64,7 +64,6 @@ def main() -> None:
     for info in threadpool_info():
         print(f"BLAS: {info['internal_api']} {info.get('version')} kernel={info.get('architecture')} "
               f"threads={info['num_threads']}")
-    print("NOTE: shared 2-core machine with other engineers working: timings are noisy.\n")
     # fixed epoch count on both sides: tol=0 and patience longer than the run
     common = dict(solver="adam", batch_size="auto", learning_rate_init=1e-3, alpha=1e-4,
                   tol=0.0, n_iter_no_change=1000, random_state=0)

@@ -2,7 +2,7 @@
 
 LeCun et al. (1998) report 0.95% test error for LeNet-5; this modern variant (ReLU, max
 pooling, Adam, dropout) reaches 99.0-99.2% test accuracy in a few epochs. MNIST is read from a
-local file (``nl.datasets.load_mnist`` looks in $NEURALAB_DATA, ./data and ../shared/data).
+local file (``nl.datasets.load_mnist`` looks in $NEURALAB_DATA, ./data and ~/.neuralab/data).
 
     OPENBLAS_NUM_THREADS=1 python examples/cnn_mnist.py --epochs 4
 """

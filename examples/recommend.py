@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 import neuralab as nl
-from neuralab.recommend import NCFRecommender, Popularity, PureSVD, plot_hit_rate, tuned_comparison
+from neuralab.apps.recommend import NCFRecommender, Popularity, PureSVD, plot_hit_rate, tuned_comparison
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "apps"
 

@@ -1,6 +1,6 @@
 """SMS spam filtering: TF-IDF + MLP and a fastText-style model against the classical baselines.
 
-Data: the SMS Spam Collection (5574 messages, 13.4% spam), ../shared/data/sms_spam.tsv (or
+Data: the SMS Spam Collection (5574 messages, 13.4% spam), sms_spam.tsv in $NEURALAB_DATA, ./data or ~/.neuralab/data (or
 $NEURALAB_DATA/sms_spam.tsv). Stratified 80/20 split, seed 0. All four models see the same
 split; LogisticRegression, MultinomialNB and the MLP see the same TF-IDF features.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import neuralab as nl
-from neuralab.text import FastTextClassifier, TfidfFeatures, load_sms_spam
+from neuralab.apps.text import FastTextClassifier, TfidfFeatures, load_sms_spam
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "apps"
 

@@ -1,6 +1,6 @@
 """Train a 784-256-256-10 ReLU network on MNIST with Adam: about 98% test accuracy.
 
-Run from the project root (reads ../shared/data/mnist.npz, or the folder in NEURALAB_DATA;
+Reads mnist.npz from $NEURALAB_DATA, ./data or ~/.neuralab/data;
 nothing is downloaded):
 
     python examples/train_mnist.py            # 8 epochs: 98.2% in 43 s on 2 busy cores
@@ -21,7 +21,7 @@ from neuralab.callbacks import LearningRateScheduler, ProgressBar
 
 def load_mnist():
     """MNIST as float32 rows of 784 pixels in [0, 1] (cast once), with integer labels."""
-    d = nl.datasets.load_mnist()  # ../shared/data/mnist.npz or $NEURALAB_DATA; never downloads
+    d = nl.datasets.load_mnist()  # $NEURALAB_DATA, ./data or ~/.neuralab/data; never downloads
     return d.X_train, d.y_train, d.X_test, d.y_test
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import neuralab as nl
-from neuralab.translate import default_model_path, make_dates, split_days, train_translator
+from neuralab.apps.translate import default_model_path, make_dates, split_days, train_translator
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "apps"
 EXAMPLES = ["25 Nov 2026", "Wednesday, November 25, 2026", "11/25/26", "mercredi 25 novembre 2026",

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
+
+# Data the tests read (MNIST, SMS spam, the tabular suite) is found through NEURALAB_DATA, as
+# users' scripts find theirs; the checkout's sibling folder shared/data holds it in CI.
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if "NEURALAB_DATA" not in os.environ and _SHARED.is_dir():
+    os.environ["NEURALAB_DATA"] = str(_SHARED)
 
 # matplotlib writes a font cache under MPLCONFIGDIR; keep it out of the user's home
 os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="neuralab-mpl-"))

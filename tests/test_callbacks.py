@@ -12,7 +12,7 @@ from neuralab import nn, optim
 from neuralab.callbacks import (Callback, CSVLogger, EarlyStopping, GradientMonitor,
                                 LearningRateScheduler, ModelCheckpoint, ProgressBar,
                                 TerminateOnNaN)
-from neuralab.training import Trainer
+from neuralab.training import TrainingRun
 
 
 def blobs(n=200, seed=0):
@@ -24,8 +24,8 @@ def blobs(n=200, seed=0):
 
 def drive(callback, model, values, monitor="val_loss", on_epoch=None):
     """Run a callback through epochs whose logs carry the given monitored values."""
-    trainer = Trainer(model, optimizer=None, params={"has_validation": True, "epochs": len(values)})
-    callback.set_trainer(trainer)
+    trainer = TrainingRun(model, optimizer=None, params={"has_validation": True, "epochs": len(values)})
+    callback.set_run(trainer)
     callback.on_train_begin({})
     ran = []
     for epoch, v in enumerate(values):

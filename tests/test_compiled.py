@@ -4,7 +4,7 @@ import pytest
 
 import neuralab as nl
 from neuralab import nn, optim
-from neuralab.compiled import CapturedMLP, capture_train_step
+from neuralab.training.captured import CapturedMLP, capture_train_step
 
 
 def _data(n=150, d=6, c=3, seed=0):
@@ -112,7 +112,7 @@ def test_bad_labels_are_reported():
 
 
 def test_forward_layers_equal_the_eager_forward():
-    from neuralab.compiled import forward_layers, inference_layers
+    from neuralab.nn._fast import forward_layers, inference_layers
     X, _ = _data()
     model = _model().eval()
     with nl.no_grad():

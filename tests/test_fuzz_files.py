@@ -165,7 +165,8 @@ def test_failed_write_leaves_no_half_written_file(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(nio.os, "fdopen", lambda *a, **k: FailingFile(real_fdopen(*a, **k)))
+    from neuralab.io import files as nio_files
+    monkeypatch.setattr(nio_files.os, "fdopen", lambda *a, **k: FailingFile(real_fdopen(*a, **k)))
     bigger = nl.nn.Sequential(nl.nn.Linear(50, 60, rng=np.random.default_rng(1)))
     with pytest.raises(OSError, match="No space left"):
         nl.save(bigger, target)
@@ -188,7 +189,8 @@ def test_failed_rename_leaves_the_old_file(tmp_path, monkeypatch):
     def fail(*a, **k):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(nio.os, "replace", fail)
+    from neuralab.io import files as nio_files
+    monkeypatch.setattr(nio_files.os, "replace", fail)
     with pytest.raises(OSError):
         nl.save(nl.nn.Sequential(nl.nn.Linear(4, 5)), target)
     monkeypatch.undo()

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import neuralab as nl
-from neuralab.recommend import (NCF, NCFRecommender, Popularity, PureSVD, _neumf_from_pretrained,
+from neuralab.apps.recommend import (NCF, NCFRecommender, Popularity, PureSVD, _neumf_from_pretrained,
                                 evaluate_ranking, leave_one_out_report, leave_one_out_split,
                                 make_implicit_feedback, tuned_comparison)
 

@@ -4,7 +4,7 @@ import numpy as np
 
 import neuralab as nl
 from neuralab import data, nn
-from neuralab.compiled import BlasThreadPolicy
+from neuralab.training.threads import BlasThreadPolicy
 
 
 def test_large_memmap_is_read_in_chunks_with_the_same_batches(tmp_path, monkeypatch):
@@ -43,8 +43,8 @@ def test_thread_policy_restores_threads_and_keeps_results(monkeypatch):
 
 
 def test_thread_policy_picks_one_count_after_its_trial(monkeypatch):
-    from neuralab import compiled
-    monkeypatch.setattr(compiled, "_RECENT_CHOICES", {})
+    from neuralab.training import threads
+    monkeypatch.setattr(threads, "_RECENT_CHOICES", {})
     policy = BlasThreadPolicy(flops=10**8)
     calls = []
     with policy:
@@ -53,7 +53,7 @@ def test_thread_policy_picks_one_count_after_its_trial(monkeypatch):
         for _ in range(2 * (policy.trial_steps + 1) + 3):
             step()
     assert step.chosen["chosen"] in (1, policy.max_threads)
-    assert compiled._RECENT_CHOICES  # remembered: a fit started right after skips the trial
+    assert threads._RECENT_CHOICES  # remembered: a fit started right after skips the trial
     with BlasThreadPolicy(flops=10**8) as again:
         again.max_threads = policy.max_threads
         assert again.wrap(lambda: None).chosen["chosen"] == step.chosen["chosen"]
@@ -68,10 +68,10 @@ def _eager_forward(model, x):
 
 
 def test_no_grad_sequential_fast_path_equals_eager_bit_for_bit(monkeypatch):
-    from neuralab import compiled
+    from neuralab.nn import container
     calls = []
-    real = compiled.no_grad_forward
-    monkeypatch.setattr(compiled, "no_grad_forward", lambda c, x: calls.append(1) or real(c, x))
+    real = container.no_grad_forward
+    monkeypatch.setattr(container, "no_grad_forward", lambda c, x: calls.append(1) or real(c, x))
     model = nn.Sequential(nn.Linear(7, 16, rng=0), nn.ReLU(), nn.Linear(16, 16, rng=1), nn.ReLU(),
                           nn.Linear(16, 3, rng=2))
     for X in (np.random.default_rng(0).standard_normal((1, 7)).astype(np.float32),

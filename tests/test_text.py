@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import neuralab as nl
-from neuralab.text import FastTextClassifier, TfidfFeatures, load_sms_spam, tokenize
+from neuralab.apps.text import FastTextClassifier, TfidfFeatures, load_sms_spam, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +159,8 @@ def test_read_table_reads_all_5574_sms_messages():
         texts, labels = load_sms_spam()
     except FileNotFoundError:
         pytest.skip("sms_spam.tsv is not available (set NEURALAB_DATA)")
-    where = next(p for p in [Path(__file__).resolve().parents[2] / "shared" / "data" / "sms_spam.tsv",
-                             Path("../shared/data/sms_spam.tsv")] if p.is_file())
+    from neuralab.datasets import find_data_file
+    where = find_data_file("sms_spam.tsv")
     frame = read_table(str(where))
     assert len(frame) == 5574 == len(texts)
     assert frame["Label"].tolist() == labels.tolist()

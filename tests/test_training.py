@@ -7,6 +7,7 @@ import pytest
 import neuralab as nl
 from neuralab import functional as F
 from neuralab import nn, training
+from neuralab.training import loop as training_loop
 from neuralab.data import Batches, StandardScaler, train_val_split
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
@@ -123,7 +124,7 @@ def test_validation_split_holds_out_that_fraction(monkeypatch):
             return step(xb, yb, wb)
         return counted
 
-    monkeypatch.setattr(training, "make_train_step", spy)
+    monkeypatch.setattr(training_loop, "make_train_step", spy)
     hist = nl.fit(model, X, y, epochs=2, batch_size=64, validation_split=0.25, seed=0, verbose=0)
     # the seam: fit's every optimisation step goes through make_train_step's function
     assert seen == [64, 64, 22] * 2

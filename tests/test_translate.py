@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import neuralab as nl
-from neuralab.translate import (FORMATS, MONTH_ABBREVIATIONS, TARGET_CHARS, DateTranslator,
+from neuralab.apps.translate import (FORMATS, MONTH_ABBREVIATIONS, TARGET_CHARS, DateTranslator,
                                 default_model_path, format_date, make_dates, split_days,
                                 train_translator)
 

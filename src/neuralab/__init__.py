@@ -12,6 +12,9 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import Any
 
 from . import backend, functional, functions
@@ -36,9 +39,10 @@ _LAZY = {
     "labs": "neuralab.labs",
     "io": "neuralab.io",
     "estimators": "neuralab.estimators",
-    "recommend": "neuralab.recommend",
-    "text": "neuralab.text",
-    "translate": "neuralab.translate",
+    "apps": "neuralab.apps",
+    "recommend": "neuralab.apps.recommend",
+    "text": "neuralab.apps.text",
+    "translate": "neuralab.apps.translate",
     "plots": "neuralab.plots",
     "fit": "neuralab.training:fit",
     "evaluate": "neuralab.training:evaluate",
@@ -46,12 +50,40 @@ _LAZY = {
     "History": "neuralab.callbacks:History",
     "save": "neuralab.io:save",
     "load": "neuralab.io:load",
-    "export_onnx": "neuralab.io:export_onnx",
+    "export_onnx": "neuralab.io.onnx:export_onnx",
     "Perceptron": "neuralab.estimators:Perceptron",
     "MLPClassifier": "neuralab.estimators:MLPClassifier",
     "MLPRegressor": "neuralab.estimators:MLPRegressor",
     "CNNClassifier": "neuralab.estimators:CNNClassifier",
 }
+
+
+# Modules of neuralab 0.1 that now live elsewhere: ``import neuralab.text`` (and a 0.1 model
+# file that names ``neuralab.recommend``) gets the module at its new place.
+MOVED_MODULES = {
+    "neuralab.text": "neuralab.apps.text",
+    "neuralab.recommend": "neuralab.apps.recommend",
+    "neuralab.translate": "neuralab.apps.translate",
+}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports a module of ``MOVED_MODULES`` under its old name as the very same module object."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in MOVED_MODULES:
+            return None
+        return importlib.util.spec_from_loader(name, self)
+
+    def create_module(self, spec: Any) -> Any:
+        return importlib.import_module(MOVED_MODULES[spec.name])
+
+    def exec_module(self, module: Any) -> None:
+        pass  # already executed under its new name
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModuleFinder())
 
 
 def __getattr__(name: str) -> Any:

@@ -63,7 +63,7 @@ def recommend_train(data: str, user: str, item: str, rating: str | None, min_rat
     """Train neural collaborative filtering (NeuMF) on every interaction in DATA and save it."""
     with handle_errors():
         from .io import save  # noqa: PLC0415
-        from .recommend import NCFRecommender  # noqa: PLC0415
+        from .apps.recommend import NCFRecommender  # noqa: PLC0415
         users, items = _interactions(data, user, item, rating, min_rating, sep)
         start = time.perf_counter()
         rec = NCFRecommender(epochs=epochs, random_state=seed).fit(users, items)
@@ -82,7 +82,7 @@ def recommend_evaluate(data: str, user: str, item: str, rating: str | None,
                        plot: str | None) -> None:
     """Leave-one-out HR@10 / NDCG@10 of NCF against popularity and PureSVD on DATA."""
     with handle_errors():
-        from .recommend import (NCFRecommender, Popularity, PureSVD,  # noqa: PLC0415
+        from .apps.recommend import (NCFRecommender, Popularity, PureSVD,  # noqa: PLC0415
                                 leave_one_out_report, plot_hit_rate)
         users, items = _interactions(data, user, item, rating, min_rating, sep)
         models = {"popularity": Popularity(), "PureSVD (k=16)": PureSVD(16),
@@ -121,7 +121,7 @@ def translate_dates_command(dates: tuple[str, ...], beam: int, model_path: str |
     """Translate human-written DATES ("25 Nov 2026", "11/25/26", "3 juin 1987") to ISO 8601
     with a character seq2seq model with attention."""
     with handle_errors():
-        from .translate import load_or_train  # noqa: PLC0415
+        from .apps.translate import load_or_train  # noqa: PLC0415
         model = load_or_train(model_path)
         for text, iso in zip(dates, model.translate(list(dates), beam_width=beam)):
             click.echo(f"{text}\t{iso}")

@@ -296,8 +296,8 @@ def train_on(data: Any, name: str, hidden: tuple[int, ...], activation: str = "r
     if progress:
         callbacks.append(cb.ProgressBar())
     from .cli_resume import ResumableRun  # noqa: PLC0415
-    from .training import _make_optimizer  # noqa: PLC0415
-    opt = _make_optimizer(model, optimizer, lr)  # an object, so a checkpoint can restore its state
+    from .training import make_optimizer  # noqa: PLC0415
+    opt = make_optimizer(model, optimizer, lr)  # an object, so a checkpoint can restore its state
     first_epoch = resume[0]["epoch"] if resume is not None else 0
     run = ResumableRun(rng, callbacks[0] if patience else None, first_epoch, resume)
     nan_guard = cb.TerminateOnNaN()

@@ -117,7 +117,7 @@ class ResumableRun(SigintStop):
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if super().on_batch_end(batch, logs):
-            self.trainer.stop_training = True
+            self.run.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         early = self.early

@@ -399,15 +399,33 @@ def _find_idx(folder: Path) -> dict[str, Path] | None:
     return found if len(found) == 4 else None
 
 
-def _mnist_candidates(path: str | os.PathLike | None) -> list[Path]:
-    if path is not None:
-        return [Path(path).expanduser()]
+def data_dirs() -> list[Path]:
+    """The folders searched for data files, in order: ``$NEURALAB_DATA``, ``./data``, ``~/.neuralab/data``.
+
+    Example: ``[str(p) for p in data_dirs()]``
+    """
     places = []
     env = os.environ.get("NEURALAB_DATA")
     if env:
         places.append(Path(env).expanduser())
-    places += [Path("data"), Path("..") / "shared" / "data", Path.home() / ".neuralab" / "data"]
-    return places
+    return places + [Path("data"), Path.home() / ".neuralab" / "data"]
+
+
+def find_data_file(name: str) -> Path | None:
+    """The first ``name`` found in ``data_dirs()``, or None.
+
+    Example: ``find_data_file("sms_spam.tsv")``
+    """
+    for place in data_dirs():
+        if (place / name).is_file():
+            return place / name
+    return None
+
+
+def _mnist_candidates(path: str | os.PathLike | None) -> list[Path]:
+    if path is not None:
+        return [Path(path).expanduser()]
+    return data_dirs()
 
 
 def _read_mnist_arrays(path: str | os.PathLike | None) -> tuple[dict[str, np.ndarray], Path]:
@@ -432,13 +450,11 @@ def _read_mnist_arrays(path: str | os.PathLike | None) -> tuple[dict[str, np.nda
             files = _find_idx(folder) if folder.is_dir() else None
             if files:
                 return {k: read_idx(p) for k, p in files.items()}, folder
+    where = str(path) if path is not None else ", ".join(str(d) for d in data_dirs())
     raise FileNotFoundError(
-        "MNIST was not found (neuralab never downloads it). Looked in:\n  "
-        + "\n  ".join(looked)
-        + "\nPass load_mnist(path=...) or set NEURALAB_DATA to an .npz with x_train, y_train, "
-          "x_test, y_test (as Keras's mnist.npz) or to a folder holding mnist.npz or the four "
-          "IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-          "t10k-labels-idx1-ubyte, gzipped or not).")
+        f"MNIST not found in {where}: put mnist.npz (x_train, y_train, x_test, y_test) or the four "
+        f"IDX files there, set NEURALAB_DATA to their folder, or pass load_mnist(path); neuralab "
+        f"never downloads data")
 
 
 def load_mnist(path: str | os.PathLike | None = None, flatten: bool = True,
@@ -446,7 +462,7 @@ def load_mnist(path: str | os.PathLike | None = None, flatten: bool = True,
     """MNIST handwritten digits (60,000 train / 10,000 test, 28x28) from a local file.
 
     Looks in ``path`` if given; otherwise in ``$NEURALAB_DATA`` (a file or a folder), then
-    ``./data``, ``../shared/data`` and ``~/.neuralab/data``. A folder may hold ``mnist.npz``
+    ``./data`` and ``~/.neuralab/data``. A folder may hold ``mnist.npz``
     (keys ``x_train y_train x_test y_test``) or the four original IDX files, gzipped or not
     (also inside a ``mnist/`` sub-folder). Never downloads; raises ``FileNotFoundError``
     naming every place it looked.
@@ -458,7 +474,7 @@ def load_mnist(path: str | os.PathLike | None = None, flatten: bool = True,
         normalize: divide pixels by 255 into [0, 1]; otherwise keep 0..255 (as float32).
 
     Example:
-        >>> d = datasets.load_mnist("../shared/data/mnist.npz")
+        >>> d = datasets.load_mnist("data/mnist.npz")
         >>> d.X_train.shape, d.X_train.dtype, d.y_train[:5]
         ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9]))
     """
@@ -600,6 +616,6 @@ def make_implicit_feedback(n_users: int = 500, n_items: int = 300, n_factors: in
     recommender; it returns an ``ImplicitFeedback`` (``users``, ``items``, and the factors).
     Example: ``data = datasets.make_implicit_feedback(n_users=100, n_items=50, random_state=0)``
     """
-    from .recommend import make_implicit_feedback as make  # lazy: recommend imports nn and sklearn
+    from .apps.recommend import make_implicit_feedback as make  # lazy: recommend imports nn and sklearn
     return make(n_users, n_items, n_factors, interactions_per_user, popularity, temperature,
                 random_state)

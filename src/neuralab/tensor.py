@@ -25,7 +25,7 @@ import numpy as np
 from . import backend
 
 class _GradMode(threading.local):
-    """Whether ops record a graph: the only global state in neuralab (DESIGN rule 5).
+    """Whether ops record a graph: the only global state in neuralab (see docs/architecture.md).
 
     Per thread, as PyTorch's: a ``no_grad`` in one thread (a concurrent ``predict``) must
     never switch recording off, or leave it off, for another.

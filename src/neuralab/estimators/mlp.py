@@ -43,13 +43,7 @@ from .. import nn
 from ..tensor import Tensor, no_grad
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
-_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "sigmoid")
-
-
-def _activation_module(name: str) -> nn.Module:
-    # sklearn calls the sigmoid "logistic"; both names are accepted.
-    return {"identity": nn.Identity, "logistic": nn.Sigmoid, "sigmoid": nn.Sigmoid,
-            "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}[name]()
+_ACTIVATIONS = tuple(k for k in nn.ACTIVATIONS if k not in ("linear", "softmax"))
 
 
 class _BaseMLP(BaseEstimator):
@@ -166,7 +160,7 @@ class _BaseMLP(BaseEstimator):
             if self.batch_norm:
                 block.append(nn.BatchNorm1d(fan_out, dtype=dtype) if _accepts_dtype(nn.BatchNorm1d)
                              else nn.BatchNorm1d(fan_out))
-            block.append(_activation_module(self.activation))
+            block.append(nn.get_activation(self.activation))
             if self.dropout:
                 block.append(nn.Dropout(self.dropout, rng=rng))
             body = block[0] if len(block) == 1 else nn.Sequential(*block)
@@ -182,25 +176,25 @@ class _BaseMLP(BaseEstimator):
         self.coefs_ = [backend.to_numpy(lin.weight.data).T for lin in self._linears]
         self.intercepts_ = [backend.to_numpy(lin.bias.data) for lin in self._linears]
         if backend.normalize_device(self.device) == "cpu" and not self.model_.training:
-            from ..compiled import inference_layers  # noqa: PLC0415
+            from ..nn._fast import inference_layers  # noqa: PLC0415
             self._infer_layers = (self.model_, inference_layers(self.model_))  # for predict
 
     def _forward_raw(self, X: np.ndarray) -> np.ndarray:
         """The network's output before the output activation, in eval mode, in chunks."""
         if "model_" not in self.__dict__:
             check_is_fitted(self, "model_")
-        # NOTE: a plain Linear/ReLU chain predicts with raw NumPy calls (compiled.py), its
+        # NOTE: a plain Linear/ReLU chain predicts with raw NumPy calls (nn/_fast.py), its
         # layers listed once by fit: no Tensors, no graph, no module walk; the same numbers,
         # 2x faster on one row.
         cached = self.__dict__.get("_infer_layers")
         if cached is not None and cached[0] is self.model_ and cached[1] is not None:
-            from ..compiled import forward_layers  # noqa: PLC0415
+            from ..nn._fast import forward_layers  # noqa: PLC0415
             return forward_layers(cached[1], np.asarray(X, dtype=self._dtype))
         self.model_.eval()
         out = []
         dev = backend.normalize_device(self.device)
         if dev == "cpu":
-            from ..compiled import forward_layers, inference_layers  # noqa: PLC0415
+            from ..nn._fast import forward_layers, inference_layers  # noqa: PLC0415
             layers = inference_layers(self.model_)
             if layers is not None:
                 return forward_layers(layers, np.asarray(X, dtype=self._dtype))
@@ -391,9 +385,9 @@ class _BaseMLP(BaseEstimator):
         self.diverged_ = None
         self.interrupted_ = False  # True when a callback stopped training inside an epoch
         finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
-        # NOTE: a plain softmax MLP shares nl.fit's captured step (compiled.py): no graph and
+        # NOTE: a plain softmax MLP shares nl.fit's captured step (nn/_fast.py): no graph and
         # no allocations per batch, the same gradients bit for bit.
-        from ..compiled import CapturedMLP  # noqa: PLC0415
+        from ..training.captured import CapturedMLP  # noqa: PLC0415
         kind = {"softmax": "cross_entropy", "logistic": "bce_sum"}.get(self.out_activation_)
         cap = CapturedMLP.from_model(model, kind) if (kind and dev == "cpu") else None
         forward_backward = None if cap is None else (
@@ -682,7 +676,7 @@ def _blas_threads_for(est: _BaseMLP, shape: tuple):
     NOTE: below a few MFLOP per matmul, waking a second BLAS thread costs more than it
     saves, and on a busy machine it can cost 5x (measured on digits: 1.1 s vs 0.13 s).
     """
-    from ..compiled import BlasThreadPolicy  # noqa: PLC0415
+    from ..training.threads import BlasThreadPolicy  # noqa: PLC0415
     rows = shape[0] if est.solver == "lbfgs" else (
         min(200, shape[0]) if est.batch_size == "auto" else min(int(est.batch_size), shape[0]))
     units = [shape[1], *est._hidden_sizes(), est.n_outputs_]

@@ -7,7 +7,7 @@ Example:
 from . import init
 from .module import Module, Parameter
 from .layers import Linear, Identity, Flatten, Dropout
-from .activation import ReLU, Sigmoid, Tanh, LeakyReLU, GELU, Softmax, LogSoftmax, Step
+from .activation import ReLU, Sigmoid, Tanh, LeakyReLU, GELU, Softmax, LogSoftmax, Step, ACTIVATIONS, get_activation
 from .normalization import BatchNorm1d, LayerNorm
 from .container import Sequential, ModuleList, Residual
 from .mlp import MLP

@@ -5,11 +5,15 @@ Example:
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .. import functional as F
 from ..tensor import Tensor
+from .layers import Identity
 from .module import Module
 
-__all__ = ["ReLU", "Sigmoid", "Tanh", "LeakyReLU", "GELU", "Softmax", "LogSoftmax", "Step"]
+__all__ = ["ReLU", "Sigmoid", "Tanh", "LeakyReLU", "GELU", "Softmax", "LogSoftmax", "Step", "ACTIVATIONS",
+           "get_activation"]
 
 
 class ReLU(Module):
@@ -92,3 +96,23 @@ class Step(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.step(x)
+
+
+# The one table of activation layers by name (sklearn's "logistic" is the sigmoid): nn.MLP,
+# the estimators, the CLI and the playground read it through ``get_activation``.
+ACTIVATIONS: dict[str, Any] = {
+    "relu": ReLU, "leaky_relu": LeakyReLU, "gelu": GELU, "sigmoid": Sigmoid, "logistic": Sigmoid,
+    "tanh": Tanh, "identity": Identity, "linear": Identity, "softmax": Softmax,
+}
+
+
+def get_activation(name: str, what: str = "activation") -> Module:
+    """A new activation layer by name ("relu", "tanh", "logistic", "identity", ...).
+
+    Raises ValueError naming ``what`` (the caller's argument) and the known names otherwise.
+
+    Example: ``nn.get_activation("relu")  # ReLU()``
+    """
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown {what} {name!r}; expected one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .. import compiled
 from ..tensor import Tensor, _grad_mode
+from ._fast import no_grad_forward
 from .layers import Linear
 from .module import Module
 
@@ -94,13 +94,17 @@ class Sequential(_ModuleContainer):
         if not _grad_mode.enabled and isinstance(x, Tensor):
             # NOTE: under no_grad a plain Linear/ReLU chain runs as raw NumPy calls, without
             # module and op dispatch (one mnist row: 46 -> 32 us CPU, NumPy by hand 24); same numbers bit for bit.
-            out = compiled.no_grad_forward(vars(self).values(), x)
+            out = no_grad_forward(vars(self).values(), x)
             if out is not None:
                 return out
         for module in vars(self).values():  # the items in order, without building a list
             if isinstance(module, Module):
                 x = module(x)
         return x
+
+    # nn._fast runs a Sequential as a flat chain only when its forward is this one (not a
+    # subclass's override); the mark tells it so without _fast importing this module.
+    forward.runs_children_in_order = True
 
 
 class ModuleList(_ModuleContainer):

@@ -8,12 +8,12 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from . import init as nn_init
-from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activation import get_activation
 from .container import Residual, Sequential
 from .layers import Dropout, Identity, Linear
 from .module import Module
@@ -21,12 +21,6 @@ from .normalization import BatchNorm1d, LayerNorm
 
 __all__ = ["MLP"]
 
-# name -> activation layer factory
-ACTIVATION_LAYERS: dict[str, Callable[[], Module]] = {
-    "relu": ReLU, "leaky_relu": LeakyReLU, "gelu": GELU,
-    "sigmoid": Sigmoid, "logistic": Sigmoid, "tanh": Tanh,
-    "identity": Identity, "linear": Identity, "softmax": functools.partial(Softmax, axis=-1),
-}
 RELU_FAMILY = ("relu", "leaky_relu", "gelu")
 NORMS = {None: None, "batch": BatchNorm1d, "layer": LayerNorm}
 
@@ -43,10 +37,9 @@ def _weight_init_for(activation: str | None):
 
 def _activation_layer(name: str, what: str) -> Module:
     try:
-        return ACTIVATION_LAYERS[name]()
-    except KeyError:
-        raise ValueError(f"MLP: unknown {what} {name!r}; expected one of "
-                         f"{sorted(ACTIVATION_LAYERS)}") from None
+        return get_activation(name, what)
+    except ValueError as e:
+        raise ValueError(f"MLP: {e}") from None
 
 
 class MLP(Sequential):

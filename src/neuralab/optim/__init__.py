@@ -16,7 +16,31 @@ from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
+# The one table of optimizers by name: fit, the estimators, the CLI, the labs and the
+# playground all read it (through ``get``).
+OPTIMIZERS: dict[str, type] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+                               "adagrad": Adagrad}
+
+
+def get(name: str, params, **kwargs) -> Optimizer:  # noqa: ANN001 - params: list of Tensors
+    """An optimizer by name ("sgd", "adam", "adamw", "rmsprop", "adagrad") over ``params``.
+
+    ``kwargs`` go to its constructor (``lr``, ``momentum``, ``weight_decay``, ...); unknown
+    names raise ValueError listing the known ones.
+
+    Example:
+        >>> opt = optim.get("adam", model.parameters(), lr=1e-3)
+    """
+    cls = OPTIMIZERS.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    params = list(params)
+    if not params:
+        raise ValueError("the model has no parameters to train")
+    return cls(params, **kwargs)
+
+
+__all__ = ["OPTIMIZERS", "get", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
            "ReduceLROnPlateau", "clip_grad_norm", "clip_grad_norm_", "clip_grad_value",
            "clip_grad_value_"]

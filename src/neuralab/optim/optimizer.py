@@ -42,7 +42,7 @@ def _load_blas() -> dict:
 # waking them costs far more than the work (28 ms per 1M-element call with 2 threads on
 # this shared 2-core box under load, vs 0.3 ms on one), so by default BLAS gets slices of
 # this size, which keeps every call on the calling thread. A training run holds SciPy's
-# BLAS at one thread (compiled.BlasThreadPolicy) and calls ``whole_axpy(True)``: one call
+# BLAS at one thread (training.threads.BlasThreadPolicy) and calls ``whole_axpy(True)``: one call
 # per array then, without a Python loop over slices (SGD on the wide net: 0.83 ms a step
 # instead of 1.55).
 _AXPY_CHUNK = 10_000

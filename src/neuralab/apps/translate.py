@@ -18,7 +18,7 @@ time step in parallel: one GRU op over the whole target, one batched matmul for 
 Decoding is greedy or beam search, one step at a time.
 
 Example:
-    >>> from neuralab.translate import make_dates, train_translator, translate_dates
+    >>> from neuralab.apps.translate import make_dates, train_translator, translate_dates
     >>> src, tgt = make_dates(3, random_state=0)
     >>> model = train_translator(n_train=20000, epochs=12, random_state=0)
     >>> model.translate(["25 Nov 2026", "11/25/26"])
@@ -33,9 +33,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import functional as F
-from .nn import GRU, Embedding, Linear, Module
-from .tensor import Tensor, no_grad
+from .. import functional as F
+from ..nn import GRU, Embedding, Linear, Module
+from ..tensor import Tensor, no_grad
 
 __all__ = ["MONTHS", "MONTH_ABBREVIATIONS", "WEEKDAYS", "format_date", "make_dates", "split_days", "DateTranslator",
            "train_translator",
@@ -322,7 +322,7 @@ def train_translator(n_train: int = 20000, epochs: int = 12, batch_size: int = 6
     """
     from threadpoolctl import threadpool_limits
 
-    from . import optim
+    from .. import optim
     rng = np.random.default_rng(random_state)
     train_days, _ = split_days(0.1, random_state)
     src_text, tgt_text = make_dates(n_train, rng, train_days)
@@ -376,7 +376,7 @@ def load_or_train(path: str | Path | None = None, verbose: bool = True) -> DateT
 
     Example: ``model = load_or_train(); model.translate("3 juin 1987")``
     """
-    from .io import load, save
+    from ..io import load, save
     path = Path(path) if path else default_model_path()
     if path.is_file():
         return load(path)

@@ -14,7 +14,7 @@ matrix, i.e. plain matrix factorisation; Cremonesi et al. 2010). ``tuned_compari
 each family's settings on a validation item held out of the training data, never the test items.
 
 Example:
-    >>> from neuralab.recommend import NCFRecommender, make_implicit_feedback, leave_one_out_report
+    >>> from neuralab.apps.recommend import NCFRecommender, make_implicit_feedback, leave_one_out_report
     >>> data = make_implicit_feedback(n_users=300, n_items=200, random_state=0)
     >>> rec = NCFRecommender(epochs=10, random_state=0).fit(data.users, data.items)
     >>> rec.recommend(data.users[0], k=5)
@@ -29,9 +29,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from . import functional as F
-from .nn import MLP, Embedding, Linear, Module
-from .tensor import Tensor, no_grad
+from .. import functional as F
+from ..nn import MLP, Embedding, Linear, Module
+from ..tensor import Tensor, no_grad
 
 __all__ = ["ImplicitFeedback", "make_implicit_feedback", "NCF", "NCFRecommender", "Popularity",
            "PureSVD", "leave_one_out_split", "evaluate_ranking", "leave_one_out_report",
@@ -293,7 +293,7 @@ class NCFRecommender(BaseEstimator):
     def fit_indices(self, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
                     ) -> "NCFRecommender":
         """``fit`` on index arrays in [0, n_users) and [0, n_items) (used by the evaluation)."""
-        from . import optim
+        from .. import optim
         if self.model not in TOWERS:
             raise ValueError(f"NCFRecommender: model must be one of {TOWERS}, got {self.model!r}")
         self.user_ids_, self.item_ids_ = np.arange(n_users), np.arange(n_items)

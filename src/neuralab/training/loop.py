@@ -7,7 +7,7 @@ Training a network is four lines repeated for every mini-batch (see ``make_train
     loss.backward()           # backpropagation: every parameter's gradient
     optimizer.step()          # move each parameter a little against its gradient
 
-Everything else in this file is bookkeeping around those lines: checking the data once,
+Everything else here is bookkeeping around those lines: checking the data once,
 cutting it into shuffled mini-batches, measuring the validation data after each epoch
 (in eval mode and without recording a graph), and telling the callbacks.
 
@@ -27,13 +27,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import backend
-from . import functional as F
-from .callbacks import (Callback, CallbackList, History, ProgressBar, _EpochPrinter, get_lr,
-                        set_lr)
-from .data import BatchIterable, Batches, as_features, as_targets, check_finite, train_val_split
-from .metrics import Metric, get_metric
-from .tensor import Tensor, no_grad
+from .. import backend
+from .. import functional as F
+from .. import optim
+from ..callbacks.base import Callback, CallbackList, History, get_lr, set_lr
+from ..callbacks.stock import ProgressBar, _EpochPrinter
+from ..data import BatchIterable, Batches, as_features, as_targets, check_finite, train_val_split
+from ..metrics import Metric, get_metric
+from ..tensor import Tensor, no_grad
 
 __all__ = ["fit", "evaluate", "predict", "make_train_step", "penalty"]
 
@@ -41,8 +42,6 @@ LossFn = Callable[[Tensor, Tensor, Any], Tensor]
 
 _CLASSIFICATION_LOSSES = {"cross_entropy", "log_loss"}
 _BINARY_LOSSES = {"bce", "binary_cross_entropy_with_logits"}
-_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
-               "adagrad": "Adagrad"}
 
 
 # ============================================================================ one training step
@@ -73,7 +72,7 @@ def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0
     (captured or fused for a particular model) can replace it without touching ``fit``.
     Gradients are left in ``p.grad`` after the step, for callbacks such as GradientMonitor.
     With ``loss_name="cross_entropy"`` a plain Linear/ReLU chain gets the captured step of
-    ``compiled.py`` (same gradients; set NEURALAB_EAGER=1 to compare with the eager one).
+    ``training.captured`` (same gradients; set NEURALAB_EAGER=1 to compare with the eager one).
 
     Example:
         >>> step = make_train_step(model, lambda out, y, w: F.cross_entropy(out, y), opt)
@@ -93,8 +92,8 @@ def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0
         return loss.item(), out.data
 
     # NOTE: a Linear/ReLU chain under cross-entropy (``loss_name``) replays a captured step
-    # (compiled.py): no graph, no per-step allocations, the same gradients bit for bit.
-    from .compiled import capture_train_step  # noqa: PLC0415
+    # (training/captured.py): no graph, no per-step allocations, the same gradients bit for bit.
+    from .captured import capture_train_step  # noqa: PLC0415
     return capture_train_step(model, loss_name, optimizer, l1, l2, fallback=train_step) or train_step
 
 
@@ -140,19 +139,14 @@ def _task(loss: Any, y: Any) -> str:
     return "regression"
 
 
-def _make_optimizer(model: Any, optimizer: Any, lr: float | None) -> Any:
-    if isinstance(optimizer, str):
-        key = optimizer.lower()
-        if key not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(_OPTIMIZERS)} "
-                             "or an optim optimizer object")
-        from . import optim  # noqa: PLC0415
+def make_optimizer(model: Any, optimizer: Any, lr: float | None = None) -> Any:
+    """The optimizer ``fit`` uses: ``optim.get(name, ...)`` for a name, else ``optimizer`` itself
+    (its learning rate set to ``lr`` when given).
 
-        cls = getattr(optim, _OPTIMIZERS[key])
-        params = model.parameters()
-        if not params:
-            raise ValueError("the model has no parameters to train")
-        return cls(params, lr=lr) if lr is not None else cls(params)
+    Example: ``opt = make_optimizer(model, "adam", lr=1e-3)``
+    """
+    if isinstance(optimizer, str):
+        return optim.get(optimizer, model.parameters(), **({} if lr is None else {"lr": lr}))
     if not hasattr(optimizer, "step") or not hasattr(optimizer, "zero_grad"):
         raise TypeError(f"optimizer must be a name or an object with step() and zero_grad(), "
                         f"got {type(optimizer).__name__}")
@@ -228,10 +222,10 @@ def _device_of(model: Any, device: str | None) -> str:
 
 
 @dataclass
-class Trainer:
+class TrainingRun:
     """The state of a running ``fit`` that callbacks can see and change.
 
-    Example: a callback calls ``self.trainer.stop_training = True`` to stop.
+    Example: a callback calls ``self.run.stop_training = True`` to stop.
     """
 
     model: Any
@@ -333,7 +327,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         wv = validation_data[2] if len(validation_data) == 3 else None
         val = _prepare(Xv, yv, task, wv, dev, name="X_val")
 
-    optimizer = _make_optimizer(model, optimizer, lr)
+    optimizer = make_optimizer(model, optimizer, lr)
     metric_specs = list(metrics or [])
     train_metrics = [get_metric(m, threshold) for m in metric_specs]  # validation gets fresh ones
 
@@ -345,12 +339,12 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         extra.append(ProgressBar())
     elif verbose == 2:
         extra.append(_EpochPrinter())
-    trainer = Trainer(model, optimizer, params={
+    run = TrainingRun(model, optimizer, params={
         "epochs": int(epochs), "steps": steps, "batch_size": int(batch_size),
         "samples": n_train, "has_validation": val is not None, "metrics": [m.name for m in train_metrics]})
-    cbs = CallbackList([history, *user_callbacks, *extra], trainer)
+    cbs = CallbackList([history, *user_callbacks, *extra], run)
     train_step = make_train_step(model, loss_fn, optimizer, l1, l2, loss_name=loss_name)
-    from .compiled import blas_threads_for  # noqa: PLC0415
+    from .threads import blas_threads_for  # noqa: PLC0415
 
     cbs.on_train_begin({})
     threads = blas_threads_for(model, batch_size)
@@ -362,7 +356,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
     denormals.__enter__()
     try:
         for epoch in range(int(epochs)):
-            trainer.epoch = epoch
+            run.epoch = epoch
             cbs.on_epoch_begin(epoch, {})
             lr_now = _current_lr(optimizer)
             model.train()
@@ -380,7 +374,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                 for m in train_metrics:
                     m.update(out, yb, wb)
                 cbs.on_batch_end(batch, {"loss": loss_value, "size": len(xb)})
-                if trainer.stop_training:
+                if run.stop_training:
                     break
             logs = {"loss": total / count if count else float("nan")}
             logs.update({m.name: m.result() for m in train_metrics})
@@ -390,7 +384,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                 logs.update({f"val_{k}": v for k, v in scores.items()})
             logs["lr"] = lr_now
             cbs.on_epoch_end(epoch, logs)
-            if trainer.stop_training:
+            if run.stop_training:
                 break
     finally:
         denormals.__exit__(None, None, None)

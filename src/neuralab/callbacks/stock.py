@@ -1,9 +1,4 @@
-"""Callbacks: code that ``fit`` calls at the start and end of training, epochs and batches.
-
-``fit`` gives every callback a ``trainer`` (the model, the optimizer, the run's settings and
-a ``stop_training`` flag) and a ``logs`` dict of the numbers so far (``loss``,
-``val_loss``, metrics, ``lr``). A callback reads them, and may stop training or change the
-learning rate; it never has to know how the loop is written.
+"""The stock callbacks: early stopping, checkpoints, progress, gradient monitoring, schedules, logs.
 
 Example:
     >>> hist = nl.fit(model, X, y, validation_split=0.2, epochs=100,
@@ -18,171 +13,17 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from . import backend
+from .. import backend
+from ..io.files import atomic_write
+from ..io.model_file import save
+from .base import Callback, get_lr, set_lr
 
-__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "ProgressBar",
-           "GradientMonitor", "TerminateOnNaN", "LearningRateScheduler", "CSVLogger",
-           "get_lr", "set_lr"]
-
-
-# ============================================================================ learning-rate access
-def get_lr(optimizer: Any) -> float:
-    """The optimizer's current learning rate (its first parameter group's).
-
-    Example: ``get_lr(optim.Adam(model.parameters(), lr=1e-3))  # 0.001``
-    """
-    groups = getattr(optimizer, "param_groups", None)
-    if groups:
-        return float(groups[0]["lr"])
-    return float(getattr(optimizer, "lr"))
-
-
-def set_lr(optimizer: Any, lr: float) -> None:
-    """Set the learning rate of every parameter group. Example: ``set_lr(opt, 1e-4)``"""
-    groups = getattr(optimizer, "param_groups", None)
-    if groups:
-        for g in groups:
-            g["lr"] = float(lr)
-    if hasattr(optimizer, "lr") or not groups:
-        optimizer.lr = float(lr)
-
-
-# ============================================================================ base class
-class Callback:
-    """Base class: override any of the hooks; ``self.trainer`` is set by ``fit``.
-
-    ``self.model``, ``self.optimizer`` and ``self.params`` (epochs, steps per epoch, batch
-    size, whether there is validation data) are shortcuts into the trainer; set
-    ``self.trainer.stop_training = True`` to stop after the current batch.
-
-    Example:
-        >>> class PrintLoss(Callback):
-        ...     def on_epoch_end(self, epoch, logs):
-        ...         print(epoch, logs["loss"])
-    """
-
-    trainer: Any = None
-
-    def set_trainer(self, trainer: Any) -> None:
-        """Attach the running fit (``fit`` calls this before ``on_train_begin``).
-
-        Example: ``cb.set_trainer(trainer)``
-        """
-        self.trainer = trainer
-
-    @property
-    def model(self) -> Any:
-        """The model being trained (set by ``fit``).
-
-        Example: ``self.model.state_dict()``
-        """
-        return self.trainer.model
-
-    @property
-    def optimizer(self) -> Any:
-        """The optimizer of the running fit.
-
-        Example: ``self.optimizer.param_groups[0]["lr"]``
-        """
-        return self.trainer.optimizer
-
-    @property
-    def params(self) -> dict:
-        """The fit's settings (epochs, batch size, ...).
-
-        Example: ``self.params["epochs"]``
-        """
-        return self.trainer.params
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        """Called once before the first epoch.
-
-        Example: ``def on_train_begin(self, logs=None): self.t0 = time.time()``
-        """
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        """Called once after the last epoch (also when stopped early).
-
-        Example: ``def on_train_end(self, logs=None): print("done")``
-        """
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        """Called before each epoch (epochs count from 0).
-
-        Example: ``def on_epoch_begin(self, epoch, logs=None): print(epoch)``
-        """
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Called after each epoch with its training and validation numbers.
-
-        Example: ``def on_epoch_end(self, epoch, logs=None): print(logs["loss"])``
-        """
-
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Called after each optimizer step; ``logs`` has the batch's ``loss`` and ``size``.
-
-        Example: ``def on_batch_end(self, batch, logs=None): self.losses.append(logs["loss"])``
-        """
-
-
-class CallbackList:
-    """Calls each hook on every callback in order (used by ``fit``).
-
-    Example: ``CallbackList([History()], trainer).on_train_begin()``
-    """
-
-    def __init__(self, callbacks: list[Callback], trainer: Any) -> None:
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
-            cb.set_trainer(trainer)
-        self.callbacks = callbacks
-
-    def __getattr__(self, hook: str) -> Callable[..., None]:
-        if not hook.startswith("on_"):
-            raise AttributeError(hook)
-
-        def call(*args: Any) -> None:
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args)
-        return call
-
-
-# ============================================================================ history
-class History(Callback):
-    """Records every epoch's logs: ``history["loss"]``, ``history["val_accuracy"]``, ``["lr"]``...
-
-    ``fit`` always adds one and returns it.
-    Example: ``hist = nl.fit(...); hist.history["loss"][-1]; hist.epoch  # [0, 1, ...]``
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        # A second fit continues the same record (as Keras), so nothing is reset here.
-        pass
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch.append(epoch)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
-
-    def __getitem__(self, key: str) -> list[float]:
-        """``hist["loss"]`` is ``hist.history["loss"]`` (an estimator's ``history_`` too)."""
-        return self.history[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.history
-
-    def __repr__(self) -> str:
-        last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
-        return f"History(epochs={len(self.epoch)}, last={last})"
+__all__ = ["EarlyStopping", "ModelCheckpoint", "ProgressBar", "GradientMonitor", "TerminateOnNaN",
+           "LearningRateScheduler", "CSVLogger", "save_state_dict"]
 
 
 def _mode_for(monitor: str, mode: str) -> str:
@@ -276,7 +117,7 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:  # ``patience`` epochs in a row without improvement
             self.stopped_epoch = epoch
-            self.trainer.stop_training = True
+            self.run.stop_training = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.restore_best and self._best_state is not None:
@@ -285,38 +126,21 @@ class EarlyStopping(Callback):
 
 # ============================================================================ checkpoints
 def save_state_dict(model: Any, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
-    """Write ``model.state_dict()`` as safetensors, atomically (temp file + os.replace).
+    """Write ``model.state_dict()`` as safetensors, atomically (``io.atomic_write``).
 
     A reader never sees a half-written file, even if training is killed mid-save.
     Example: ``save_state_dict(model, "best.safetensors")``
     """
-    from safetensors.numpy import save_file  # noqa: PLC0415
+    from safetensors.numpy import save as to_bytes  # noqa: PLC0415
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tensors = {k: np.ascontiguousarray(backend.to_numpy(v)) for k, v in model.state_dict().items()}
-    try:
-        save_file(tensors, str(tmp), metadata={"format": "neuralab-state-dict", **(metadata or {})})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _save_model(model: Any, path: Path) -> None:
-    try:
-        from .io import save  # noqa: PLC0415  (the full model format; it writes atomically too)
-    except ImportError:
-        save_state_dict(model, path)
-        return
-    save(model, path)
+    atomic_write(path, to_bytes(tensors, metadata={"format": "neuralab-state-dict", **(metadata or {})}))
 
 
 class ModelCheckpoint(Callback):
     """Save the model after each epoch, or only when ``monitor`` improves.
 
-    The file is safetensors (``nl.save``'s format when available, else the bare state dict);
+    The file is ``nl.save``'s format (safetensors + JSON: ``nl.load`` reads it back);
     ``path`` may use log keys and ``epoch``, e.g. ``"ckpt-{epoch:03d}-{val_loss:.3f}.safetensors"``.
     Each save goes to a temporary file first and is renamed into place.
     Example: ``ModelCheckpoint("best.safetensors", save_best_only=True)``
@@ -343,7 +167,7 @@ class ModelCheckpoint(Callback):
         except KeyError as exc:
             raise ValueError(f"ModelCheckpoint path {self.path!r} uses {exc}, which is not a log "
                              f"key; available: epoch, {', '.join(sorted(logs))}") from None
-        _save_model(self.model, path)
+        save(self.model, path)
         self.saved.append(str(path))
 
 
@@ -469,11 +293,11 @@ class TerminateOnNaN(Callback):
                 lr = f" (now {get_lr(self.optimizer):g})"
             except (AttributeError, KeyError, TypeError):
                 lr = ""
-            self.message = (f"loss became {loss} at epoch {self.trainer.epoch + 1}, batch {batch}: "
+            self.message = (f"loss became {loss} at epoch {self.run.epoch + 1}, batch {batch}: "
                             f"training stopped; try a smaller learning rate{lr}, standardised "
                             "inputs or gradient clipping")
             warnings.warn(self.message, RuntimeWarning, stacklevel=2)
-            self.trainer.stop_training = True
+            self.run.stop_training = True
 
 
 class LearningRateScheduler(Callback):

@@ -13,7 +13,7 @@ Three pieces, each usable alone:
   stores it, vocabulary included, as data.
 
 Example:
-    >>> from neuralab.text import FastTextClassifier, TfidfFeatures, tokenize
+    >>> from neuralab.apps.text import FastTextClassifier, TfidfFeatures, tokenize
     >>> tokenize("WIN £1000 now! Call 09061701461")
     ['win', '£', '1000', 'now', '!', 'call', '09061701461', '<longnum>']
     >>> clf = FastTextClassifier(random_state=0).fit(texts, labels)
@@ -29,8 +29,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from threadpoolctl import threadpool_limits
 
-from .nn import Embedding, Linear, Module
-from .tensor import Tensor
+from ..nn import Embedding, Linear, Module
+from ..tensor import Tensor
 
 __all__ = ["tokenize", "TfidfFeatures", "FastText", "FastTextClassifier", "load_sms_spam",
            "text_column_spec", "transform_text_column"]
@@ -58,16 +58,13 @@ def tokenize(text: Any) -> list[str]:
 def load_sms_spam(path: str | None = None) -> tuple[list[str], np.ndarray]:
     """The SMS Spam Collection as (messages, labels 'ham'/'spam'); reads a local TSV, never downloads.
 
-    ``path`` defaults to ``$NEURALAB_DATA/sms_spam.tsv``, else ``../shared/data/sms_spam.tsv``.
+    ``path`` defaults to ``sms_spam.tsv`` in ``$NEURALAB_DATA``, ``./data`` or ``~/.neuralab/data``.
     Example: ``texts, labels = load_sms_spam(); len(texts)  # 5574``
     """
     import csv
-    import os
     from pathlib import Path
-    candidates = [path] if path else [
-        os.path.join(os.environ.get("NEURALAB_DATA", ""), "sms_spam.tsv"),
-        str(Path(__file__).resolve().parents[3] / "shared" / "data" / "sms_spam.tsv"),
-        "../shared/data/sms_spam.tsv"]
+    from ..datasets import data_dirs, find_data_file
+    candidates = [path] if path else [find_data_file("sms_spam.tsv")]
     for p in candidates:
         if p and Path(p).is_file():
             with open(p, encoding="utf-8", newline="") as f:
@@ -79,8 +76,9 @@ def load_sms_spam(path: str | None = None) -> tuple[list[str], np.ndarray]:
             if bad is not None:
                 raise ValueError(f"{p}: row {bad + 2} has {len(rows[bad])} fields, expected 2")
             return [r[1] for r in rows], np.array([r[0] for r in rows])
-    raise FileNotFoundError(f"sms_spam.tsv not found (looked in {[c for c in candidates if c]}); "
-                            f"pass its path or set NEURALAB_DATA")
+    where = path or ", ".join(str(d) for d in data_dirs())
+    raise FileNotFoundError(f"sms_spam.tsv not found in {where}; pass its path or put it in one of "
+                            f"these folders (NEURALAB_DATA names your own)")
 
 
 # ============================================================================ TF-IDF as data
@@ -294,7 +292,7 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- fitting
     def fit(self, X: Sequence[Any], y: Sequence[Any]) -> "FastTextClassifier":
         """Build the vocabulary from ``X`` (texts) and train on labels ``y``; returns self."""
-        from . import optim
+        from .. import optim
         texts = _as_texts(X)
         y = np.asarray(y)
         if len(texts) != len(y):
@@ -322,7 +320,7 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, opt: Any, ids_all: np.ndarray, lengths: np.ndarray, y_idx: np.ndarray,
                rng: np.random.Generator) -> None:
-        from . import functional as F
+        from .. import functional as F
         for _ in range(self.epochs):
             order = rng.permutation(len(ids_all))
             total = 0.0
@@ -339,7 +337,7 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- predicting
     def decision_function(self, X: Sequence[Any]) -> np.ndarray:
         """Logits (N, n_classes)."""
-        from .tensor import no_grad
+        from ..tensor import no_grad
         ids = self.encode(X)
         with no_grad():
             return self.model_(ids).numpy()

@@ -1,0 +1,18 @@
+"""Model files and export: ``save``/``load`` (safetensors + JSON, no pickle) and ``export_onnx``.
+
+Example:
+    >>> nl.io.save(model, "model.safetensors"); same = nl.io.load("model.safetensors")
+"""
+from .files import atomic_write
+from .model_file import (FORMAT_VERSION, ModelFileError, load, read_extra_arrays, read_metadata,
+                         save)
+
+
+def export_onnx(obj, path, opset: int = 17):  # noqa: ANN001, ANN201 - see io.onnx.export_onnx
+    """Export ``obj`` to ONNX (onnx is imported only here). Example: ``export_onnx(clf, "m.onnx")``"""
+    from .onnx import export_onnx as _export
+    return _export(obj, path, opset=opset)
+
+
+__all__ = ["save", "load", "read_metadata", "read_extra_arrays", "export_onnx", "ModelFileError",
+           "FORMAT_VERSION", "atomic_write"]
