@@ -225,9 +225,9 @@ class Batches:
 
 # NOTE: pages read through a memory map count in the process's resident memory until they are
 # unmapped, so one epoch over a 4 GB file would hold 4 GB (and one shuffled batch of 128 rows
-# mapped 160 MB here: the kernel maps whole large folios). A large read-only memmap is read 16
-# rows at a time and those pages are dropped from this process's mapping at once (0.7 us a
-# call); they stay in the OS file cache, so nothing is read twice from disk.
+# mapped far more than its rows: the kernel maps whole large folios). A large read-only memmap
+# is read 16 rows at a time and those pages are dropped from this process's mapping at once
+# (cheap: see benchmarks/README.md); they stay in the OS file cache, so nothing is read twice.
 _DROP_ABOVE = 256 * 2**20  # memmaps smaller than this stay mapped (they fit comfortably)
 _ROWS_PER_READ = 16
 

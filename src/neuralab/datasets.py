@@ -350,7 +350,6 @@ def make_blobs(n_samples: int = 300, n_features: int = 2, centers: int | Any = 3
                  description=_DESCRIPTIONS["blobs"], test_size=test_size, rng=rng)
 
 
-make_gaussian = make_blobs  # another common name for the same toy problem
 
 
 # ============================================================================ MNIST

@@ -1,4 +1,6 @@
-"""User-facing functions: activations, linear, dropout, normalisation and losses.
+"""The functions users call (``F.relu``, ``F.cross_entropy``, ...), built on the ops of ``functions.py``.
+
+Activations, linear, dropout, normalisation and losses.
 
 Each is either one primitive op from ``functions.py`` or a short composite of ops, whose
 gradient then comes for free from the engine.

@@ -1,4 +1,6 @@
-"""Primitive ops: each one class with its forward and its backward side by side.
+"""Primitive ops, the engine's internals: each one class with its forward and backward side by side.
+
+(``functional.py`` holds the functions users call, built on these; this file is the maths.)
 
 This file is where backpropagation lives. Each ``forward`` computes a result from raw
 arrays and keeps what the derivative needs; each ``backward`` receives the gradient of the
@@ -1286,8 +1288,8 @@ class LSTMSequence(Function):
         d = xp.empty((4 * hid, n), dtype=grad.dtype)          # one step's d loss / d gates
         # NOTE: every step's d is kept, laid out (4H, T, N) so that (T, N) is one axis: after the
         # loop, the weight, bias and input gradients of all steps are each one large GEMM or sum
-        # (which BLAS runs well on 2 threads) instead of 3 small GEMMs and 2 adds per step:
-        # about 5% off an LSTM(28->128) forward+backward on a 64x28 batch (9.9 -> 9.3 ms, 2 threads).
+        # (which BLAS runs well on 2 threads) instead of 3 small GEMMs and 2 adds per step
+        # (measured in benchmarks/README.md, "Figures behind the code").
         d_all = _scratch(self.ws, "d_all", (4 * hid, t_len, n), grad.dtype, xp)
         dhc = xp.zeros((2 * hid, n), dtype=grad.dtype)         # dh above dc, as the output's h and c
         dh, dc, tmp = dhc[:hid], dhc[hid:], xp.empty((hid, n), dtype=grad.dtype)

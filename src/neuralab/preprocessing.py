@@ -61,10 +61,6 @@ def _py(value: Any) -> Any:
     return value
 
 
-def _is_missing(values) -> np.ndarray:
-    return _pd().isna(values).to_numpy() if hasattr(values, "to_numpy") else _pd().isna(values)
-
-
 def _category_key(value: Any) -> str:
     # One-hot categories are matched as strings so that a column read back as numbers
     # ("1", "2") or as booleans ("True") still finds its category.

@@ -359,28 +359,28 @@ class Tensor:
                 vars(ctx).clear()  # release saved buffers as soon as they are used
 
     # ------------------------------------------------------------------ operators
-    def __add__(self, other): return F.Add.apply(self, _t(other, self))
-    def __radd__(self, other): return F.Add.apply(_t(other, self), self)
-    def __sub__(self, other): return F.Sub.apply(self, _t(other, self))
-    def __rsub__(self, other): return F.Sub.apply(_t(other, self), self)
-    def __mul__(self, other): return F.Mul.apply(self, _t(other, self))
-    def __rmul__(self, other): return F.Mul.apply(_t(other, self), self)
-    def __truediv__(self, other): return F.Div.apply(self, _t(other, self))
-    def __rtruediv__(self, other): return F.Div.apply(_t(other, self), self)
-    def __neg__(self): return F.Neg.apply(self)
-    def __matmul__(self, other): return F.MatMul.apply(self, _t(other, self))
-    def __rmatmul__(self, other): return F.MatMul.apply(_t(other, self), self)
+    def __add__(self, other): return fn.Add.apply(self, _t(other, self))
+    def __radd__(self, other): return fn.Add.apply(_t(other, self), self)
+    def __sub__(self, other): return fn.Sub.apply(self, _t(other, self))
+    def __rsub__(self, other): return fn.Sub.apply(_t(other, self), self)
+    def __mul__(self, other): return fn.Mul.apply(self, _t(other, self))
+    def __rmul__(self, other): return fn.Mul.apply(_t(other, self), self)
+    def __truediv__(self, other): return fn.Div.apply(self, _t(other, self))
+    def __rtruediv__(self, other): return fn.Div.apply(_t(other, self), self)
+    def __neg__(self): return fn.Neg.apply(self)
+    def __matmul__(self, other): return fn.MatMul.apply(self, _t(other, self))
+    def __rmatmul__(self, other): return fn.MatMul.apply(_t(other, self), self)
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
-            return F.PowTensor.apply(self, exponent)
-        return F.Pow.apply(self, exponent=exponent)
+            return fn.PowTensor.apply(self, exponent)
+        return fn.Pow.apply(self, exponent=exponent)
 
     def __rpow__(self, base):
-        return F.PowTensor.apply(_t(base, self), self)
+        return fn.PowTensor.apply(_t(base, self), self)
 
     def __getitem__(self, index):
-        return F.GetItem.apply(self, index=_index_data(index))
+        return fn.GetItem.apply(self, index=_index_data(index))
 
     # comparisons give constant boolean tensors (no gradient); == stays identity-based
     def __lt__(self, other): return Tensor._make(self.data < _raw(other), False)
@@ -395,28 +395,28 @@ class Tensor:
 
         Example: ``x.sum(axis=0)``
         """
-        return F.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return fn.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
         """Mean over ``axis`` (all axes when None).
 
         Example: ``x.mean(axis=1, keepdims=True)``
         """
-        return F.Mean.apply(self, axis=axis, keepdims=keepdims)
+        return fn.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
         """Maximum over ``axis``; the gradient is shared equally among ties.
 
         Example: ``x.max(axis=1)``
         """
-        return F.Max.apply(self, axis=axis, keepdims=keepdims)
+        return fn.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
         """Minimum over ``axis``; the gradient is shared equally among ties.
 
         Example: ``x.min()``
         """
-        return F.Min.apply(self, axis=axis, keepdims=keepdims)
+        return fn.Min.apply(self, axis=axis, keepdims=keepdims)
 
     def var(self, axis=None, keepdims=False, ddof=0):
         """Variance over ``axis`` (a composite of mean, sub and mul).
@@ -433,35 +433,35 @@ class Tensor:
 
         Example: ``x.exp()``
         """
-        return F.Exp.apply(self)
+        return fn.Exp.apply(self)
 
     def log(self):
         """Natural logarithm, elementwise.
 
         Example: ``x.log()``
         """
-        return F.Log.apply(self)
+        return fn.Log.apply(self)
 
     def sqrt(self):
         """Square root, elementwise.
 
         Example: ``x.sqrt()``
         """
-        return F.Sqrt.apply(self)
+        return fn.Sqrt.apply(self)
 
     def abs(self):
         """Absolute value, elementwise (gradient sign(x)).
 
         Example: ``x.abs()``
         """
-        return F.Abs.apply(self)
+        return fn.Abs.apply(self)
 
     def clip(self, min=None, max=None):
         """Clamp values into [min, max]; gradient 1 inside the range, 0 outside.
 
         Example: ``x.clip(0, 1)``
         """
-        return F.Clip.apply(self, lo=min, hi=max)
+        return fn.Clip.apply(self, lo=min, hi=max)
 
     def reshape(self, *shape):
         """The same data in a new shape (one axis may be -1); a tuple or separate ints.
@@ -470,7 +470,7 @@ class Tensor:
         """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return F.Reshape.apply(self, shape=shape)
+        return fn.Reshape.apply(self, shape=shape)
 
     def flatten(self, start_axis: int = 0):
         """Merge the axes from ``start_axis`` on into one.
@@ -486,7 +486,7 @@ class Tensor:
         """
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return F.Transpose.apply(self, axes=axes or None)
+        return fn.Transpose.apply(self, axes=axes or None)
 
     @property
     def T(self):
@@ -494,42 +494,42 @@ class Tensor:
 
         Example: ``x @ w.T``
         """
-        return F.Transpose.apply(self, axes=None)
+        return fn.Transpose.apply(self, axes=None)
 
     def relu(self):
         """max(x, 0), elementwise.
 
         Example: ``x.relu()``
         """
-        return F.ReLU.apply(self)
+        return fn.ReLU.apply(self)
 
     def sigmoid(self):
         """1 / (1 + e**-x), elementwise.
 
         Example: ``x.sigmoid()``
         """
-        return F.Sigmoid.apply(self)
+        return fn.Sigmoid.apply(self)
 
     def tanh(self):
         """Hyperbolic tangent, elementwise.
 
         Example: ``x.tanh()``
         """
-        return F.Tanh.apply(self)
+        return fn.Tanh.apply(self)
 
     def softmax(self, axis=-1):
         """Softmax along ``axis`` (each slice sums to 1).
 
         Example: ``logits.softmax(axis=1)``
         """
-        return F.Softmax.apply(self, axis=axis)
+        return fn.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis=-1):
         """log(softmax(x)) along ``axis``, computed stably.
 
         Example: ``logits.log_softmax(axis=1)``
         """
-        return F.LogSoftmax.apply(self, axis=axis)
+        return fn.LogSoftmax.apply(self, axis=axis)
 
 
 def _raw(x):
@@ -611,4 +611,4 @@ ones = _tensor_factory("ones")
 
 
 # Imported last: functions.py needs Tensor defined above.
-from . import functions as F  # noqa: E402
+from . import functions as fn  # noqa: E402

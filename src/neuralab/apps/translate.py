@@ -339,8 +339,8 @@ def train_translator(n_train: int = 20000, epochs: int = 12, batch_size: int = 6
     model.loss_curve_ = []
     model.train()
     start = time.perf_counter()
-    # Small matrices: a second BLAS thread only adds synchronisation (10x slower per
-    # batch on a busy 2-core machine), so train single-threaded.
+    # Small matrices: a second BLAS thread only adds synchronisation (far slower per batch
+    # on a busy machine), so train single-threaded.
     limit = threadpool_limits(1, user_api="blas")
     for epoch in range(epochs):
         total = 0.0
