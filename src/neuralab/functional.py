@@ -102,8 +102,17 @@ def get_activation(name: str):
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch.
 
+    ``x`` may also be a SciPy sparse matrix (CSR rows, e.g. TF-IDF features): the product is
+    sparse times dense, and the weight's gradient too.
+
     Example: ``F.linear(x, w, b)  # x (N, 3), w (2, 3), b (2,) -> (N, 2)``
     """
+    if not isinstance(x, Tensor) and fn.is_sparse(x):
+        if x.ndim != 2:
+            raise ValueError(f"linear: a sparse input must be 2-D, got shape {x.shape}")
+        x = x.tocsr()
+        dtype = _raw(weight).dtype
+        x = Tensor._make(x if x.dtype == dtype else x.astype(dtype), False)
     if bias is None:
         return fn.Linear.apply(x, weight)
     return fn.Linear.apply(x, weight, bias)

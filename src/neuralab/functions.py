@@ -672,9 +672,9 @@ class Linear(Function):
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the "
                              f"weight expects {weight.shape[1]} (weight shape {weight.shape})")
-        out = x @ weight.T
+        out = x @ weight.T  # a SciPy sparse x (rows of a TF-IDF matrix, say) gives a dense out
         if bias is not None:
-            out += bias
+            out = out + bias if is_sparse(x) else _add_inplace(out, bias)
         return out
 
     def backward(self, grad):
@@ -682,10 +682,29 @@ class Linear(Function):
         # the first layer's input (the data) needs no gradient: skip that matmul
         gx = grad @ self.weight if self.needs_grad(0) else None
         g2 = grad.reshape(-1, grad.shape[-1])
-        gw = g2.T @ x.reshape(-1, x.shape[-1])
+        if is_sparse(x):
+            # NOTE: grad.T @ x for a sparse x, written as (x.T @ grad).T: SciPy multiplies a
+            # sparse matrix by a dense one, not the other way round; a sparse input takes no
+            # gradient (it is data).
+            gw, gx = np.asarray((x.T @ g2).T), None
+        else:
+            gw = g2.T @ x.reshape(-1, x.shape[-1])
         if self.has_bias:
             return gx, gw, g2.sum(axis=0)
         return gx, gw
+
+
+def is_sparse(x: Any) -> bool:
+    """Whether ``x`` is a SciPy sparse matrix or array (checked without importing SciPy).
+
+    Example: ``is_sparse(scipy.sparse.csr_matrix(np.eye(3)))  # True``
+    """
+    return type(x).__module__.startswith("scipy.sparse")
+
+
+def _add_inplace(out: Any, bias: Any) -> Any:
+    out += bias
+    return out
 
 
 class Softmax(Function):
