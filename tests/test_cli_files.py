@@ -173,9 +173,8 @@ def test_info_and_export(files, clf_model):
     r = _invoke("export", out, "--onnx", onnx_path)
     assert r.exit_code == 0, r.output
     frame = files["frame"]
-    features = model.preprocessor.transform(frame, scale=False, impute=False)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    proba, label = sess.run(["probabilities", "label"], {"features": features})
+    proba, label = sess.run(["probabilities", "label"], nl.io.onnx_feed(model, frame))
     np.testing.assert_allclose(proba, model.predict_proba(frame), atol=1e-5)
     assert list(label.astype(str)) == list(model.predict(frame))
 

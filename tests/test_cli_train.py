@@ -184,7 +184,7 @@ def test_a_train_dataset_model_predicts_evaluates_explains_and_exports(runner, t
     assert res.exit_code == 0, res.output
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in sess.get_outputs()],
-                   sess.run(None, {"features": features.to_numpy(np.float32)})))
+                   sess.run(None, nl.io.onnx_feed(nl.load(out), features))))
     if classification:
         assert got["label"].tolist() == preds["prediction"].tolist()
         np.testing.assert_allclose(got["probabilities"], p, atol=1e-5)

@@ -193,12 +193,37 @@ def test_cli_model_folds_imputation_and_scaling(tmp_path):
     clf = _fit(nl.MLPClassifier((8,), max_iter=30, random_state=0), prep.transform(frame),
                prep.transform_target(frame))
     model = TabularModel(prep, clf)
-    raw = prep.transform(frame, scale=False, impute=False)
-    assert np.isnan(raw).any()  # the graph must impute the missing sizes itself
+    feed = nl.io.onnx_feed(model, frame)
+    assert set(feed) == {"size", "rooms", "town"}  # one input per original column
+    assert np.isnan(feed["size"]).any() and "" in feed["town"]  # the graph imputes and encodes
     path = nl.export_onnx(model, tmp_path / "t.onnx")
-    out = _run(path, {"features": raw})
+    out = _run(path, feed)
     np.testing.assert_allclose(out["probabilities"], model.predict_proba(frame), atol=TOL, rtol=TOL)
     assert np.array_equal(out["label"].astype(str), model.predict(frame).astype(str))
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     import json
     assert json.loads(props["feature_names"]) == prep.feature_names
+
+
+def test_cli_model_graph_encodes_raw_categories_unseen_and_grouped(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from neuralab.preprocessing import TabularModel, TabularPreprocessor
+    rng = np.random.default_rng(1)
+    n = 150
+    frame = pd.DataFrame({"x": rng.normal(size=n), "city": rng.choice(list("abcdefg"), n),
+                          "flag": rng.choice([True, False], n)})
+    frame.loc[::9, "city"] = None
+    frame["y"] = np.where(frame["x"] + (frame["city"] == "a") > 0.3, "p", "q")
+    prep = TabularPreprocessor(max_categories=3).fit(frame, target="y")  # rare cities -> <other>
+    clf = _fit(nl.MLPClassifier((6,), max_iter=20, random_state=0), prep.transform(frame),
+               prep.transform_target(frame))
+    model = TabularModel(prep, clf)
+    path = nl.export_onnx(model, tmp_path / "c.onnx")
+    new = frame.drop(columns="y").head(12).copy()
+    new.loc[new.index[:3], "city"] = "never-seen"
+    out = _run(path, nl.io.onnx_feed(model, new))
+    want = model.predict_proba(new)  # an unseen city counts as <other>, in both
+    np.testing.assert_allclose(out["probabilities"], want, atol=TOL, rtol=TOL)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    import json
+    assert json.loads(props["input_columns"]) == ["x", "city", "flag"]

@@ -14,5 +14,11 @@ def export_onnx(obj, path, opset: int = 17):  # noqa: ANN001, ANN201 - see io.on
     return _export(obj, path, opset=opset)
 
 
-__all__ = ["save", "load", "read_metadata", "read_extra_arrays", "export_onnx", "ModelFileError",
+def onnx_feed(model, frame):  # noqa: ANN001, ANN201 - see io.onnx.onnx_feed
+    """The exported graph's inputs for a table (see ``io.onnx.onnx_feed``). Example: ``onnx_feed(m, df)``"""
+    from .onnx import onnx_feed as _feed
+    return _feed(model, frame)
+
+
+__all__ = ["save", "load", "read_metadata", "read_extra_arrays", "export_onnx", "onnx_feed", "ModelFileError",
            "FORMAT_VERSION", "atomic_write"]

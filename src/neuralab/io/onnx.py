@@ -18,7 +18,7 @@ from .. import backend
 from .files import atomic_write
 from .model_file import _is_estimator, _version
 
-__all__ = ["export_onnx"]
+__all__ = ["export_onnx", "onnx_feed"]
 
 
 # ============================================================================ ONNX export
@@ -430,6 +430,88 @@ def _label_output(est: Any, idx: str, g: _OnnxGraph, outputs: list) -> None:
         outputs.append(("label", idx, TensorProto.INT64, ["N"]))
 
 
+def _emit_table_inputs(prep: Any, g: _OnnxGraph) -> tuple[list, str]:
+    """One graph input per column the preprocessing reads, and the node of the scaled features.
+
+    Numbers come in as float64 (N, 1), NaN for missing: the graph imputes the training median
+    and standardises, in float64 as neuralab does. Categorical columns come in as strings
+    (N, 1), "" for missing: the graph maps each to its one-hot group (an unseen category to
+    all zeros, or to ``<other>`` when training grouped rare ones). Date columns come in as
+    their parts, computed outside the graph (``onnx_feed`` does it): ``"signup.year"`` etc.
+    """
+    from onnx import TensorProto, helper
+
+    from ..preprocessing import MISSING, OTHER
+    inputs: dict[str, Any] = {}
+    blocks = []
+    for col in prep.spec["columns"]:
+        kind = col["kind"]
+        if kind == "text":
+            raise ValueError(f"column {col['name']!r} is free text (TF-IDF): ONNX export of text "
+                             f"columns is not supported; train without --text to export")
+        if kind == "categorical":
+            name = col["name"]
+            if name not in inputs:
+                inputs[name] = helper.make_tensor_value_info(name, TensorProto.STRING, ["N", 1])
+            # the one-hot group's columns, as neuralab's transform lays them out
+            names = list(col["categories"]) + ([OTHER] if col["other"] else []) + (
+                [MISSING] if col["missing"] else [])
+            keys = list(col["categories"]) + ([""] if col["missing"] else [])
+            values = [names.index(k) for k in col["categories"]] + (
+                [names.index(MISSING)] if col["missing"] else [])
+            # an unseen category: <other> where rare ones were grouped, else all zeros
+            default = names.index(OTHER) if col["other"] else -1
+            width = len(names)
+            index = g.fresh(f"{name}_index")
+            g.nodes.append(helper.make_node("LabelEncoder", [name], [index], domain="ai.onnx.ml",
+                                            keys_strings=keys, values_int64s=values,
+                                            default_int64=default))
+            hot = g.op("Equal", [index, g.const(np.arange(width, dtype=np.int64)[None, :],
+                                                f"{name}_codes", np.int64)])
+            blocks.append(g.op("Cast", [hot], f"{name}_onehot", to=TensorProto.DOUBLE))
+            continue
+        name = col["name"] if kind == "numeric" else f"{col['name']}.{col['part']}"
+        inputs[name] = helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N", 1])
+        x = g.op("Where", [g.op("IsNaN", [name]), g.const([col["median"]], "median", np.float64), name],
+                 f"{_safe(name)}_imputed")
+        blocks.append(g.op("Div", [g.op("Sub", [x, g.const([col["mean"]], "mean", np.float64)]),
+                                   g.const([col["std"]], "std", np.float64)]))
+    joined = g.op("Concat", blocks, "features64", axis=1) if len(blocks) > 1 else blocks[0]
+    return list(inputs.values()), g.op("Cast", [joined], "scaled", to=TensorProto.FLOAT)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def onnx_feed(model: Any, frame: Any) -> dict[str, np.ndarray]:
+    """The inputs of ``export_onnx(model)``'s graph for a table: one array per column.
+
+    ``model`` is a CLI model (trained on a table); numbers become float64 (N, 1) with NaN for
+    missing values, categories strings (N, 1) with "" for missing, dates their parts.
+
+    Example:
+        >>> sess = onnxruntime.InferenceSession("churn.onnx")
+        >>> proba, label = sess.run(["probabilities", "label"], onnx_feed(model, frame))
+    """
+    from ..preprocessing import _category_key, _date_parts, _parse_dates
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    feed: dict[str, np.ndarray] = {}
+    for col in model.preprocessor.spec["columns"]:
+        s = frame[col["name"]]
+        if col["kind"] == "categorical":
+            keys = ["" if m else _category_key(v) for v, m in zip(s.to_numpy(), s.isna().to_numpy())]
+            feed[col["name"]] = np.asarray(keys, dtype=object)[:, None]
+        elif col["kind"] == "date":
+            dates = s if col["format"] == "datetime" else _parse_dates(s.astype("string"), col["format"])
+            feed[f"{col['name']}.{col['part']}"] = _date_parts(dates)[col["part"]][:, None]
+        elif col["kind"] == "numeric":
+            import pandas as pd
+            feed[col["name"]] = pd.to_numeric(s, errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan)[:, None]
+    return feed
+
+
 def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
     """Write a model as an ONNX graph for onnxruntime and other runtimes.
 
@@ -477,18 +559,9 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
     else:
         if isinstance(obj, TabularModel):
             prep, est = obj.preprocessor, obj.estimator
-            median, mean, std = prep.scaling()
-            name, n_in = "features", len(median)
-            # Missing numbers -> the training median, then standardise: the CLI's preprocessing.
-            # In float64, as neuralab does it: a column like a year (2023 - 2022.37) loses
-            # 1e-4 to float32 rounding of the mean otherwise.
-            x = g.op("Cast", ["features"], "features64", to=TensorProto.DOUBLE)
-            x = g.op("Where", [g.op("IsNaN", [x]), g.const(median, "median", np.float64), x],
-                     "imputed")
-            x = g.op("Div", [g.op("Sub", [x, g.const(mean, "mean", np.float64)]),
-                             g.const(std, "std", np.float64)])
-            x = g.op("Cast", [x], "scaled", to=TensorProto.FLOAT)
+            inputs, x = _emit_table_inputs(prep, g)
             props["feature_names"] = json.dumps(prep.feature_names, ensure_ascii=False)
+            props["input_columns"] = json.dumps([i.name for i in inputs], ensure_ascii=False)
             if prep.spec.get("classes") is not None:
                 props["classes"] = json.dumps(prep.spec["classes"], ensure_ascii=False)
         elif _is_estimator(obj):
@@ -498,7 +571,8 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
         else:
             raise TypeError(f"export_onnx expects an nn.Module, a fitted estimator or a CLI "
                             f"model, got {type(obj).__name__}")
-        inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", n_in])]
+        if not isinstance(obj, TabularModel):
+            inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", n_in])]
         _emit_estimator(est, x, g, outputs)
         if isinstance(obj, TabularModel) and obj.task == "regression":
             # The network predicts the standardised target: scale back to the data's units.
@@ -527,7 +601,8 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
         g.nodes, "neuralab", inputs,
         [helper.make_tensor_value_info(n, t, s) for n, _, t, s in outputs],
         initializer=g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)],
                               producer_name="neuralab", producer_version=_version())
     model.ir_version = min(model.ir_version, 9)  # readable by onnxruntime releases of 2024+
     helper.set_model_props(model, props)
