@@ -200,13 +200,18 @@ class Sklearn:
 
 
 class Torch:
-    """PyTorch eager CPU, the ordinary loop (gather a batch by index, forward, backward, step)."""
+    """PyTorch eager CPU, the ordinary loop (gather a batch by index, forward, backward, step).
+
+    ``fused=True`` uses PyTorch's fused optimizer kernels (``torch.optim.SGD/Adam(fused=True)``,
+    one multi-tensor kernel per step, 2-4x faster than the default per-tensor loop at one
+    thread); ``fused=False`` is PyTorch's default ("foreach" where available).
+    """
 
     def __init__(self, cfg: Config, opt: str, X, y, seed: int = 0, threads: int = 2,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", fused: bool = False) -> None:
         import torch
         self.torch, self.threads, self.bs, self.device = torch, threads, cfg.batch, device
-        self.label = f"torch {threads}t" if device == "cpu" else "torch cuda"
+        self.label = (f"torch {threads}t" if device == "cpu" else "torch cuda") + (" fused" if fused else "")
         torch.manual_seed(seed)
         u = units(cfg)
         layers = []
@@ -216,8 +221,9 @@ class Torch:
                 layers.append(torch.nn.ReLU())
         self.model = torch.nn.Sequential(*layers).to(device)
         params = self.model.parameters()
-        self.opt = (torch.optim.SGD(params, lr=LR["sgd"], momentum=0.9) if opt == "sgd"
-                    else torch.optim.Adam(params, lr=LR["adam"]))
+        extra = {"fused": True} if fused else {}
+        self.opt = (torch.optim.SGD(params, lr=LR["sgd"], momentum=0.9, **extra) if opt == "sgd"
+                    else torch.optim.Adam(params, lr=LR["adam"], **extra))
         self.X = torch.from_numpy(X).to(device)
         self.y = torch.from_numpy(y).to(device)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -5,7 +5,7 @@ Conv2d(32, 64, 3) on 14x14 maps; an LSTM(28, 128) and a GRU(28, 128) reading 64 
 row by row (28 steps). Each case runs at 1 and at 2 threads (both libraries limited alike:
 threadpoolctl for our BLAS, torch.set_num_threads for PyTorch), the two libraries
 alternating in blocks of calls so that a burst of load elsewhere hits both.
-Targets (issue 10): conv at most 2x PyTorch's time, LSTM at most 1.5x.
+Targets: conv at most 2x PyTorch's time, LSTM at most 1.5x.
 
 In one process each library's idle threads disturb the other's at 2 threads (PyTorch's
 2-thread LSTM took 5 ms alone and 9-10 ms next to neuralab), so ``--separate`` also times

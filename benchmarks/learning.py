@@ -11,7 +11,7 @@ On a machine whose cores are busy with other work, OpenBLAS's two threads wait f
 other: one 128x784 @ 784x256 product took 157 ms with 2 threads and 4.3 ms with 1 thread
 while the load average was 15 on 2 cores. ``--threads 1`` gives honest numbers then.
 
-Targets (issue 3, point 10): XOR 100% with 2-4-1 (and <= 75% without a hidden layer);
+Targets: XOR 100% with 2-4-1 (and <= 75% without a hidden layer);
 digits >= 97% on a quarter held out; MNIST 784-256-256-10 ReLU + Adam >= 98.0% (goal: under
 60 s), 784-1024-1024-10 with dropout >= 98.4%; MNIST-1D (4000/1000) MLP >= 68%.
 MNIST reads mnist.npz from $NEURALAB_DATA (or ./data); nothing is downloaded.

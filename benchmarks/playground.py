@@ -2,7 +2,7 @@
 
 The page is driven as a person would (headless Debian chromium through Playwright): a
 4-hidden-layer network (8 neurons each) on 500 spiral points, play for a few seconds, then
-count the frames the page drew and the steps the server trained. Targets (issue 12): at
+count the frames the page drew and the steps the server trained. Targets: at
 least 10 page updates and 100 training steps a second on 2 cores.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/playground.py

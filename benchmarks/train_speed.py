@@ -30,12 +30,15 @@ COMPETITORS = {
     "est": lambda c, o, X, y: NLEstimator(c, o, X, y),
     "torch2": lambda c, o, X, y: Torch(c, o, X, y, threads=2),
     "torch1": lambda c, o, X, y: Torch(c, o, X, y, threads=1),
+    "torchf2": lambda c, o, X, y: Torch(c, o, X, y, threads=2, fused=True),
+    "torchf1": lambda c, o, X, y: Torch(c, o, X, y, threads=1, fused=True),
     "jax": lambda c, o, X, y: Jax(c, o, X, y),
     "sklearn": lambda c, o, X, y: Sklearn(c, o, X, y),
 }
-HEAD = ["floor1", "floor2", "fit", "est", "torch2", "torch1", "jax", "sklearn"]
+HEAD = ["floor1", "floor2", "fit", "est", "torch2", "torch1", "torchf2", "torchf1", "jax", "sklearn"]
 NAMES = {"floor": "floor", "floor1": "floor 1t", "floor2": "floor 2t", "fit": "nl.fit", "est": "nl.MLPC", "torch2": "torch 2t",
-         "torch1": "torch 1t", "jax": "JAX jit", "sklearn": "sklearn"}
+         "torch1": "torch 1t", "torchf2": "torch fused 2t", "torchf1": "torch fused 1t",
+         "jax": "JAX jit", "sklearn": "sklearn"}
 
 
 def child(config: str, opt: str, who: str, epochs: int = 2) -> None:
@@ -107,7 +110,7 @@ def main() -> None:
     print("neuralab training speed, per-epoch medians in ms "
           f"({args.repeats} repeats after 1 warm-up, competitors interleaved)")
     print("BLAS:", blas_info())
-    print("before:", load_text(), "(a shared machine: timings are noisy)")
+    print("load before:", load_text())
     if args.device == "cuda":
         return run_cuda(args)
     who = [w for w in args.only.split(",") if w in COMPETITORS]
@@ -130,7 +133,7 @@ def main() -> None:
             line = "  ".join(f"{NAMES[w]} {fmt_ms(med[w])}" for w in who)
             print(f"  {name:7s} {opt:5s} {line}", flush=True)
             del comps
-    print("after:", load_text())
+    print("load after:", load_text())
 
     mem = {}
     if not args.no_memory:
@@ -145,15 +148,17 @@ def main() -> None:
     cols = [w for w in HEAD if w in who and not w.startswith("floor")]
     cols = (["floor"] if any(w.startswith("floor") for w in who) else []) + cols
     print("| config | opt | " + " | ".join(NAMES[w] for w in cols)
-          + " | fit/torch2 | fit/torch best | fit/JAX | fit/sklearn | fit/floor | est/fit |")
-    print("|" + "---|" * (len(cols) + 8))
+          + " | fit/torch2 | fit/torch best | fit/torch fused best | fit/JAX | fit/sklearn | fit/floor | est/fit |")
+    print("|" + "---|" * (len(cols) + 9))
     for name, opt, med in rows:
         def ratio(a, b):
             return f"{med[a] / med[b]:.2f}" if a in med and b in med else "-"
         torches = [med[w] for w in ("torch1", "torch2") if w in med]
         best = f"{med['fit'] / min(torches):.2f}" if torches and "fit" in med else "-"
+        fused = [med[w] for w in ("torchf1", "torchf2") if w in med]
+        best_fused = f"{med['fit'] / min(fused):.2f}" if fused and "fit" in med else "-"
         print(f"| {name} | {opt} | " + " | ".join(fmt_ms(med[w]) for w in cols)
-              + f" | {ratio('fit', 'torch2')} | {best} | {ratio('fit', 'jax')} | {ratio('fit', 'sklearn')}"
+              + f" | {ratio('fit', 'torch2')} | {best} | {best_fused} | {ratio('fit', 'jax')} | {ratio('fit', 'sklearn')}"
               f" | {ratio('fit', 'floor')} | {ratio('est', 'fit')} |")
     if mem:
         print()

@@ -351,7 +351,7 @@ def get_loss(name: str):
 
 
 # ============================================================================ convolution, pooling, attention
-# (Issue 10. Channels-first layouts as PyTorch: (N, C, L) and (N, C, H, W).)
+# (Channels-first layouts as PyTorch: (N, C, L) and (N, C, H, W).)
 def _tuple(value: Any, n: int, name: str) -> tuple:
     if isinstance(value, (int, np.integer)):
         return (int(value),) * n

@@ -901,7 +901,7 @@ class Normalize(Function):
 
 
 # ============================================================================ convolution, pooling, embedding, recurrence
-# (Issue 10: layers beyond the MLP. Channels-first (N, C, H, W) as PyTorch.)
+# (Layers beyond the MLP. Channels-first (N, C, H, W) as PyTorch.)
 def _conv_out(size: int, k: int, stride: int, dilation: int, pad_lo: int, pad_hi: int) -> int:
     """Output length of a sliding window: how many taps fit into the padded input."""
     return (size + pad_lo + pad_hi - dilation * (k - 1) - 1) // stride + 1
