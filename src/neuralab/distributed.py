@@ -371,7 +371,9 @@ class DataParallel:
             traceback.print_exception(type(error), error, error.__traceback__)
         sys.stdout.flush()
         print(f"rank {self.rank} of {self.size}: {what}", file=sys.stderr, flush=True)
-        self.comm.Abort(130 if isinstance(error, KeyboardInterrupt) else 1)
+        code = 130 if isinstance(error, KeyboardInterrupt) else 1
+        self.comm.Abort(code)
+        os._exit(code)  # NOTE: MPICH's Abort may return before the process is ended
 
     # ---- before training: the ranks agree on what they are about to do
     def agree(self, batches: Any, steps: int | None, samples: int | None, has_validation: bool,
