@@ -35,6 +35,7 @@ _LAZY = {
     "datasets": "neuralab.datasets",
     "data": "neuralab.data",
     "training": "neuralab.training",
+    "distributed": "neuralab.distributed",
     "explain": "neuralab.explain",
     "labs": "neuralab.labs",
     "io": "neuralab.io",

@@ -34,6 +34,8 @@ class Metric:
     """
 
     name = "metric"
+    # the running sums that add up over batches (and over ranks, in data-parallel training)
+    state_names: tuple[str, ...] = ("total", "count")
 
     def reset(self) -> None:
         """Forget everything seen (called at the start of each epoch).
@@ -123,6 +125,7 @@ class R2(Metric):
     """
 
     name = "r2"
+    state_names = ("sw", "sy", "syy", "sres")
 
     def reset(self) -> None:
         self.sw = 0.0

@@ -200,7 +200,8 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.bar is not None:
-            self.bar.set_description(f"epoch {epoch + 1}/{self.params.get('epochs')}", refresh=False)
+            self.bar.set_description(f"epoch {epoch + 1}/{self.params.get('epochs')}"
+                                     + _global_batch(self.params), refresh=False)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.bar is not None:
@@ -219,6 +220,12 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+def _global_batch(params: dict) -> str:
+    """", global batch 4x64=256" in data-parallel training (nothing for one process)."""
+    ranks, size = params.get("ranks", 1) or 1, params.get("batch_size")
+    return f", global batch {ranks}x{size}={ranks * size}" if ranks > 1 and size else ""
+
+
 class _EpochPrinter(Callback):
     """One line per epoch (``fit(verbose=2)``)."""
 
@@ -227,7 +234,8 @@ class _EpochPrinter(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         numbers = "  ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
-        print(f"epoch {epoch + 1}/{self.params.get('epochs')}  {numbers}", file=self.file or sys.stderr)
+        print(f"epoch {epoch + 1}/{self.params.get('epochs')}{_global_batch(self.params)}  {numbers}",
+              file=self.file or sys.stderr)
 
 
 # ============================================================================ diagnostics

@@ -243,7 +243,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         callbacks: Sequence[Callback] | None = None, shuffle: bool = True,
         seed: int | np.random.Generator | None = None, verbose: int = 1, l1: float = 0.0,
         l2: float = 0.0, sample_weight: Any = None, device: str | None = None,
-        drop_last: bool = False) -> History:
+        drop_last: bool = False, comm: Any = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent and return its History.
 
     Args:
@@ -270,6 +270,10 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         drop_last: skip each epoch's last batch when it is smaller than ``batch_size`` (as
             PyTorch's ``drop_last=True``): batch norm on a batch of a few rows is unstable.
             Those rows still take part in other epochs when ``shuffle`` is on.
+        comm: an MPI communicator (``mpi4py.MPI.COMM_WORLD``) for data-parallel training:
+            every rank passes its own shard of (X, y), each step averages the gradients of
+            all ranks' batches (a global batch of ranks x batch_size); see
+            ``neuralab.distributed`` and docs/distributed.md.
 
     Returns:
         History, whose ``history`` dict holds per-epoch lists: ``loss``, each metric,
@@ -285,6 +289,13 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         ...               callbacks=[nl.callbacks.EarlyStopping(patience=3)], seed=0)
         >>> hist.history["val_accuracy"][-1]
     """
+    if comm is not None and not getattr(comm, "guarding", False):
+        # data-parallel: the same fit on every rank, guarded so that an error on one rank
+        # ends them all (instead of leaving the others waiting for its gradients)
+        args = dict(locals())
+        from ..distributed import fit_on_ranks  # noqa: PLC0415
+        return fit_on_ranks(fit, comm, args)
+    dist = comm  # None, or the distributed.DataParallel that fit_on_ranks made
     if int(epochs) < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if l1 < 0 or l2 < 0:
@@ -326,6 +337,9 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         Xv, yv = validation_data[0], validation_data[1]
         wv = validation_data[2] if len(validation_data) == 3 else None
         val = _prepare(Xv, yv, task, wv, dev, name="X_val")
+    if dist is not None:  # every rank takes the same number of steps, the smallest shard's
+        train_batches, steps = dist.agree(train_batches, steps, n_train, val is not None,
+                                          epochs, batch_size, dev)
 
     optimizer = make_optimizer(model, optimizer, lr)
     metric_specs = list(metrics or [])
@@ -341,12 +355,18 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         extra.append(_EpochPrinter())
     run = TrainingRun(model, optimizer, params={
         "epochs": int(epochs), "steps": steps, "batch_size": int(batch_size),
-        "samples": n_train, "has_validation": val is not None, "metrics": [m.name for m in train_metrics]})
+        "samples": n_train, "has_validation": val is not None, "metrics": [m.name for m in train_metrics],
+        "ranks": 1 if dist is None else dist.size})
     cbs = CallbackList([history, *user_callbacks, *extra], run)
-    train_step = make_train_step(model, loss_fn, optimizer, l1, l2, loss_name=loss_name)
+    step_optimizer = optimizer if dist is None else dist.averaging(optimizer)
+    train_step = make_train_step(model, loss_fn, step_optimizer, l1, l2, loss_name=loss_name)
+    if dist is not None:
+        train_step = dist.counting(train_step)
     from .threads import blas_threads_for  # noqa: PLC0415
 
     cbs.on_train_begin({})
+    if dist is not None:  # after on_train_begin, so that rank 0's resumed state wins
+        dist.begin(model, optimizer)
     threads = blas_threads_for(model, batch_size)
     train_step = threads.__enter__().wrap(train_step)
     # NOTE: momentum and Adam buffers of weights whose gradient stays zero decay into
@@ -374,13 +394,18 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                 for m in train_metrics:
                     m.update(out, yb, wb)
                 cbs.on_batch_end(batch, {"loss": loss_value, "size": len(xb)})
+                if dist is not None:
+                    run.stop_training = dist.any_rank(run.stop_training)
                 if run.stop_training:
                     break
+            if dist is not None:
+                total, count = dist.reduce_scores(total, count, train_metrics, model)
             logs = {"loss": total / count if count else float("nan")}
             logs.update({m.name: m.result() for m in train_metrics})
             if val is not None:
                 scores = _evaluate(model, *val, loss_fn=loss_fn, metrics=metric_specs,
-                                   batch_size=max(int(batch_size), 1024), threshold=threshold)
+                                   batch_size=max(int(batch_size), 1024), threshold=threshold,
+                                   dist=dist)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
             logs["lr"] = lr_now
             cbs.on_epoch_end(epoch, logs)
@@ -390,6 +415,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         denormals.__exit__(None, None, None)
         threads.__exit__(None, None, None)
         model.eval()
+    if dist is not None:
+        dist.check_replicas(buffers=True)
     cbs.on_train_end({})
     return history
 
@@ -403,7 +430,8 @@ def _current_lr(optimizer: Any) -> float:
 
 # ============================================================================ evaluate / predict
 def _evaluate(model: Any, X: Any, y: Any, w: Any, loss_fn: LossFn | None,
-              metrics: Sequence[Any], batch_size: int, threshold: float) -> dict[str, float]:
+              metrics: Sequence[Any], batch_size: int, threshold: float,
+              dist: Any = None) -> dict[str, float]:
     ms = [get_metric(m, threshold) if not isinstance(m, Metric) else m for m in metrics]
     for m in ms:
         m.reset()
@@ -417,6 +445,8 @@ def _evaluate(model: Any, X: Any, y: Any, w: Any, loss_fn: LossFn | None,
                 count += size
             for m in ms:
                 m.update(out.data, yb, wb)
+    if dist is not None:  # every rank's validation shard together
+        total, count = dist.reduce_scores(total, count, ms)
     scores = {"loss": total / count} if loss_fn is not None and count else {}
     scores.update({m.name: m.result() for m in ms})
     return scores
