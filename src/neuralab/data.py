@@ -253,6 +253,7 @@ class BatchIterable:
         ...     for i in range(0, 1000, 100):
         ...         yield X[i:i + 100], y[i:i + 100]
         >>> nl.fit(model, batches, epochs=3)
+        History(epochs=3, ...)
     """
 
     def __init__(self, source: Iterable | Callable[[], Iterable], task: str,

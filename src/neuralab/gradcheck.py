@@ -45,6 +45,7 @@ def gradcheck(fn: Callable[..., Tensor], *tensors: Any, eps: float = 1e-6, atol:
 
     Example:
         >>> nl.gradcheck(lambda a, b: a @ b, a64, b64)
+        True
     """
     inputs = [_as_float64(t) for t in tensors]
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]

@@ -524,7 +524,7 @@ class TabularModel:
     Example:
         >>> model = nl.load("model.safetensors")      # saved by `neuralab train`
         >>> model.predict(pd.read_csv("new.csv"))[:3]
-        array(['yes', 'no', 'no'], dtype=object)
+        array(['yes', 'no', 'no'], dtype=...)
     """
 
     def __init__(self, preprocessor: TabularPreprocessor, estimator: Any,

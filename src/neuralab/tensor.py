@@ -305,7 +305,9 @@ class Tensor:
             retain_graph: keep the graph (and the values it saved) for another backward.
 
         Example:
+            >>> w = nl.tensor([1.0, 2.0], requires_grad=True); x = nl.tensor([3.0, 4.0])
             >>> loss = (w * x).sum(); loss.backward(); w.grad
+            array([3., 4.], dtype=float32)
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
@@ -590,6 +592,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False, device: st
 
     Example:
         >>> nl.tensor([[1, 2], [3, 4]], dtype="float64", requires_grad=True)
+        tensor([[1., 2.],
+                [3., 4.]], dtype=float64, requires_grad=True)
     """
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 

@@ -12,9 +12,12 @@ Range syntax (``--param NAME=SPEC``):
 
 Example:
     >>> space = parse_params(["hidden_layer_sizes=64,128", "alpha=1e-4:1e-2:log"])
-    >>> search = run_search(nl.MLPClassifier(max_iter=50), space, X, y, method="random",
-    ...                     n_iter=8, scheduler="local")
+    >>> search = run_search(nl.MLPClassifier(max_iter=10), space, X, y, method="random", n_iter=4)
     >>> print(ranked_table(search))
+    rank     score    ± std   fit s  params
+       1 ...
+    >>> search = run_search(nl.MLPClassifier(), space, X, y, method="random", n_iter=64,
+    ...                     scheduler="tcp://HOST:8786")   # doctest: +SKIP
 """
 from __future__ import annotations
 

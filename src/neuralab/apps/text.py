@@ -18,6 +18,7 @@ Example:
     ['win', '£', '1000', 'now', '!', 'call', '09061701461', '<longnum>']
     >>> clf = FastTextClassifier(random_state=0).fit(texts, labels)
     >>> clf.explain("Free entry to win a prize")[:2]   # words that pushed towards the answer
+    [('prize', ...), (..., ...)]
 """
 from __future__ import annotations
 

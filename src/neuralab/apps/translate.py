@@ -20,8 +20,8 @@ Decoding is greedy or beam search, one step at a time.
 Example:
     >>> from neuralab.apps.translate import make_dates, train_translator, translate_dates
     >>> src, tgt = make_dates(3, random_state=0)
-    >>> model = train_translator(n_train=20000, epochs=12, random_state=0)
-    >>> model.translate(["25 Nov 2026", "11/25/26"])
+    >>> model = train_translator(n_train=20000, epochs=12, random_state=0)  # doctest: +SKIP
+    >>> translate_dates(["25 Nov 2026", "11/25/26"])   # the model that ships with neuralab
     ['2026-11-25', '2026-11-25']
 """
 from __future__ import annotations
@@ -157,6 +157,7 @@ class DateTranslator(Module):
         >>> model = DateTranslator(rng=0)
         >>> logits, attn = model(model.encode_source(["25 Nov 2026"]), model.encode_target(["2026-11-25"]))
         >>> logits.shape, attn.shape              # (N, 11 output steps, 14 chars), (N, 11, 11)
+        ((1, 11, 14), (1, 11, 11))
     """
 
     def __init__(self, source_chars: str | None = None, embed_dim: int = 24, hidden: int = 64,

@@ -6,7 +6,8 @@ training loop and the model files use; ``callbacks.stock`` the ready-made callba
 Example:
     >>> hist = nl.fit(model, X, y, validation_split=0.2, epochs=100,
     ...               callbacks=[nl.callbacks.EarlyStopping(patience=5)])
-    >>> hist.history["val_loss"][-1]
+    >>> hist.history["val_loss"][-1] < 0.5
+    True
 """
 from .base import Callback, CallbackList, History, get_lr, set_lr
 from .stock import (CSVLogger, EarlyStopping, GradientMonitor, LearningRateScheduler,

@@ -3,7 +3,8 @@
 Example:
     >>> hist = nl.fit(model, X, y, validation_split=0.2, epochs=100,
     ...               callbacks=[EarlyStopping(patience=5), CSVLogger("log.csv")])
-    >>> hist.history["val_loss"][-1]
+    >>> hist.history["val_loss"][-1] < 0.5
+    True
 """
 from __future__ import annotations
 
@@ -248,7 +249,9 @@ class GradientMonitor(Callback):
     deep sigmoid network get gradients orders of magnitude smaller than the last.
     Example:
         >>> gm = GradientMonitor(); nl.fit(model, X, y, callbacks=[gm])
-        >>> {k: v[0] for k, v in gm.history.items()}   # {'0.weight': 3e-05, ...}
+        History(epochs=10, ...)
+        >>> {k: v[0] for k, v in gm.history.items()}   # gradient norm per weight, first epoch
+        {'0.0.weight': ..., '1.weight': ...}
     """
 
     def __init__(self, weights_only: bool = True) -> None:
@@ -318,8 +321,8 @@ class LearningRateScheduler(Callback):
         monitor: the log key ``ReduceLROnPlateau`` watches.
 
     Example:
-        >>> LearningRateScheduler(lambda epoch: 1e-3 * 0.9 ** epoch)
-        >>> LearningRateScheduler(optim.StepLR(opt, step_size=10, gamma=0.5))
+        >>> decay = LearningRateScheduler(lambda epoch: 1e-3 * 0.9 ** epoch)
+        >>> halve = LearningRateScheduler(optim.StepLR(opt, step_size=10, gamma=0.5))
     """
 
     def __init__(self, schedule: Any, monitor: str = "val_loss") -> None:

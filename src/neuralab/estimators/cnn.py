@@ -12,7 +12,7 @@ linear layers and the output layer. Training runs through ``nl.fit``; the networ
 Example:
     >>> from sklearn.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)                 # flat rows of 8x8 images
-    >>> clf = nl.CNNClassifier(max_iter=10, random_state=0).fit(X / 16, y)
+    >>> clf = nl.CNNClassifier(max_iter=2, random_state=0).fit(X / 16, y)
     >>> clf.image_shape_
     (1, 8, 8)
 """
@@ -65,6 +65,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     Example:
         >>> clf = nl.CNNClassifier(conv_channels=(8, 16), max_iter=5).fit(X_images, y)
         >>> clf.predict_proba(X_images[:3]).shape   # (3, n_classes)
+        (3, 10)
     """
 
     _parameter_constraints: dict = {

@@ -603,8 +603,9 @@ class _BaseMLP(BaseEstimator):
         one that ``fit`` trained; ``partial_fit`` continues with a fresh optimizer.
 
         Example:
-            >>> net = nn.MLP(4, hidden=(16,), out_features=3); nl.fit(net, X, y, epochs=20)
-            >>> clf = nl.MLPClassifier.from_network(net, n_features=4, classes=[0, 1, 2])
+            >>> net = nn.MLP(64, hidden=(16,), out_features=10); nl.fit(net, X, y, epochs=20)
+            History(epochs=20, ...)
+            >>> clf = nl.MLPClassifier.from_network(net, n_features=64, classes=list(range(10)))
         """
         est = cls(**params)
         linears = [m for m in network.modules() if isinstance(m, nn.Linear)]

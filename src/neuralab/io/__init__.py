@@ -2,6 +2,7 @@
 
 Example:
     >>> nl.io.save(model, "model.safetensors"); same = nl.io.load("model.safetensors")
+    PosixPath('model.safetensors')
 """
 from .files import atomic_write
 from .model_file import (FORMAT_VERSION, ModelFileError, load, read_extra_arrays, read_metadata,

@@ -9,6 +9,7 @@ package (or ones you pass in ``custom_objects``) are rebuilt.
 Example:
     >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> nl.save(model, "model.safetensors")
+    PosixPath('model.safetensors')
     >>> same = nl.load("model.safetensors")
 """
 from __future__ import annotations
@@ -38,8 +39,10 @@ class ModelFileError(ValueError):
     """A file that is not a readable neuralab model (truncated, modified, wrong version, ...).
 
     Example:
+        >>> nl.io.atomic_write("notes.txt", b"hello")
         >>> try: nl.load("notes.txt")
         ... except nl.io.ModelFileError as e: print(e)
+        notes.txt: not a model file (5 bytes; ...)
     """
 
 
@@ -442,7 +445,9 @@ def save(obj: Any, path: str | os.PathLike, metadata: dict | None = None,
             ``read_extra_arrays``.
 
     Example:
-        >>> nl.save(clf, "model.safetensors"); nl.load("model.safetensors").predict(X)
+        >>> nl.save(clf, "model.safetensors"); nl.load("model.safetensors").predict(X[:3])
+        PosixPath('model.safetensors')
+        array([...])
     """
     from safetensors.numpy import save as st_save
     enc = _Encoder()

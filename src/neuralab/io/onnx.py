@@ -3,6 +3,7 @@
 Example:
     >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> nl.export_onnx(model, "model.onnx")
+    PosixPath('model.onnx')
 """
 from __future__ import annotations
 

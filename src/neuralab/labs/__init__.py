@@ -57,6 +57,7 @@ class LabResult:
     Example:
         >>> res = nl.labs.run("perceptron", quick=True)
         >>> res.columns, res.rows[0]
+        (['model', 'accuracy', 'converged', 'epochs', 'mistakes in last epoch'], ['perceptron on AND', 1.0, True, ...])
     """
 
     name: str

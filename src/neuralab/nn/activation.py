@@ -2,6 +2,12 @@
 
 Example:
     >>> nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid())
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): ReLU()
+      (2): Linear(in_features=8, out_features=1, bias=True)
+      (3): Sigmoid()
+    )
 """
 from __future__ import annotations
 

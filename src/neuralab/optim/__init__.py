@@ -4,7 +4,7 @@ Example:
     >>> from neuralab import optim
     >>> opt = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
     >>> sched = optim.CosineAnnealingLR(opt, T_max=20)
-    >>> opt.zero_grad(); loss.backward(); optim.clip_grad_norm(model.parameters(), 1.0)
+    >>> opt.zero_grad(); loss.backward(); norm = optim.clip_grad_norm(model.parameters(), 1.0)
     >>> opt.step(); sched.step()
 """
 from .adagrad import Adagrad
