@@ -167,10 +167,22 @@ _READY = {
     "df": ((), _tabular),
 }
 
+def _exported_onnx(ns):
+    import onnxruntime
+    nl.export_onnx(ns["model"], "churn.onnx")
+    return onnxruntime
+
+
 # ready objects that mean something else in one module's examples
 _READY_IN = {
     "neuralab.apps.recommend": {"df": ((), _clicks)},
     "neuralab.preprocessing.TabularModel": {"pd": ((), _tabular_model_files)},
+    "neuralab.io.onnx.onnx_feed": {
+        "pd": ((), _tabular_model_files),
+        "model": (("pd",), lambda ns: nl.load("model.safetensors")),
+        "frame": (("pd",), lambda ns: ns["pd"].read_csv("new.csv")),
+        "onnxruntime": (("model",), _exported_onnx),
+    },
 }
 
 _BASE = {
