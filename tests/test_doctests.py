@@ -173,10 +173,35 @@ def _exported_onnx(ns):
     return onnxruntime
 
 
+def _mpi(ns):
+    mpi4py = pytest.importorskip("mpi4py.MPI", reason="the MPI examples need mpi4py (the mpi extra)")
+    return mpi4py
+
+
+class _Rank1Of3:
+    """Stands for rank 1 of a 3-process communicator in the sharding example."""
+
+    def Get_rank(self):
+        return 1
+
+    def Get_size(self):
+        return 3
+
+
+def _cities(ns):
+    import pandas as pd
+    return pd.DataFrame({"city": ["Oslo"] * 342 + ["Bergen"] * 120})
+
+
 # ready objects that mean something else in one module's examples
 _READY_IN = {
     "neuralab.apps.recommend": {"df": ((), _clicks)},
     "neuralab.preprocessing.TabularModel": {"pd": ((), _tabular_model_files)},
+    "neuralab.distributed": {
+        "MPI": ((), _mpi), "comm": ((), lambda ns: _Rank1Of3()), "df": ((), _cities),
+        "X_local": (("X",), lambda ns: ns["X"]), "y_local": (("y",), lambda ns: ns["y"]),
+        "column_local": ((), lambda ns: np.array([0.0, 1.5, 3.0, 7.25, 9.0])),
+    },
     "neuralab.io.onnx.onnx_feed": {
         "pd": ((), _tabular_model_files),
         "model": (("pd",), lambda ns: nl.load("model.safetensors")),

@@ -225,7 +225,7 @@ def quantiles(values: Any, q: Any, comm: Any = None) -> np.ndarray:
 
     Example:
         >>> quantiles(column_local, [0.25, 0.5, 0.75], MPI.COMM_WORLD)
-        array([ 1.5,  3. ,  7.25])
+        array([1.5 , 3.  , 7.25])
     """
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     v = v[~np.isnan(v)]
@@ -338,7 +338,8 @@ class DataParallel:
     Example:
         >>> dp = DataParallel(MPI.COMM_WORLD, check_every=50)
         >>> nl.fit(model, X_local, y_local, batch_size=64, comm=dp)
-        >>> dp.stats["allreduce_s"] / dp.stats["steps"]
+        History(epochs=10, ...)
+        >>> per_step = dp.stats["allreduce_s"] / dp.stats["steps"]   # seconds in the Allreduce
     """
 
     def __init__(self, comm: Any, check_every: int = 100) -> None:
