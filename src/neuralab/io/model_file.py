@@ -85,6 +85,10 @@ class ModelFileError(ValueError):
         ... except nl.io.ModelFileError as e: print(e)
     """
 
+    def __init__(self, message: str) -> None:
+        # Messages quote the file (class names, versions): printed escaped, on one line.
+        super().__init__(printable(message, limit=2000))
+
 
 def _version() -> str:
     from .. import __version__
@@ -186,6 +190,17 @@ def _rnn(c: dict, gates: int) -> int:
     return dirs * gates * h * (x + h) + (layers - 1) * dirs * gates * h * (dirs * h + h)
 
 
+def _mlp(c: dict) -> int:
+    hidden = list(c.get("hidden")) if isinstance(c.get("hidden"), (list, tuple)) else []
+    widths = [c.get("in_features"), *hidden, c.get("out_features")]
+    n = _widths_product(widths)
+    if c.get("residual") is True:  # a projection wherever a hidden block changes the width
+        n += sum(_pos(a) * _pos(b) for a, b in zip(widths[:-2], hidden) if a != b)
+    if c.get("norm"):
+        n += 2 * sum(_pos(h) for h in hidden)
+    return n
+
+
 def _ncf(c: dict) -> int:
     users_items = _pos(c.get("n_users")) + _pos(c.get("n_items"))
     layers = list(c.get("mlp_layers") or ()) if isinstance(c.get("mlp_layers"), (list, tuple)) else []
@@ -224,8 +239,7 @@ _LAYER_VALUES = {
     "RNN": lambda c: _rnn(c, 1),
     "GRU": lambda c: _rnn(c, 3),
     "LSTM": lambda c: _rnn(c, 4),
-    "MLP": lambda c: _widths_product([c.get("in_features"), *(
-        c.get("hidden") if isinstance(c.get("hidden"), (list, tuple)) else ()), c.get("out_features")]),
+    "MLP": lambda c: _mlp(c),
     "Residual": lambda c: (_pos(c.get("in_features")) * _pos(c.get("out_features"))
                            if c.get("in_features") != c.get("out_features") else 0),
     "NCF": _ncf,
@@ -622,9 +636,11 @@ _ATTRIBUTE = re.compile(r"_?[A-Za-z][A-Za-z0-9_]*")
 
 
 def _is_class_member(cls: type, name: str) -> bool:
-    import inspect
-    member = inspect.getattr_static(cls, name, None)
-    return member is not None and (callable(member) or hasattr(member, "__get__"))
+    for klass in cls.__mro__:  # what inspect.getattr_static does, without its cost
+        if name in vars(klass):
+            member = vars(klass)[name]
+            return callable(member) or hasattr(member, "__get__")
+    return False
 
 
 def _allowed_class(name: str) -> type | None:
