@@ -17,6 +17,10 @@ from neuralab.playground.data import DATASETS, make_dataset, parse_csv  # noqa: 
 from neuralab.playground.session import Session, validate_config  # noqa: E402
 
 
+CSV = {"content-type": "text/csv"}
+JSON = {"content-type": "application/json"}
+
+
 @pytest.fixture()
 def client():
     return TestClient(create_app())
@@ -103,14 +107,14 @@ def test_pause_reset_points_code_and_model(client, tmp_path):
 
 def test_upload_csv_makes_a_session_and_bad_uploads_are_named(client):
     rows = "x1,x2,label\n" + "\n".join(f"{x:.2f},{-x:.2f},{int(x > 0)}" for x in np.linspace(-3, 3, 40))
-    res = client.post("/api/upload", content=rows.encode())
+    res = client.post("/api/upload", content=rows.encode(), headers=CSV)
     assert res.status_code == 200, res.text
     assert len(res.json()["points"]["train"]) + len(res.json()["points"]["test"]) == 40
-    bad = client.post("/api/upload", content=b"x1,x2,label\n1,2,3\n4,oops,1\n")
+    bad = client.post("/api/upload", content=b"x1,x2,label\n1,2,3\n4,oops,1\n", headers=CSV)
     assert bad.status_code == 400 and "row 3" in bad.json()["error"]
-    big = client.post("/api/upload", content=b"1,2,0\n" * 100000)
+    big = client.post("/api/upload", content=b"1,2,0\n" * 100000, headers=CSV)
     assert big.status_code == 413 and "KiB" in big.json()["error"]
-    assert client.post("/api/upload", content=b"\xff\xfe").status_code == 400
+    assert client.post("/api/upload", content=b"\xff\xfe", headers=CSV).status_code == 400
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -133,7 +137,7 @@ def test_foreign_host_header_is_refused_and_errors_are_json(client):
     res = client.post("/api/sessions", json={}, headers={"host": "evil.example:8000"})
     assert res.status_code == 400 and "Host header" in res.json()["error"]
     assert client.get("/api/sessions/nope/code").json()["error"].startswith("no such session")
-    res = client.post("/api/sessions", content=b"{not json")
+    res = client.post("/api/sessions", content=b"{not json", headers=JSON)
     assert res.status_code == 400 and "JSON" in res.json()["error"]
     assert client.get("/").status_code == 200
 
@@ -158,10 +162,13 @@ def _free_port():
 
 
 @pytest.fixture()
-def live_server():
+def live_server(request):
     uvicorn = pytest.importorskip("uvicorn")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    from neuralab.playground.server import server_config
+    server = uvicorn.Server(server_config(create_app(), header_seconds=request.param
+                                          if hasattr(request, "param") else 10,
+                                          host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(100):
@@ -234,3 +241,139 @@ def test_cli_serves_on_localhost_and_stops_cleanly_on_ctrl_c():
             proc.kill()
     assert proc.returncode == 0, out
     assert "playground stopped" in out and "Traceback" not in out
+
+
+# ---------------------------------------------------------------------- hostile requests
+@pytest.mark.parametrize("body, content_type", [
+    (b'{"dataset": "xor"}', "text/plain"),  # what a foreign page may send without preflight
+    (b"dataset=xor", "application/x-www-form-urlencoded"),
+    (b'{"dataset": "xor"}', None),
+])
+def test_a_post_without_json_content_type_is_refused(client, body, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    res = client.post("/api/sessions", content=body, headers=headers)
+    assert res.status_code == 415 and "Content-Type: application/json" in res.json()["error"]
+    assert create_app and len(client.app.sessions) == 0  # nothing was created
+
+
+def test_sixteen_foreign_posts_cannot_evict_the_users_session(client):
+    sid = new(client, dataset="xor")["id"]
+    for _ in range(20):
+        client.post("/api/sessions", content=b"{}", headers={"content-type": "text/plain"})
+        client.post("/api/sessions", json={}, headers={"origin": "http://evil.example"})
+    assert list(client.app.sessions) == [sid]
+
+
+@pytest.mark.parametrize("origin, status", [
+    ("http://evil.example", 403), ("null", 403), ("http://testserver.evil.example", 403),
+    ("http://testserver", 200),
+])
+def test_a_foreign_origin_is_refused(client, origin, status):
+    res = client.post("/api/sessions", json={}, headers={"origin": origin})
+    assert res.status_code == status
+    if status == 403:
+        assert "another web page" in res.json()["error"]
+    assert client.get("/api/sessions/x/code", headers={"origin": origin}).status_code in (403, 404)
+
+
+def test_the_upload_needs_text_csv(client):
+    res = client.post("/api/upload", content=b"1,2,0\n" * 10)
+    assert res.status_code == 415 and "text/csv" in res.json()["error"]
+
+
+@pytest.mark.parametrize("send", [
+    lambda c: c.post("/api/sessions", content=b"[]", headers=JSON),
+    lambda c: c.post("/api/sessions", content=b'{"n_points": 1' + b"0" * 400 + b"}", headers=JSON),
+    lambda c: c.post("/api/sessions", content=b"[" * 30000 + b"]" * 30000, headers=JSON),
+    lambda c: c.post("/api/upload?settings={bad", content=b"1,2,0\n" * 5, headers=CSV),
+    lambda c: c.post("/api/upload?settings=[]", content=b"1,2,0\n" * 5, headers=CSV),
+    lambda c: c.post("/api/upload", content=b"1,2," + b"9" * (128 * 1024 + 8) + b"\n", headers=CSV),
+    lambda c: c.get(f"/api/sessions/{new(c)['id']}/stream?max_frames=abc"),
+    lambda c: c.post(f"/api/sessions/{new(c)['id']}/control", content=b"[]", headers=JSON),
+    lambda c: c.post(f"/api/sessions/{new(c)['id']}/control", json={"action": ["play"]}),
+], ids=["list-body", "n_points-10e400", "nested-30000", "bad-settings-json", "settings-a-list",
+        "csv-field-128KiB", "max_frames-abc", "control-list", "action-a-list"])
+def test_malformed_input_gets_400_with_a_message(client, send):
+    res = send(client)
+    assert res.status_code == 400, res.text
+    message = res.json()["error"]
+    assert message and "internal error" not in message
+
+
+def test_a_diverging_session_sends_finite_json_and_says_so(client):
+    sid = new(client, dataset="plane", lr=10, optimizer="sgd", hidden=[8, 8])["id"]
+    for _ in range(60):
+        res = client.post(f"/api/sessions/{sid}/control", json={"action": "step"})
+        assert res.status_code == 200
+        json.loads(res.text)  # strict JSON: NaN or Infinity would not parse in a browser
+    snap = res.json()["snapshot"]
+    assert snap["diverged"] is True and snap["train_loss"] is None
+    assert "NaN" not in res.text and "Infinity" not in res.text
+    client.post(f"/api/sessions/{sid}/control", json={"action": "play"})
+    with client.stream("GET", f"/api/sessions/{sid}/stream?max_frames=1") as stream:
+        lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    frame = json.loads(lines[0][6:], parse_constant=lambda c: pytest.fail(f"{c} in the stream"))
+    assert frame["diverged"] is True and frame["playing"] is False  # training stopped
+    snap = client.post(f"/api/sessions/{sid}/control", json={"action": "reset"}).json()["snapshot"]
+    assert snap["diverged"] is False and snap["train_loss"] is not None
+
+
+def _raw(port, data, read=True, timeout=10):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(data)
+    return sock
+
+
+def _response(sock):
+    chunks = b""
+    while b"\r\n\r\n" not in chunks:
+        part = sock.recv(65536)
+        if not part:
+            break
+        chunks += part
+    return chunks
+
+
+def _port(url):
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
+def test_a_huge_body_is_refused_before_it_is_sent(live_server):
+    head = (b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 314572800\r\n\r\n")
+    sock = _raw(_port(live_server), head + b"1,2,0\n" * 1000)
+    assert _response(sock).startswith(b"HTTP/1.1 413")
+    sock.close()
+
+
+def test_a_chunked_upload_is_cut_at_the_cap(live_server):
+    head = (b"POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    sock = _raw(_port(live_server), head)
+    chunk = b"1,2,0\n" * 10000  # 60 KB
+    for _ in range(6):  # 360 KB sent, more than the 256 KiB cap, and never a final chunk
+        sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+    assert _response(sock).startswith(b"HTTP/1.1 413")  # answered without the end of the body
+    sock.close()
+
+
+@pytest.mark.parametrize("live_server", [0.5], indirect=True)
+def test_a_client_that_never_finishes_its_headers_is_dropped(live_server):
+    sock = _raw(_port(live_server), b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    t0 = time.monotonic()
+    for _ in range(8):  # keep trickling header bytes: each byte would reset a plain keep-alive timer
+        time.sleep(0.2)
+        try:
+            sock.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            break
+    sock.settimeout(5)
+    try:
+        data = sock.recv(100)
+    except OSError:
+        data = b""
+    assert data == b"" and time.monotonic() - t0 < 5  # closed, without an answer
+    sock.close()
+    ok = _raw(_port(live_server), b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert _response(ok).startswith(b"HTTP/1.1 200")  # complete requests are served
+    ok.close()

@@ -4,9 +4,9 @@ Example:
     >>> nl.io.save(model, "model.safetensors"); same = nl.io.load("model.safetensors")
     PosixPath('model.safetensors')
 """
-from .files import atomic_write
-from .model_file import (FORMAT_VERSION, ModelFileError, load, read_extra_arrays, read_metadata,
-                         save)
+from .files import OutputError, atomic_write, check_output
+from .model_file import (ALLOWED_CLASSES, FORMAT_VERSION, ModelFileError, load, printable,
+                         read_extra_arrays, read_metadata, save)
 
 
 def export_onnx(obj, path, opset: int = 17):  # noqa: ANN001, ANN201 - see io.onnx.export_onnx
@@ -22,4 +22,5 @@ def onnx_feed(model, frame):  # noqa: ANN001, ANN201 - see io.onnx.onnx_feed
 
 
 __all__ = ["save", "load", "read_metadata", "read_extra_arrays", "export_onnx", "onnx_feed", "ModelFileError",
-           "FORMAT_VERSION", "atomic_write"]
+           "FORMAT_VERSION", "ALLOWED_CLASSES", "printable", "atomic_write", "check_output",
+           "OutputError"]

@@ -184,6 +184,7 @@ class Session:
         else:
             self.opt = optim.SGD(params, lr=lr, momentum=0.9 if self.cfg["optimizer"] == "momentum" else 0.0)
         self.step = 0
+        self.diverged = False  # the loss became NaN or infinite: training stops until reset
         self._grad_sum = np.zeros(len(self.linears))
         self._grad_count = 0
         self.history: list[tuple[int, float, float]] = []
@@ -206,6 +207,9 @@ class Session:
         if cfg["batch_norm"] and batch < 2:
             raise ConfigError("batch norm needs at least 2 training points")
         for _ in range(n):
+            if self.diverged:
+                self.playing = False
+                break
             idx = self.rng.choice(n_train, batch, replace=False)
             out = self.model(Tensor(self.F_train[idx])).reshape(-1)
             loss = self._loss(out, self.y_train[idx])
@@ -214,6 +218,9 @@ class Session:
                 loss = loss + rate * 0.5 * sum((lin.weight * lin.weight).sum() for lin in self.linears)
             elif cfg["regularization"] == "l1" and rate:
                 loss = loss + rate * sum(lin.weight.abs().sum() for lin in self.linears)
+            if not np.isfinite(loss.item()):
+                self.diverged, self.playing = True, False
+                break
             self.opt.zero_grad()
             loss.backward()
             for i, lin in enumerate(self.linears):
@@ -251,6 +258,7 @@ class Session:
         snap: dict[str, Any] = {
             "step": self.step, "epoch": self.step * self.cfg["batch_size"] / max(len(self.F_train), 1),
             "train_loss": tr, "test_loss": te, "version": self.version,
+            "diverged": self.diverged,
         }
         if not full:
             return snap

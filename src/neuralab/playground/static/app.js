@@ -215,7 +215,9 @@ async function uploadCsv() {
   closeStream();
   const query = encodeURIComponent(JSON.stringify({ ...settings, dataset: undefined, n_points: undefined }));
   try {
-    const data = await api(`/api/upload?settings=${query}`, { method: "POST", body: await file.text() });
+    const data = await api(`/api/upload?settings=${query}`, {
+      method: "POST", headers: { "Content-Type": "text/csv" }, body: await file.text(),
+    });
     startSession(data);
     showMessage(`Loaded ${file.name}.`);
   } catch (err) { showMessage(err.message); openStream(); }
@@ -252,6 +254,9 @@ function heatmapImage(values, size) {
 function drawSnapshot(snap) {
   if (!snap) return;
   framesSeen++;
+  if (snap.diverged) {
+    showMessage("Training diverged: the loss became NaN or infinite. Lower the learning rate, then press reset.");
+  }
   if (snap.output) lastSnapshot = snap;
   $("step-count").textContent = snap.step;
   $("epoch-count").textContent = snap.epoch.toFixed(1);
