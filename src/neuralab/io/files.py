@@ -35,8 +35,10 @@ class OutputError(ValueError):
     a read-only file); the message is one line naming the path and the way out.
 
     Example:
+        >>> _ = open("data.csv", "w").write("a,b")
         >>> try: check_output("data.csv", inputs=["data.csv"])
         ... except OutputError as e: print(e)
+        data.csv is also an input (data.csv); writing it would destroy the input: ...
     """
 
 

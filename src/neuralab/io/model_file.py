@@ -109,8 +109,8 @@ def printable(text: Any, limit: int | None = 200) -> str:
         limit: at most this many characters of the result (None: no limit).
 
     Example:
-        >>> printable("MLP\x1b[2J")
-        'MLP\\x1b[2J'
+        >>> print(printable("MLP" + chr(27) + "[2J"))
+        MLP\\x1b[2J
     """
     s = text if isinstance(text, str) else str(text)
     out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
