@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -324,3 +325,119 @@ class StandardScaler:
         """Undo transform. Example: ``sc.inverse_transform(sc.transform(X))  # ~X``"""
         X = self._check(X)
         return (X * self.scale_.astype(X.dtype) + self.mean_.astype(X.dtype)).astype(X.dtype, copy=False)
+
+
+# ============================================================================ tables
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+MAX_COLUMNS = 20_000  # more is a damaged or mis-delimited file, and pandas' name checks crawl
+
+
+def read_table(source: str, sep: str | None = None, decimal: str | None = None,
+               part: str = "all", max_columns: int = MAX_COLUMNS) -> Any:
+    """A DataFrame from a CSV/TSV/Parquet path or a built-in data set's name ("iris", ...).
+
+    Args:
+        source: a file path, or a name of ``datasets.list_datasets()`` (its features and a
+            'target' column).
+        sep: column delimiter of a text file (default: sniffed among , ; tab |; tabs for .tsv).
+        decimal: the decimal mark, "." or ","; default "," when the delimiter is ";" and the
+            numbers are written like 3,14 (the European CSV convention), else ".".
+        part: for a built-in data set, "all" rows, only its "train" part or its "test" part.
+        max_columns: refuse a file with more columns than this (a clear error, not a stall).
+
+    Raises ValueError naming the file and the problem. Example: ``read_table("data.csv")``
+    """
+    import csv  # noqa: PLC0415
+
+    import pandas as pd  # noqa: PLC0415 - lazy: pandas is not needed by `import neuralab`
+
+    from . import datasets  # noqa: PLC0415
+
+    path = Path(source)
+    if not path.exists():
+        try:
+            name = datasets.canonical_name(source)
+        except ValueError:
+            raise ValueError(f"{source}: no such file or built-in data set (built-ins: "
+                             f"{', '.join(datasets.list_datasets())})") from None
+        train, test = datasets.as_frames(name)
+        return {"train": train, "test": test}.get(part, None) if part != "all" else \
+            pd.concat([train, test], ignore_index=True)
+    if path.is_dir():
+        raise ValueError(f"{source} is a folder; expected a CSV, TSV or Parquet file")
+    duplicated: list[str] = []
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            frame = pd.read_parquet(path)
+        else:
+            is_tsv = path.suffix.lower() in (".tsv", ".tab")
+            sample = _sample(path)
+            if sep is None:
+                sep = "\t" if is_tsv else sniff_delimiter(path, sample)
+            header = next(csv.reader([sample.split("\n", 1)[0]], delimiter=sep), [])
+            if len(header) > max_columns:
+                raise ValueError(f"{source}: the header has {len(header):,} columns, more than "
+                                 f"the {max_columns:,} neuralab reads (wrong --sep?)")
+            names = [h.strip() for h in header]
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            if decimal is None:
+                decimal = "," if sep == ";" and _decimal_commas(sample) else "."
+            # TSV has no quoting (a field cannot hold a tab or newline); reading '"' as a quote
+            # would merge lines of free text such as SMS messages.
+            quoting = csv.QUOTE_NONE if is_tsv and sep == "\t" else csv.QUOTE_MINIMAL
+            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True,
+                                quoting=quoting, decimal=decimal)
+    except UnicodeDecodeError:
+        raise ValueError(f"{source}: not UTF-8 text (is it a CSV file?)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as e:
+        raise ValueError(f"{source}: cannot read it as a table ({' '.join(str(e).split())})") from None
+    except ValueError as e:
+        if str(e).startswith(str(source)):
+            raise
+        raise ValueError(f"{source}: cannot read it as a table ({' '.join(str(e).split())})") from None
+    if frame.shape[1] > max_columns:
+        raise ValueError(f"{source}: {frame.shape[1]:,} columns, more than the {max_columns:,} "
+                         f"neuralab reads")
+    if frame.shape[1] == 0 or len(frame) == 0:
+        raise ValueError(f"{source}: the table has no rows or no columns")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.attrs["duplicated_columns"] = duplicated
+    frame.attrs["decimal"] = decimal or "."
+    return frame
+
+
+def _sample(path: Path) -> str:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return f.read(64 * 1024)
+
+
+def _decimal_commas(sample: str) -> bool:
+    """True when the numbers of a ';'-separated sample are written with a decimal comma."""
+    import re  # noqa: PLC0415
+
+    body = sample.split("\n", 1)[1] if "\n" in sample else ""
+    commas = len(re.findall(r"(?:^|;)\s*-?\d+,\d+\s*(?=;|$)", body, flags=re.M))
+    points = len(re.findall(r"(?:^|;)\s*-?\d+\.\d+\s*(?=;|$)", body, flags=re.M))
+    return commas > points
+
+
+def sniff_delimiter(path: str | Path, sample: str | None = None) -> str:
+    """The most plausible delimiter of a text table among , ; tab and |.
+
+    Example: ``sniff_delimiter("data.csv")  # ','``
+    """
+    import csv  # noqa: PLC0415
+
+    sample = _sample(Path(path)) if sample is None else sample
+    header = sample.splitlines()[0] if sample else ""
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        # "1,5;2,5": the sniffer may take the decimal comma for the delimiter
+        if found == "," and header.count(";") > header.count(","):
+            return ";"
+        return found
+    except csv.Error:
+        # The sniffer gives up on e.g. one-column files; count separators in the header.
+        counts = {d: header.count(d) for d in ",;\t|"}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","

@@ -44,7 +44,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Dataset", "list_datasets", "load", "describe", "load_digits", "load_iris",
+__all__ = ["Dataset", "list_datasets", "load", "describe", "task", "is_pixels", "canonical_name",
+           "column_names", "as_frames", "load_digits", "load_iris",
            "load_breast_cancer", "load_wine", "load_diabetes", "make_xor", "make_spirals",
            "make_circles", "make_moons", "make_blobs", "load_mnist", "load_mnist1d"]
 
@@ -565,6 +566,8 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
 }
 _ALIASES = {"gaussian": "blobs", "mnist_1d": "mnist1d", "cancer": "breast_cancer"}
 _SPLIT_BY_NAME = {"xor", "spirals", "circles", "moons", "blobs"}
+_REGRESSION = {"diabetes"}
+_PIXELS = {"digits", "mnist"}  # columns are pixel intensities of one scale, not measurements
 
 
 def list_datasets() -> list[str]:
@@ -589,6 +592,64 @@ def describe(name: str) -> str:
     Example: ``datasets.describe("iris")``
     """
     return _DESCRIPTIONS[_key(name)]
+
+
+def task(name: str) -> str:
+    """"classification" or "regression", without loading the data set.
+
+    Example: ``datasets.task("diabetes")  # 'regression'``
+    """
+    return "regression" if _key(name) in _REGRESSION else "classification"
+
+
+def is_pixels(name: str) -> bool:
+    """True when the columns are pixel intensities sharing one scale (digits, MNIST).
+
+    Such columns are scaled together (by the range of all pixels), not one by one: a pixel that
+    is always blank in training would otherwise be blown up on the first test image that inks it.
+    Example: ``datasets.is_pixels("digits")  # True``
+    """
+    return _key(name) in _PIXELS
+
+
+def canonical_name(name: str) -> str:
+    """The name ``list_datasets`` uses for ``name`` (aliases, ``-`` and case resolved).
+
+    Example: ``datasets.canonical_name("Breast-Cancer")  # 'breast_cancer'``
+    """
+    return _key(name)
+
+
+def column_names(data: Dataset) -> list[str]:
+    """Column names for a Dataset's features: its own when they fit, else x0, x1, ...
+
+    Example: ``datasets.column_names(datasets.load("moons"))  # ['x0', 'x1']``
+    """
+    n = data.n_features
+    names = [str(c) for c in data.feature_names or []]
+    return names if len(names) == n and len(set(names)) == n else [f"x{i}" for i in range(n)]
+
+
+def as_frames(name: str) -> tuple[Any, Any]:
+    """(train, test) DataFrames of a built-in data set: one column per feature and a 'target'
+    column of class names (or values), the table ``neuralab train --dataset NAME`` learns from.
+
+    Example: ``train, test = datasets.as_frames("iris"); train.columns[-1]  # 'target'``
+    """
+    import pandas as pd  # noqa: PLC0415 - lazy: pandas is not needed by `import neuralab`
+
+    data = load(name)
+    columns = column_names(data)
+
+    def frame(X: np.ndarray, y: np.ndarray) -> Any:
+        out = pd.DataFrame(np.asarray(X).reshape(len(X), -1), columns=columns)
+        names = data.target_names
+        if data.task == "classification" and names and y.ndim == 1:
+            y = np.asarray(names, dtype=object)[y.astype(np.int64)]
+        out["target"] = y if y.ndim == 1 else list(y)
+        return out
+
+    return frame(data.X_train, data.y_train), frame(data.X_test, data.y_test)
 
 
 def load(name: str, **kwargs: Any) -> Dataset:

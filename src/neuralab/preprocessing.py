@@ -124,7 +124,9 @@ class TabularPreprocessor:
         drop: columns to leave out.
         task: "classification", "regression" or None to infer it from the target.
         max_categories: most frequent categories kept per column; the rest share ``<other>``.
-        verbose: print notices (ID-like and date columns, dropped rows) to stderr.
+        text: columns of free text (TF-IDF features).
+        scaling: "standard" (each numeric column to mean 0, std 1) or "shared_range" (every
+            numeric column by the range of all of them together: pixels of one image scale).
 
     Example:
         >>> prep = TabularPreprocessor(drop=["name"]).fit(df, target="price")
@@ -133,9 +135,12 @@ class TabularPreprocessor:
 
     def __init__(self, features: Sequence[str] | None = None, drop: Sequence[str] = (),
                  task: str | None = None, max_categories: int = 50,
-                 text: Sequence[str] = ()) -> None:
+                 text: Sequence[str] = (), scaling: str = "standard") -> None:
         if task not in (None, "classification", "regression"):
             raise PreprocessingError(f"task must be 'classification' or 'regression', got {task!r}")
+        if scaling not in ("standard", "shared_range"):
+            raise PreprocessingError(f"scaling must be 'standard' or 'shared_range', got {scaling!r}")
+        self.scaling = scaling
         self.features = list(features) if features is not None else None
         self.drop = list(drop)
         self.task = task
@@ -196,6 +201,14 @@ class TabularPreprocessor:
                 spec["columns"].append(text_column_spec(name, frame[name]))
                 continue
             spec["columns"].extend(self._fit_column(name, frame[name], spec["dropped"]))
+        if self.scaling == "shared_range":
+            numeric = [c for c in spec["columns"] if c["kind"] == "numeric"]
+            if numeric:
+                low, high = min(c["min"] for c in numeric), max(c["max"] for c in numeric)
+                for c in numeric:
+                    c["mean"], c["std"] = low, (high - low) or 1.0
+        for c in spec["columns"]:
+            c.pop("min", None), c.pop("max", None)
         if not spec["columns"]:
             raise PreprocessingError("no usable feature columns left "
                                      f"(dropped: {[d['name'] for d in spec['dropped']]})")
@@ -222,9 +235,9 @@ class TabularPreprocessor:
             finite = values[np.isfinite(values)]
             median = float(np.median(finite))
             filled = np.where(np.isfinite(values), values, median)
-            std = float(filled.std())
             return [{"name": name, "kind": "numeric", "median": median,
-                     "mean": float(filled.mean()), "std": std if std > 0 else 1.0}]
+                     "mean": float(filled.mean()), "std": _scale(filled),
+                     "min": float(finite.min()), "max": float(finite.max())}]
         fmt = _looks_like_dates(s)
         if fmt is not None:
             self._notice(f"column {name!r} looks like dates: expanded to "
@@ -237,15 +250,19 @@ class TabularPreprocessor:
                 finite = values[np.isfinite(values)]
                 median = float(np.median(finite))
                 filled = np.where(np.isfinite(values), values, median)
-                std = float(filled.std())
                 out.append({"name": name, "kind": "date", "part": part, "format": fmt,
                             "median": median, "mean": float(filled.mean()),
-                            "std": std if std > 0 else 1.0})
+                            "std": _scale(filled)})
             return out
+        _check_mostly_numeric(name, s)
         text = present.astype(str)
-        if n >= 2 and text.nunique() == n:
-            dropped.append({"name": name, "reason": "ID-like (every value a distinct string)"})
-            self._notice(f"column {name!r} left out: ID-like (all {n} values are distinct strings)")
+        distinct = text.nunique()
+        # Near-unique strings (names, ids, free text) would become noise one-hot columns.
+        if n >= 2 and (distinct == n or (n >= 20 and distinct >= 0.9 * n)):
+            dropped.append({"name": name, "reason": f"ID-like ({distinct} distinct strings "
+                                                    f"in {n} rows)"})
+            self._notice(f"column {name!r} left out: ID-like ({distinct} distinct strings in "
+                         f"{n} rows); use --text {name} if it is free text")
             return []
         return [self._categorical(name, s)]
 
@@ -455,7 +472,7 @@ class TabularPreprocessor:
         if len(set(names)) != len(names):
             raise PreprocessingError("numeric: feature names must be distinct")
         columns = [{"name": n, "kind": "numeric", "median": float(md), "mean": float(mu),
-                    "std": float(sd) if sd > 0 else 1.0}
+                    "std": float(sd) if sd > 1e-12 * max(abs(float(mu)), 1.0) else 1.0}
                    for n, mu, sd, md in zip(names, mean, std, median)]
         spec: dict[str, Any] = {"version": SPEC_VERSION, "target": target, "task": task,
                                 "classes": None, "columns": columns, "dropped": [],
@@ -472,7 +489,8 @@ class TabularPreprocessor:
     def to_dict(self) -> dict:
         """The fitted recipe as plain data (what goes into the model file)."""
         return {"spec": self._fitted(), "features": self.features, "drop": self.drop,
-                "task": self.task, "max_categories": self.max_categories, "text": self.text}
+                "task": self.task, "max_categories": self.max_categories, "text": self.text,
+                "scaling": self.scaling}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TabularPreprocessor":
@@ -481,9 +499,40 @@ class TabularPreprocessor:
         if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
             raise PreprocessingError(f"unsupported preprocessing spec (expected version {SPEC_VERSION})")
         prep = cls(features=data.get("features"), drop=data.get("drop", ()), task=data.get("task"),
-                   max_categories=data.get("max_categories", 50), text=data.get("text", ()))
+                   max_categories=data.get("max_categories", 50), text=data.get("text", ()),
+                   scaling=data.get("scaling", "standard"))
         prep.spec = spec
         return prep
+
+
+def _scale(values: np.ndarray) -> float:
+    """The standard deviation, or 1 for a (nearly) constant column: dividing by a tiny std
+    would turn the first unusual value at prediction time into a huge input."""
+    std = float(values.std())
+    return std if std > 1e-6 * max(float(np.abs(values).max(initial=0.0)), 1.0) else 1.0
+
+
+def _check_mostly_numeric(name: str, s) -> None:
+    """A text column whose cells are nearly all numbers holds a few typos: say which rows."""
+    pd = _pd()
+    present = s.dropna()
+    if len(present) < 5:
+        return
+    numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    bad = present[numbers.isna()]
+    if 0 < len(bad) <= max(1, 0.1 * len(present)):
+        shown = ", ".join(f"row {i} ({v!r})" for i, v in list(bad.items())[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        comma = present.astype(str).str.fullmatch(r"\s*-?\d+,\d+\s*").mean() > 0.5
+        hint = (" (decimal commas? use --decimal ,)" if comma else
+                f"; fix them, leave the cells empty to impute them, or --drop {name}")
+        raise PreprocessingError(f"column {name!r} holds numbers except {shown}{more}{hint}")
+    if len(bad) == len(present):
+        return
+    comma = present.astype(str).str.fullmatch(r"\s*-?\d+,\d+\s*").mean()
+    if comma > 0.5:
+        raise PreprocessingError(f"column {name!r} holds numbers written with a decimal comma "
+                                 f"(e.g. {present.iloc[0]!r}); use --decimal ,")
 
 
 def _date_parts(dates) -> dict[str, np.ndarray]:

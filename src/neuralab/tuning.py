@@ -202,34 +202,50 @@ def run_search(estimator: Any, space: dict[str, dict], X: Any, y: Any, method: s
     return search
 
 
+def plain(value: Any) -> str:
+    """A parameter value as a user writes it: 0.00123, (64, 32), 'relu' (no NumPy reprs).
+
+    Example: ``plain(np.float64(0.5))  # '0.5'``
+    """
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        value = value.item()
+    if isinstance(value, tuple):
+        return "(" + ", ".join(plain(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
 def ranked_table(search: Any, top: int | None = None) -> str:
     """The candidates, best first: rank, mean and std of the CV score, fit time, parameters."""
     res = search.cv_results_
     order = sorted(range(len(res["params"])), key=lambda i: res["rank_test_score"][i])
     lines = [f"{'rank':>4}  {'score':>8}  {'± std':>7}  {'fit s':>6}  params"]
     for i in order[:top]:
-        params = ", ".join(f"{k}={v!r}" for k, v in sorted(res["params"][i].items()))
+        params = ", ".join(f"{k}={plain(v)}" for k, v in sorted(res["params"][i].items()))
         lines.append(f"{res['rank_test_score'][i]:>4}  {res['mean_test_score'][i]:8.4f}  "
                      f"{res['std_test_score'][i]:7.4f}  {res['mean_fit_time'][i]:6.2f}  {params}")
     return "\n".join(lines)
 
 
-BUILTIN = {"digits": "classification", "iris": "classification", "wine": "classification",
-           "breast_cancer": "classification", "diabetes": "regression"}
-
-
 def load_builtin(name: str):
-    """(X, y, task) of one of sklearn's bundled data sets, features standardised for the MLP."""
-    import sklearn.datasets as skd  # noqa: PLC0415
-    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+    """(X, y, task) of a built-in data set (``datasets.list_datasets()``; train and test parts
+    together: cross-validation splits them), features standardised for the MLP.
 
-    key = name.lower().replace("-", "_")
-    if key not in BUILTIN:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(BUILTIN)}")
-    X, y = getattr(skd, f"load_{key}")(return_X_y=True)
-    if BUILTIN[key] == "regression":
-        y = (y - y.mean()) / y.std()
-    return StandardScaler().fit_transform(X), y, BUILTIN[key]
+    Example: ``X, y, task = load_builtin("iris")``
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from . import datasets  # noqa: PLC0415
+    from .data import StandardScaler  # noqa: PLC0415
+
+    data = datasets.load(name)
+    parts = [(data.X_train, data.y_train)] + ([] if data.X_test is None else [(data.X_test, data.y_test)])
+    X = np.concatenate([np.asarray(x, np.float64).reshape(len(x), -1) for x, _ in parts])
+    y = np.concatenate([np.asarray(t) for _, t in parts])
+    if data.task == "regression":
+        y = (y - y.mean()) / (y.std() or 1.0)
+    return StandardScaler().fit_transform(X), y, data.task
 
 
 def load_file(path: str, target: str) -> tuple[Any, Any, str, Any]:
@@ -239,7 +255,7 @@ def load_file(path: str, target: str) -> tuple[Any, Any, str, Any]:
     cross-validation, a small optimism in the CV scores that the final model does not have.
     Example: ``X, y, task, prep = load_file("houses.csv", "price")``
     """
-    from .cli_files import read_table  # noqa: PLC0415
+    from .data import read_table  # noqa: PLC0415
     from .preprocessing import TabularPreprocessor  # noqa: PLC0415
 
     frame = read_table(path)
@@ -250,86 +266,3 @@ def load_file(path: str, target: str) -> tuple[Any, Any, str, Any]:
     if task == "regression":
         y = prep.scale_target(y)
     return X, y, task, prep
-
-
-def register(group: Any) -> None:
-    """Add the ``tune`` command to a click group (the ``neuralab`` CLI calls this)."""
-    import click  # noqa: PLC0415
-
-    @group.command("tune", epilog="Examples:\n\n\b\n"
-                   "  neuralab tune -d digits --param hidden_layer_sizes=64,128 "
-                   "--param alpha=1e-4:1e-2:log --search random --n-iter 8\n"
-                   "  neuralab tune -d digits --config search.toml --scheduler tcp://HOST:8786\n"
-                   "  neuralab tune houses.csv --target price --param alpha=1e-4:1e-2:log")
-    @click.argument("data", required=False)
-    @click.option("--target", "-t", help="DATA (CSV/TSV/Parquet): the column to predict.")
-    @click.option("--dataset", "-d", metavar="NAME",
-                  help=f"Built-in data set: {', '.join(sorted(BUILTIN))}.")
-    @click.option("--param", "params", multiple=True, metavar="NAME=SPEC",
-                  help="A range: 64,128 | 1e-4:1e-2:log | 0:0.5 | 1:10:int (repeatable).")
-    @click.option("--config", type=click.Path(exists=True, dir_okay=False),
-                  help="TOML file with [params] (and optional search, n_iter, cv, [fixed]).")
-    @click.option("--search", "method", type=click.Choice(["grid", "random"]), default=None,
-                  help="Grid or random search [default: grid].")
-    @click.option("--n-iter", type=click.IntRange(1), default=None, help="Candidates for random search [10].")
-    @click.option("--cv", type=click.IntRange(2), default=None, help="Cross-validation folds [3].")
-    @click.option("--max-iter", type=click.IntRange(1), default=None, help="Epochs per fit [100].")
-    @click.option("--n-jobs", type=int, default=None, help="Local parallel fits (-1: all cores).")
-    @click.option("--scheduler", default=None, metavar="local|tcp://HOST:8786",
-                  help="Run on Dask: 'local' starts a 2-worker LocalCluster, or a scheduler address.")
-    @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--out", "-o", default="best.safetensors", show_default=True,
-                  help="Where to save the best model (refit on all the data).")
-    @click.option("--quiet", is_flag=True, help="No per-fit progress lines.")
-    def tune(data, target, dataset, params, config, method, n_iter, cv, max_iter, n_jobs,
-             scheduler, seed, out, quiet):
-        """Grid or random hyperparameter search for an MLP on a file (DATA --target COL,
-        preprocessed as `neuralab train` does) or a built-in data set (--dataset NAME)."""
-        import time  # noqa: PLC0415
-
-        from .estimators import MLPClassifier, MLPRegressor  # noqa: PLC0415
-
-        try:
-            doc = load_toml(config) if config else {"params": {}}
-            space = dict(doc["params"])
-            space.update(parse_params(list(params)))
-            if not space:
-                raise ValueError("give at least one --param NAME=SPEC or a --config file")
-            prep = None
-            if data is not None:
-                if dataset is not None or target is None:
-                    raise ValueError("give DATA --target COL, or --dataset NAME")
-                X, y, task, prep = load_file(data, target)
-                dataset = data
-            elif dataset is None:
-                raise ValueError("give DATA --target COL, or --dataset NAME")
-            else:
-                X, y, task = load_builtin(dataset)
-        except (ValueError, OSError) as exc:
-            raise click.UsageError(str(exc)) from None
-        fixed = {"max_iter": max_iter or doc.get("max_iter", 100), "random_state": seed,
-                 **doc.get("fixed", {})}
-        est = (MLPClassifier if task == "classification" else MLPRegressor)(**fixed)
-        method = method or doc.get("search", "grid")
-        where = f"Dask scheduler {scheduler}" if scheduler else f"n_jobs={n_jobs or 1}"
-        click.echo(f"{method} search on {dataset} ({X.shape[0]} rows, {task}) with {where}")
-        t0 = time.perf_counter()
-        try:
-            search = run_search(est, space, X, y, method=method, n_iter=n_iter or doc.get("n_iter", 10),
-                                cv=cv or doc.get("cv", 3), n_jobs=n_jobs, scheduler=scheduler,
-                                random_state=seed, verbose=0 if quiet else 2)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        click.echo(f"\n{len(search.cv_results_['params'])} candidates in {time.perf_counter() - t0:.1f} s\n")
-        click.echo(ranked_table(search))
-        from .io import save  # noqa: PLC0415
-
-        best = search.best_estimator_
-        if prep is not None:  # a CLI model: `neuralab predict` then takes raw rows of the file
-            from .preprocessing import TabularModel  # noqa: PLC0415
-            best = TabularModel(prep, best, info={"data": dataset, "target": target,
-                                                  "command": "neuralab tune"})
-        path = save(best, out, metadata={
-            "command": "neuralab tune", "dataset": dataset, "best_params": repr(search.best_params_),
-            "best_cv_score": float(search.best_score_)})
-        click.echo(f"\nbest: {search.best_params_} (CV score {search.best_score_:.4f}); saved to {path}")

@@ -79,18 +79,23 @@ class EarlyStopping(Callback):
         min_delta: smallest change that counts as an improvement.
         mode: "min", "max" or "auto" (max for accuracy-like names).
         restore_best: put the weights of the best epoch back at the end of training.
+        start_from_epoch: never stop before this many epochs have run (the best epoch is
+            still tracked from the first): early epochs on a small validation part are noisy.
 
     After training: ``best`` (value), ``best_epoch``, ``stopped_epoch`` (None if it ran out).
     Example: ``nl.fit(..., validation_split=0.1, callbacks=[EarlyStopping(patience=5)])``
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best: bool = True) -> None:
+                 mode: str = "auto", restore_best: bool = True, start_from_epoch: int = 0) -> None:
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")
+        if start_from_epoch < 0:
+            raise ValueError(f"start_from_epoch must be >= 0, got {start_from_epoch}")
         self.monitor, self.patience, self.min_delta = monitor, int(patience), min_delta
         self.mode = _mode_for(monitor, mode)
         self.restore_best = restore_best
+        self.start_from_epoch = int(start_from_epoch)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         _check_monitor(self, self.monitor)
@@ -116,13 +121,36 @@ class EarlyStopping(Callback):
                 self._best_state = {k: v.copy() for k, v in self.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait >= self.patience:  # ``patience`` epochs in a row without improvement
+        if self.wait >= self.patience and epoch + 1 >= self.start_from_epoch:
             self.stopped_epoch = epoch
             self.run.stop_training = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.restore_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
+
+    def state_dict(self) -> dict:
+        """The record a resumed run needs: best value, wait, best epoch and best weights.
+
+        Example: ``saved = stopper.state_dict(); later.load_state_dict(saved)``
+        """
+        best = float(self._tracker.best)
+        return {"best": best if np.isfinite(best) else None, "wait": int(self.wait),
+                "best_epoch": self.best_epoch,
+                "best_weights": None if self._best_state is None else
+                {k: np.array(v, copy=True) for k, v in self._best_state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back a ``state_dict()`` (call after ``on_train_begin``, which resets the record).
+
+        Example: ``stopper.load_state_dict(saved)``
+        """
+        if state.get("best") is not None:
+            self._tracker.best = state["best"]
+        self.wait, self.best_epoch = int(state["wait"]), state["best_epoch"]
+        weights = state.get("best_weights")
+        self._best_state = None if weights is None else {k: np.array(v, copy=True)
+                                                         for k, v in weights.items()}
 
 
 # ============================================================================ checkpoints

@@ -1,6 +1,6 @@
 """`neuralab recommend train/evaluate/recommend` and `neuralab translate-dates` (applications).
 
-Registered on the ``neuralab`` group by ``cli.py``; heavy imports happen inside the commands.
+Heavy imports happen inside the commands.
 
 Example (shell):
     neuralab recommend evaluate clicks.csv --user user_id --item item_id --plot hr.png
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .cli import BadInput, handle_errors
+from ._errors import BadInput, guard, require
 
 
 @click.group("recommend", epilog="Examples:\n\n\b\n"
@@ -26,7 +26,7 @@ def recommend_group() -> None:
 
 def _interactions(data: str, user: str, item: str, rating: str | None,
                   min_rating: float | None, sep: str | None) -> tuple[Any, Any]:
-    from .cli_files import read_table  # noqa: PLC0415
+    from ..data import read_table  # noqa: PLC0415
     frame = read_table(data, sep=sep)
     missing = [c for c in (user, item, rating) if c is not None and c not in frame.columns]
     if missing:
@@ -61,9 +61,9 @@ def _interaction_options(fn: Any) -> Any:
 def recommend_train(data: str, user: str, item: str, rating: str | None, min_rating: float | None,
                     sep: str | None, epochs: int, seed: int, out: str) -> None:
     """Train neural collaborative filtering (NeuMF) on every interaction in DATA and save it."""
-    with handle_errors():
-        from .io import save  # noqa: PLC0415
-        from .apps.recommend import NCFRecommender  # noqa: PLC0415
+    with guard():
+        from ..io import save  # noqa: PLC0415
+        from ..apps.recommend import NCFRecommender  # noqa: PLC0415
         users, items = _interactions(data, user, item, rating, min_rating, sep)
         start = time.perf_counter()
         rec = NCFRecommender(epochs=epochs, random_state=seed).fit(users, items)
@@ -81,8 +81,8 @@ def recommend_evaluate(data: str, user: str, item: str, rating: str | None,
                        min_rating: float | None, sep: str | None, epochs: int, seed: int,
                        plot: str | None) -> None:
     """Leave-one-out HR@10 / NDCG@10 of NCF against popularity and PureSVD on DATA."""
-    with handle_errors():
-        from .apps.recommend import (NCFRecommender, Popularity, PureSVD,  # noqa: PLC0415
+    with guard():
+        from ..apps.recommend import (NCFRecommender, Popularity, PureSVD,  # noqa: PLC0415
                                 leave_one_out_report, plot_hit_rate)
         users, items = _interactions(data, user, item, rating, min_rating, sep)
         models = {"popularity": Popularity(), "PureSVD (k=16)": PureSVD(16),
@@ -101,8 +101,8 @@ def recommend_evaluate(data: str, user: str, item: str, rating: str | None,
 @click.option("--include-seen", is_flag=True, help="Also list items the user already has.")
 def recommend_recommend(model: str, user: str, k: int, include_seen: bool) -> None:
     """The top K items for USER from a MODEL saved by `neuralab recommend train`."""
-    with handle_errors():
-        from .io import load  # noqa: PLC0415
+    with guard():
+        from ..io import load  # noqa: PLC0415
         rec = load(model)
         if not hasattr(rec, "recommend"):
             raise BadInput(f"{model} is not a recommender (it holds a {type(rec).__name__})")
@@ -120,15 +120,30 @@ def recommend_recommend(model: str, user: str, k: int, include_seen: bool) -> No
 def translate_dates_command(dates: tuple[str, ...], beam: int, model_path: str | None) -> None:
     """Translate human-written DATES ("25 Nov 2026", "11/25/26", "3 juin 1987") to ISO 8601
     with a character seq2seq model with attention."""
-    with handle_errors():
-        from .apps.translate import load_or_train  # noqa: PLC0415
+    with guard():
+        from ..apps.translate import load_or_train  # noqa: PLC0415
         model = load_or_train(model_path)
+        bad = 0
         for text, iso in zip(dates, model.translate(list(dates), beam_width=beam)):
-            click.echo(f"{text}\t{iso}")
+            problem = _not_a_date(text, iso)
+            if problem:
+                bad += 1
+                click.echo(f"{text}\t! {problem}")
+            else:
+                click.echo(f"{text}\t{iso}")
+        if bad == len(dates):
+            raise BadInput("none of the inputs is a date the model can translate")
 
 
-def register(group: click.Group) -> None:
-    """Add ``recommend`` and ``translate-dates`` to the ``neuralab`` group."""
-    for command in (recommend_group, translate_dates_command):
-        if command.name not in group.commands:
-            group.add_command(command)
+def _not_a_date(text: str, iso: str) -> str | None:
+    """Why a translation is not to be trusted, or None: the input must hold a number (a day or
+    a year) and the output must be a real calendar date."""
+    import datetime  # noqa: PLC0415
+
+    if not any(ch.isdigit() for ch in text):
+        return "not a date (no day or year in it)"
+    try:
+        datetime.date.fromisoformat(iso)
+    except ValueError:
+        return f"not a valid date (it would read as {iso}, which does not exist)"
+    return None

@@ -8,9 +8,9 @@ snapshot to ``--out``. ``neuralab train --resume FILE`` rebuilds the same data a
 the file, restores the snapshot and redoes the interrupted epoch from its start, so the
 finished run ends with exactly the weights of a run that was never interrupted.
 
-On a DATA file (``neuralab train data.csv --target y``) the estimator stops after the
-current batch too (``SigintStop``), keeps its best weights, and the command saves that
-model to ``--out``; there is no ``--resume`` for files yet.
+A run on a DATA file (``neuralab train data.csv --target y``) goes through the same engine,
+so it is resumed the same way. SIGTERM (what ``kill``, ``timeout``, systemd and containers
+send) is handled like Ctrl-C.
 
 Example (shell):
     neuralab train --dataset digits --epochs 50 --out digits.safetensors   # Ctrl-C: exit 130
@@ -18,18 +18,13 @@ Example (shell):
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
-import time
 from typing import Any
 
 import numpy as np
 
-from .callbacks import Callback
-
-# Testing hook: seconds to sleep after each batch, so a test can interrupt a run reliably.
-DELAY_ENV = "NEURALAB_TEST_BATCH_DELAY"
+from ..callbacks import Callback
 
 
 def _generators(model: Any) -> dict[str, np.random.Generator]:
@@ -48,7 +43,7 @@ def _state_of(rng: np.random.Generator) -> dict:
 
 
 class SigintStop(Callback):
-    """Ctrl-C (SIGINT) sets a flag and training stops after the current batch.
+    """Ctrl-C (SIGINT) or SIGTERM sets a flag and training stops after the current batch.
 
     For an estimator (``callbacks=[stop]``), ``on_batch_end`` returns True once interrupted;
     a second Ctrl-C raises KeyboardInterrupt at once. The signal handler is installed only
@@ -59,8 +54,7 @@ class SigintStop(Callback):
 
     def __init__(self) -> None:
         self.interrupted = False
-        self.delay = float(os.environ.get(DELAY_ENV, "0") or 0)
-        self._previous_handler: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.interrupted:  # a second Ctrl-C: the user insists
@@ -68,25 +62,19 @@ class SigintStop(Callback):
         self.interrupted = True
 
     def install(self) -> None:
-        """Route SIGINT to a flag (main thread only; elsewhere Ctrl-C keeps its default)."""
+        """Route SIGINT and SIGTERM to a flag (main thread only; elsewhere they keep theirs)."""
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_sigint)
 
     def uninstall(self) -> None:
-        """Give SIGINT back to its previous handler."""
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+        """Give SIGINT and SIGTERM back to their previous handlers."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> bool:
-        if self.delay:  # the testing hook: slow each batch so a test can aim its signal
-            time.sleep(self.delay)
         return self.interrupted
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.delay:  # the testing hook also says where the run is
-            import sys  # noqa: PLC0415
-            print(f"[test hook] epoch {epoch + 1} ends", file=sys.stderr, flush=True)
 
 
 class ResumableRun(SigintStop):
@@ -110,10 +98,6 @@ class ResumableRun(SigintStop):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.snapshot = capture(self.model, self.optimizer, self.rng, self.early,
                                 epoch + self.epoch_offset)
-        if self.delay:  # the testing hook also says where the run is, so a test can aim
-            import sys  # noqa: PLC0415
-            print(f"[test hook] epoch {epoch + self.epoch_offset + 1} begins", file=sys.stderr,
-                  flush=True)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if super().on_batch_end(batch, logs):
@@ -145,13 +129,11 @@ def capture(model: Any, optimizer: Any, rng: np.random.Generator, early: Any,
     state = {"epoch": int(epoch), "optimizer": opt_json, "rng": _state_of(rng),
              "layer_rngs": {k: _state_of(g) for k, g in _generators(model).items()}}
     if early is not None:
-        state["early_stopping"] = {"best": float(early.best) if np.isfinite(early.best) else None,
-                                   "wait": int(early.wait),
-                                   "best_epoch": early.best_epoch,
-                                   "has_best": early._best_state is not None}
-        if early._best_state is not None:
-            arrays.update({f"best.{k}": np.array(v, copy=True)
-                           for k, v in early._best_state.items()})
+        record = early.state_dict()
+        weights = record.pop("best_weights")
+        state["early_stopping"] = {**record, "has_best": weights is not None}
+        if weights is not None:
+            arrays.update({f"best.{k}": v for k, v in weights.items()})
     return state, arrays
 
 
@@ -179,26 +161,14 @@ def restore(saved: tuple[dict, dict], model: Any, optimizer: Any, rng: np.random
         layer_rngs[key].bit_generator.state = g_state
     es = state.get("early_stopping")
     if early is not None and es is not None:
-        if es["best"] is not None:
-            early._tracker.best = es["best"]
-        early.wait, early.best_epoch = es["wait"], es["best_epoch"]
-        early._best_state = ({k[len("best."):]: v.copy() for k, v in arrays.items()
-                              if k.startswith("best.")} if es["has_best"] else None)
-
-
-def save_checkpoint(result: dict, snapshot: tuple[dict, dict], args: dict, path: str) -> str:
-    """The best model so far (loadable with nl.load) plus what ``--resume`` needs."""
-    from .cli import save_trained  # noqa: PLC0415
-
-    state, arrays = snapshot
-    result = dict(result)
-    result["checkpoint"] = {"args": args, "state": state}
-    return save_trained(result, path, arrays=arrays)
+        weights = ({k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")}
+                   if es["has_best"] else None)
+        early.load_state_dict({**es, "best_weights": weights})
 
 
 def load_checkpoint(path: str) -> tuple[dict, tuple[dict, dict]]:
     """(the train arguments, the snapshot) of a file written when a run was interrupted."""
-    from .io import read_extra_arrays  # noqa: PLC0415
+    from ..io import read_extra_arrays  # noqa: PLC0415
 
     user, arrays = read_extra_arrays(path)
     info = user.get("checkpoint") if isinstance(user, dict) else None

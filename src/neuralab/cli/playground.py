@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ._errors import BadInput, guard, require
+
 EXAMPLE = """Examples:
 
 \b
@@ -19,23 +21,13 @@ EXAMPLE = """Examples:
 @click.option("--no-browser", is_flag=True, help="Do not open a browser.")
 def playground_command(port: int, host: str, no_browser: bool) -> None:
     """Watch a network learn in your browser, trained live by neuralab's engine."""
-    try:
-        from .server import serve
-    except ImportError as exc:  # starlette/uvicorn are the `playground` extra
-        raise click.ClickException(f"the playground needs its extra: pip install 'neuralab[playground]' "
-                                   f"({exc})") from None
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: listening on {host}: anyone who can reach this address can use "
-                   f"the playground", err=True)
-    try:
-        serve(host=host, port=port, open_browser=not no_browser)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-def register(group: click.Group) -> None:
-    """Add ``playground`` to the ``neuralab`` command group.
-
-    Example: ``register(cli)``
-    """
-    group.add_command(playground_command)
+    with guard():
+        require("starlette", "uvicorn")  # the `playground` extra
+        from ..playground.server import serve
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"warning: listening on {host}: anyone who can reach this address can "
+                       f"use the playground", err=True)
+        try:
+            serve(host=host, port=port, open_browser=not no_browser)
+        except OSError as exc:
+            raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

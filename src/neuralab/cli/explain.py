@@ -14,7 +14,8 @@ from typing import Any
 import click
 import numpy as np
 
-from .cli_files import BadInput, command_errors, load_model, read_table
+from ._errors import BadInput, guard, require
+from .files import _model_inputs, _read, load_model
 
 METHODS = {"ig": "integrated_gradients", "saliency": "saliency", "gradxinput": "gradient_x_input",
            "smoothgrad": "smoothgrad", "shap": "shap", "lime": "lime"}
@@ -48,8 +49,7 @@ class Explained:
     """
 
     def __init__(self, model: Any, frame: Any) -> None:
-        from .cli_files import _model_inputs
-        from .preprocessing import TabularModel
+        from ..preprocessing import TabularModel
 
         if isinstance(model, TabularModel):
             self.estimator = model.estimator
@@ -86,7 +86,7 @@ def attributions(exp: Explained, rows: np.ndarray, method: str) -> tuple[np.ndar
 
     Example: ``values, targets = attributions(exp, rows, "integrated_gradients")``
     """
-    from . import explain
+    from .. import explain
 
     X = exp.X[rows]
     if method == "shap":
@@ -146,9 +146,13 @@ def _bar_plot(ax: Any, names: list[str], values: np.ndarray, title: str) -> None
 def explain_command(model: str, data: str, rows: str, method: str, global_: bool, top: int,
                     plot: str | None, sep: str | None) -> None:
     """Explain a model's predictions: the input columns that drove them."""
-    with command_errors():
+    with guard():
+        if method in ("shap", "lime"):
+            require(method)
+        if plot:
+            require("matplotlib")
         loaded = load_model(model)
-        frame = read_table(data, sep)
+        frame = _read(data, sep)
         exp = Explained(loaded, frame)
         if global_:
             _explain_global(exp, loaded, frame, method, top, plot)
@@ -157,7 +161,7 @@ def explain_command(model: str, data: str, rows: str, method: str, global_: bool
 
 
 def _explain_rows(exp: Explained, rows: np.ndarray, method: str, top: int, plot: str | None) -> None:
-    from .explain import group_by_source
+    from ..explain import group_by_source
 
     values, targets = attributions(exp, rows, method)
     grouped, sources = group_by_source(values.reshape(len(rows), -1), exp.sources)
@@ -201,7 +205,7 @@ def _explain_rows(exp: Explained, rows: np.ndarray, method: str, top: int, plot:
 
 def _explain_global(exp: Explained, loaded: Any, frame: Any, method: str, top: int,
                     plot: str | None) -> None:
-    from .explain import group_by_source
+    from ..explain import group_by_source
 
     if method in ("shap", "lime"):
         raise BadInput("--global uses gradient methods (ig, saliency, gradxinput, smoothgrad)")
@@ -220,7 +224,7 @@ def _explain_global(exp: Explained, loaded: Any, frame: Any, method: str, top: i
                                       n_repeats=3, random_state=0)
         names = list(frame.drop(columns=[target]).columns)
         perm = dict(zip(names, perm.importances_mean))
-    order = np.argsort(-mean_abs)[:max(top, 10)]
+    order = np.argsort(-mean_abs)[:top]
     width = max(len(sources[j]) for j in order)
     head = f"{'column':<{width}}  mean |{method}|" + ("  permutation" if perm else "")
     click.echo(head)
@@ -267,11 +271,3 @@ class _SourceModel:
         if self.model.task == "classification":
             return float(np.mean(pred == y))
         return -float(np.mean((pred - y) ** 2))
-
-
-def register(group: click.Group) -> None:
-    """Add ``explain`` to the ``neuralab`` command group.
-
-    Example: ``register(cli)``
-    """
-    group.add_command(explain_command)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ._errors import guard, require
+
 LAB_EXAMPLE = """Examples:
 
 \b
@@ -33,6 +35,11 @@ def lab_command(name: str, quick: bool, out_dir: str | None, seed: int) -> None:
     Prints the lab's table and a verdict per claim, and writes the PNG figures, result.json
     and report.md. Exits with status 1 if any claim failed.
     """
+    with guard():
+        _run_labs(name, quick, out_dir, seed)
+
+
+def _run_labs(name: str, quick: bool, out_dir: str | None, seed: int) -> None:
     from .. import labs
     if name == "list":
         for lab in labs.list():
@@ -42,6 +49,7 @@ def lab_command(name: str, quick: bool, out_dir: str | None, seed: int) -> None:
     if name != "all" and name.replace("_", "-").lower() not in labs.LABS:
         raise click.BadParameter(f"unknown lab {name!r}; choose one of: list, all, "
                                  + ", ".join(labs.list()), param_hint="NAME")
+    require("matplotlib")  # every lab draws its figures
     root = Path(out_dir) if out_dir else Path("lab_results")
     failed = []
     for lab in names:
@@ -54,11 +62,3 @@ def lab_command(name: str, quick: bool, out_dir: str | None, seed: int) -> None:
     if failed:
         click.echo(f"{len(failed)} claim(s) did not hold:\n  " + "\n  ".join(failed), err=True)
         sys.exit(1)
-
-
-def register(group: click.Group) -> None:
-    """Add ``lab`` to the ``neuralab`` command group.
-
-    Example: ``register(cli)``
-    """
-    group.add_command(lab_command)

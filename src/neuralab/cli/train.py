@@ -1,0 +1,531 @@
+"""``neuralab train``: one engine for a built-in data set and for a CSV/TSV/Parquet file.
+
+Both become a table with a target column: a built-in data set is its train part (and its
+test part, scored at the end), a file is its rows. The same steps follow for both, so every
+flag means the same thing: hold out ``--validation-split`` of the rows, fit the preprocessing
+(``preprocessing.TabularPreprocessor``) on the training part only, train the network chosen
+by ``--model`` (``MODELS``) with early stopping on the validation loss, keep the best epoch,
+and print one train/validation(/test) table. Ctrl-C or SIGTERM stops after the current
+batch, saves the best model so far with what ``--resume`` needs, and exits 130.
+
+Example (shell):
+    neuralab train --dataset digits
+    neuralab train houses.csv --target price --hidden 64,32 --out price.safetensors
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ._errors import BadInput, guard, require
+
+# Extra callbacks every training run gets (empty when shipped). Tests put one here to slow
+# a run down so a signal lands mid-training; nothing reads an environment variable for it.
+EXTRA_CALLBACKS: list = []
+
+
+# ============================================================================ --hidden
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """The one reading of ``--hidden``: positive integers separated by commas.
+
+    ``"128,64"`` -> ``(128, 64)``; ``"none"`` (or ``""``) -> ``()``, no hidden layer (a
+    linear or logistic model). Anything else (``"64,,32"``, ``"0"``, ``"-3"``, ``"1.5"``) is
+    refused with one line.
+    Example: ``parse_hidden("128, 64")  # (128, 64)``
+    """
+    cleaned = str(text).strip().lower()
+    if cleaned in ("", "none"):
+        return ()
+    parts = [p.strip() for p in cleaned.split(",")]
+    if any(not p.isdigit() or int(p) <= 0 for p in parts):
+        raise BadInput(f"--hidden must be positive layer widths separated by commas, like "
+                       f"128,64 (or 'none' for no hidden layer); got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+# ============================================================================ models
+def fit_mlp(X_tr: Any, y_tr: Any, X_val: Any, y_val: Any, task: str, n_out: int, p: dict,
+            callbacks: list, rng: Any, early: Any) -> tuple[Any, Any]:
+    """The plain MLP: ``nn.MLP`` trained with ``nl.fit``; returns (network, optimizer).
+
+    ``p`` holds the train flags (hidden, activation, dropout, norm, residual, optimizer, lr,
+    l2, epochs, batch_size, seed, device, first_epoch).
+    Example: ``net, opt = fit_mlp(X, y, Xv, yv, "classification", 3, flags, [], rng, None)``
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from .. import nn  # noqa: PLC0415
+    from ..training import fit, make_optimizer  # noqa: PLC0415
+
+    model = nn.MLP(X_tr.shape[1], hidden=p["hidden"], out_features=n_out,
+                   activation=p["activation"], dropout=p["dropout"], norm=p["norm"],
+                   residual=p["residual"], rng=np.random.default_rng(p["seed"]))
+    opt = make_optimizer(model, p["optimizer"], p["lr"])  # an object: a checkpoint keeps its state
+    loss = "cross_entropy" if task == "classification" else "mse"
+    hist = fit(model, X_tr, y_tr, loss=loss, optimizer=opt, l2=p["l2"],
+               epochs=p["epochs"] - p["first_epoch"], batch_size=p["batch_size"],
+               validation_data=(X_val, y_val), callbacks=callbacks, seed=rng, verbose=0,
+               device=p["device"])
+    return model, hist
+
+
+# The networks `train --model` offers: name -> the function that trains it on the prepared
+# arrays. Switching the default is the one line below.
+MODELS: dict[str, Callable[..., Any]] = {"mlp": fit_mlp}
+DEFAULT_MODEL = "mlp"
+
+
+# ============================================================================ the engine
+def _frames(args: dict) -> tuple[Any, Any, str, str]:
+    """(training table, test table or None, target column, display name) of a run."""
+    from .. import datasets  # noqa: PLC0415
+    from ..data import read_table  # noqa: PLC0415
+
+    if args.get("dataset"):
+        name = datasets.canonical_name(args["dataset"])
+        train, test = datasets.as_frames(name)
+        return train, test, "target", name
+    frame = read_table(args["data"], sep=args.get("sep"), decimal=args.get("decimal"))
+    target = args.get("target")
+    if target is None:
+        raise BadInput(f"--target is required: which column should be predicted? "
+                       f"(columns: {', '.join(map(str, frame.columns[:20]))})")
+    if target in frame.attrs.get("duplicated_columns", []):
+        raise BadInput(f"{args['data']}: the header names the target column {target!r} more "
+                       f"than once; rename the copies")
+    if target not in frame.columns:
+        raise BadInput(f"target column {target!r} is not in {args['data']}; columns are "
+                       f"{', '.join(map(str, frame.columns[:20]))}")
+    return frame, None, target, Path(args["data"]).name
+
+
+def run_training(args: dict, out: str | None, quiet: bool, snapshot: Any = None,
+                 force: bool = False) -> dict:
+    """Train as ``args`` (the flags, JSON-able: a checkpoint stores them) say; print the
+    report, save to ``out``; on Ctrl-C/SIGTERM save a checkpoint and exit 130.
+
+    Example: ``run_training({"dataset": "iris", **defaults}, "iris.safetensors", quiet=True)``
+    """
+    result = train_table(args, progress=not quiet, resume=snapshot)
+    if result["interrupted"]:
+        path = save_checkpoint(result, args, out or "interrupted.safetensors")
+        click.echo(f"interrupted: finished the current batch and saved the best model so far to "
+                   f"{path}; continue with `neuralab train --resume {path}`", err=True)
+        sys.exit(130)
+    if result["diverged"]:
+        click.echo(f"warning: {result['diverged']}", err=True)
+    click.echo(result["report"])
+    if out:
+        path = save_trained(result, out)
+        click.echo(f"saved the model to {path}")
+    if args.get("plot"):
+        plot_curves(result["history"], args["plot"])
+        click.echo(f"saved learning curves to {args['plot']}")
+    return result
+
+
+def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
+    """The work behind ``neuralab train``: returns the model, preprocessing, scores and report.
+
+    Example: ``train_table({"dataset": "iris", "hidden": [16], ...})["scores"]["test"]``
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from .. import callbacks as cb  # noqa: PLC0415
+    from .. import datasets  # noqa: PLC0415
+    from ..data import train_val_split  # noqa: PLC0415
+    from ..preprocessing import TabularPreprocessor, _py  # noqa: PLC0415
+    from ._resume import ResumableRun  # noqa: PLC0415
+
+    p = dict(args)
+    p["hidden"] = tuple(p["hidden"])
+    frame, test_frame, target, name = _frames(args)
+    known = frame[frame[target].notna()]
+    if len(known) < len(frame):
+        click.echo(f"note: {len(frame) - len(known)} row(s) without a target value left out",
+                   err=True)
+    if len(known) < 4:
+        raise BadInput(f"{name}: {len(known)} row(s) with a target value; training needs more")
+    rng = np.random.default_rng(p["seed"])
+    try:
+        idx_tr, idx_val = train_val_split(np.arange(len(known)),
+                                          validation_split=p["validation_split"], seed=rng)
+    except ValueError as e:
+        raise BadInput(f"--validation-split: {e}") from None
+    tr, val = known.iloc[idx_tr], known.iloc[idx_val]
+    pixels = bool(args.get("dataset")) and datasets.is_pixels(name)
+    prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
+                               task=p.get("task"), text=p.get("text") or (),
+                               scaling="shared_range" if pixels else "standard")
+    prep.fit(tr, target=target)  # the training part only: no peeking at validation or test
+    for notice in prep.notices:
+        click.echo(f"note: {notice}", err=True)
+    task = prep.spec["task"]
+    if task == "classification":  # every label of the table, so validation's are known too
+        labels = [v for v in known[target].to_numpy() if v is not None]
+        prep.spec["classes"] = [_py(v) for v in np.unique(np.asarray(labels))]
+    parts = {"train": tr, "validation": val}
+    if test_frame is not None:
+        parts["test"] = test_frame[test_frame[target].notna()]
+    X = {k: prep.transform(f) for k, f in parts.items()}
+    if task == "classification":
+        y = {k: prep.transform_target(f) for k, f in parts.items()}
+        n_out = len(prep.spec["classes"])
+    else:
+        y = {k: prep.scale_target(prep.transform_target(f)) for k, f in parts.items()}
+        n_out = 1
+    X_tr, X_val = X["train"], X["validation"]
+    y_tr, y_val = y["train"], y["validation"]
+    if task == "regression":
+        y_tr, y_val = y_tr[:, None], y_val[:, None]
+
+    callbacks: list = []
+    early = None
+    if p["patience"]:
+        early = cb.EarlyStopping(monitor="val_loss", patience=p["patience"], restore_best=True,
+                                 start_from_epoch=p["min_epochs"])
+        callbacks.append(early)
+    if progress and sys.stderr.isatty():
+        callbacks.append(cb.ProgressBar())
+    p["first_epoch"] = resume[0]["epoch"] if resume is not None else 0
+    run = ResumableRun(rng, early, p["first_epoch"], resume)
+    nan_guard = cb.TerminateOnNaN()
+    callbacks += [run, nan_guard, *EXTRA_CALLBACKS]
+    run.install()
+    click.echo(f"training{' (resumed at epoch ' + str(p['first_epoch'] + 1) + ')' if resume else ''}"
+               f"... Ctrl-C stops after the current batch and saves the model so far", err=True)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # TerminateOnNaN's; reported below
+            model, hist = MODELS[p["model"]](X_tr, y_tr, X_val, y_val, task, n_out, p,
+                                             callbacks, rng, early)
+    finally:
+        run.uninstall()
+    seconds = time.perf_counter() - start
+    if nan_guard.message and run.snapshot is not None:
+        # Diverged: unless early stopping restored a finite best epoch, go back to the weights
+        # at the start of the epoch that blew up.
+        if not all(np.isfinite(q.data).all() for q in model.parameters()):
+            model.load_state_dict({k[len("model."):]: v for k, v in run.snapshot[1].items()
+                                   if k.startswith("model.")})
+    table = {k: _scores(model, X[k], y[k], task, prep) for k in parts}
+    n_epochs = len(hist.history["loss"]) + p["first_epoch"]
+    n_in = X_tr.shape[1]
+    sizes = " / ".join(f"{len(parts[k])} {k}" for k in parts)
+    what = (f"{n_out} classes" if task == "classification" else "regression")
+    head = (f"dataset {name}: {sizes} samples, {n_in} features, {what}" if args.get("dataset") else
+            f"data    {name}: {sizes} rows, {n_in} features from {len(prep.input_columns)} "
+            f"columns, target {target!r} ({what})")
+    arch = "-".join(str(s) for s in (n_in, *p["hidden"], n_out))
+    lines = [
+        head,
+        f"model   {p['model'].upper()} {arch} {p['activation']}"
+        + (f", dropout {p['dropout']}" if p["dropout"] else "")
+        + (f", {p['norm']} norm" if p["norm"] else "") + (", residual" if p["residual"] else "")
+        + f" ({model.num_parameters():,} parameters), {p['optimizer']} lr={p['lr']:g}, "
+          f"batch {p['batch_size']}",
+        f"trained {n_epochs} epoch{'s' if n_epochs != 1 else ''} in {seconds:.1f} s"
+        + (f" (early stopping kept epoch {early.best_epoch + 1})"
+           if early is not None and early.best_epoch is not None else ""),
+        "",
+        _format_scores(table),
+    ]
+    return {"model": model, "prep": prep, "task": task, "scores": table, "seconds": seconds,
+            "epochs": n_epochs, "history": hist.history, "report": "\n".join(lines),
+            "name": name, "target": target, "n_out": n_out, "interrupted": run.interrupted,
+            "snapshot": run.snapshot, "diverged": nan_guard.message, "n_train": len(tr),
+            "params": p}
+
+
+def _format_scores(table: dict) -> str:
+    from ._tables import format_scores  # noqa: PLC0415
+
+    return format_scores(table)
+
+
+def _scores(model: Any, X: Any, y: Any, task: str, prep: Any) -> dict:
+    import numpy as np  # noqa: PLC0415
+
+    from ..metrics import get_metric  # noqa: PLC0415
+    from ..training import predict  # noqa: PLC0415
+
+    out = predict(model, X)
+    if task == "classification":
+        z = out - out.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        values = {"loss": float(-logp[np.arange(len(y)), y].mean())}
+        names = ["accuracy"]
+        truth = y
+    else:
+        out = prep.unscale_target(out[:, 0])
+        truth = prep.unscale_target(y)
+        values, names = {}, ["mse", "mae", "r2"]
+    for m_name in names:
+        m = get_metric(m_name)
+        m.update(out, truth)
+        values[m_name] = m.result()
+    return values
+
+
+# ============================================================================ the model file
+def trained_model(result: dict) -> Any:
+    """The network of ``train_table`` as a CLI model (``preprocessing.TabularModel``): its
+    ``predict`` takes a table with the training columns and gives labels or values.
+
+    Example: ``nl.save(trained_model(train_table(args)), "iris.safetensors")``
+    """
+    from ..estimators import MLPClassifier, MLPRegressor  # noqa: PLC0415
+    from ..preprocessing import TabularModel  # noqa: PLC0415
+
+    p, task, prep = result["params"], result["task"], result["prep"]
+    solver = p["optimizer"] if p["optimizer"] in ("adam", "adamw", "sgd", "rmsprop") else "adam"
+    params = {"hidden_layer_sizes": tuple(p["hidden"]), "activation": p["activation"],
+              "dropout": p["dropout"], "batch_norm": p["norm"] == "batch",
+              "residual": p["residual"], "solver": solver, "learning_rate_init": p["lr"],
+              "max_iter": p["epochs"],
+              # nl.fit adds l2/2 ||W||^2 per batch, sklearn alpha/2 ||W||^2 / batch size
+              "alpha": float(p["l2"]) * p["batch_size"],
+              "batch_size": p["batch_size"], "random_state": p["seed"], "device": "cpu"}
+    # The estimator reports sklearn's losses: cross-entropy as is, squared error halved.
+    curve = [v * (0.5 if task == "regression" else 1.0) for v in result["history"].get("loss", [])]
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    est = cls.from_network(result["model"], len(prep.feature_names),
+                           classes=list(range(result["n_out"])) if task == "classification" else None,
+                           loss_curve=curve, n_samples=result["n_train"], **params)
+    est.n_iter_ = result["epochs"]  # also counts the epochs before a --resume
+    metric = "accuracy" if task == "classification" else "r2"
+    info = {"data": result["name"], "rows": int(result["n_train"]), "target": result["target"],
+            "task": task, "model": p["model"], "epochs": result["epochs"],
+            "optimizer": p["optimizer"], "norm": p["norm"], "l2": p["l2"],
+            "seconds": round(result["seconds"], 3)}
+    for part, values in result["scores"].items():
+        info[f"{part}_{metric}"] = round(float(values[metric]), 6)
+    if result["interrupted"]:
+        info["interrupted"] = f"after {result['epochs']} complete epoch(s)"
+    info.update({"trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "neuralab train"})
+    return TabularModel(prep, est, info=info)
+
+
+def save_trained(result: dict, path: str, arrays: dict | None = None) -> str:
+    """Save the model of ``train_table`` with its scores as metadata; ``arrays`` are a
+    checkpoint's extra arrays.
+
+    Example: ``save_trained(result, "model.safetensors")``
+    """
+    from ..io import save  # noqa: PLC0415
+
+    meta = {"command": "neuralab train", "dataset": result["name"], "task": result["task"],
+            "scores": result["scores"], "epochs": result["epochs"],
+            "seconds": round(result["seconds"], 3)}
+    if result.get("checkpoint"):
+        meta["checkpoint"] = result["checkpoint"]
+    return str(save(trained_model(result), path, metadata=meta, arrays=arrays))
+
+
+def save_checkpoint(result: dict, args: dict, path: str) -> str:
+    """The best model so far (loadable with nl.load) plus what ``--resume`` needs.
+
+    Example: ``save_checkpoint(result, args, "interrupted.safetensors")``
+    """
+    state, arrays = result["snapshot"]
+    result = dict(result)
+    result["checkpoint"] = {"args": args, "state": state}
+    return save_trained(result, path, arrays=arrays)
+
+
+def plot_curves(history: dict, path: str) -> None:
+    """Training and validation loss per epoch, as a PNG.
+
+    Example: ``plot_curves(result["history"], "curves.png")``
+    """
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        values = history.get(key) or []
+        ax.plot(range(1, len(values) + 1), values, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.set_title("learning curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ============================================================================ the command
+TRAIN_EXAMPLE = """Examples:
+
+\b
+  neuralab train houses.csv --target price --hidden 64,32 --out price.safetensors
+  neuralab train --dataset digits
+  neuralab train --dataset mnist --hidden 256,256 --epochs 15 --out mnist.safetensors
+  neuralab train --dataset diabetes --hidden 32 --lr 0.003"""
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _finite(ctx: Any, param: Any, value: float) -> float:
+    import math  # noqa: PLC0415
+
+    if value is not None and not math.isfinite(value):
+        raise BadInput(f"--{param.name.replace('_', '-')} must be a finite number, got {value}")
+    return value
+
+
+def _activations() -> list[str]:
+    from ..nn import ACTIVATIONS  # noqa: PLC0415 - NumPy only
+
+    return [a for a in ACTIVATIONS if a not in ("softmax", "identity", "linear")]
+
+
+def _optimizers() -> list[str]:
+    from ..optim import OPTIMIZERS  # noqa: PLC0415 - NumPy only
+
+    return list(OPTIMIZERS)
+
+
+@click.command("train", epilog=TRAIN_EXAMPLE)
+@click.argument("data", required=False)
+@click.option("--dataset", "-d", metavar="NAME", help="A built-in data set (see `neuralab datasets`).")
+@click.option("--target", "-t", help="DATA: the column to predict.")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="DATA: override the task inferred from the target.")
+@click.option("--features", help="DATA: comma-separated columns to use (default: all).")
+@click.option("--drop", help="DATA: comma-separated columns to leave out.")
+@click.option("--sep", help="DATA: column delimiter (default: detected).")
+@click.option("--decimal", type=click.Choice([".", ","]),
+              help="DATA: decimal mark (default: ',' when the delimiter is ';' and numbers look "
+                   "like 3,14, else '.').")
+@click.option("--text", metavar="COLS", help="DATA: comma-separated free-text columns (TF-IDF "
+              "features; vocabulary and idf stored in the model file).")
+@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+              type=click.Choice(list(MODELS)), help="The network to train.")
+@click.option("--hidden", default="128,128", show_default=True,
+              help="Hidden layer widths, positive integers separated by commas ('none': no "
+                   "hidden layer).")
+@click.option("--activation", default="relu", show_default=True, type=click.Choice(_activations()))
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--norm", default="none", show_default=True, type=click.Choice(["none", "batch", "layer"]))
+@click.option("--batch-norm", is_flag=True, help="Same as --norm batch.")
+@click.option("--residual", is_flag=True, help="Residual hidden blocks.")
+@click.option("--optimizer", "--solver", "optimizer", default="adam", show_default=True,
+              type=click.Choice(_optimizers()))
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True),
+              callback=_finite)
+@click.option("--l2", default=0.0, show_default=True, type=click.FloatRange(0), callback=_finite,
+              help="L2 penalty on weights.")
+@click.option("--epochs", default=200, show_default=True, type=click.IntRange(1),
+              help="Most epochs; early stopping usually ends sooner.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--patience", default=10, show_default=True, type=click.IntRange(0),
+              help="Early stopping: epochs without validation improvement (0: off).")
+@click.option("--min-epochs", default=30, show_default=True, type=click.IntRange(0),
+              help="Early stopping never stops before this many epochs (the best one is kept).")
+@click.option("--early-stopping/--no-early-stopping", default=True,
+              help="Stop after --patience epochs without validation improvement.")
+@click.option("--validation-split", default=0.2, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of the rows held out to pick the best epoch (and reported).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="Save the trained model here (.safetensors; a DATA run defaults to "
+                   "model.safetensors).")
+@click.option("--force", is_flag=True, help="Replace --out even if it is not a neuralab model.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save learning curves (PNG).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--resume", type=click.Path(dir_okay=False),
+              help="Continue a run interrupted with Ctrl-C from the file it saved "
+                   "(same data and settings; --out defaults to that file).")
+def train_command(data: str | None, dataset: str | None, out: str | None, force: bool,
+                  quiet: bool, resume: str | None, **flags: Any) -> None:
+    """Train a network on a CSV/TSV/Parquet file (DATA --target COL) or a built-in data set
+    (--dataset NAME) and report train, validation (and test) scores.
+
+    Both go through the same steps: --validation-split of the rows is held out, the
+    preprocessing is fitted on the training part only (numbers median-imputed and
+    standardised, pixels scaled together, text/boolean columns one-hot encoded, ID-like
+    columns left out), and early stopping keeps the epoch with the best validation loss. The
+    model file keeps the preprocessing: `neuralab predict` takes raw rows.
+    """
+    with guard():
+        if resume is not None:
+            from ._resume import load_checkpoint  # noqa: PLC0415
+            args, snapshot = load_checkpoint(resume)
+            args.setdefault("min_epochs", 0)
+            target = out or resume
+            _check_output(target, args, force=True)
+            run_training(args, target, quiet, snapshot)
+            return
+        from .. import datasets  # noqa: PLC0415
+
+        if data is not None and dataset is not None:
+            raise BadInput("give either a DATA file or --dataset NAME, not both")
+        if data is not None and not os.path.exists(data) and flags["target"] is None:
+            try:  # `neuralab train iris` means the built-in data set
+                dataset, data = datasets.canonical_name(data), None
+            except ValueError:
+                pass
+        if data is None and dataset is None:
+            raise BadInput("give a DATA file with --target COL, or --dataset NAME")
+        if dataset is not None:
+            try:
+                dataset = datasets.canonical_name(dataset)
+            except ValueError as e:
+                raise BadInput(f"{e} (see `neuralab datasets`)") from None
+        elif not os.path.exists(data):
+            raise BadInput(f"{data}: no such file or built-in data set (built-ins: "
+                           f"{', '.join(datasets.list_datasets())})")
+        if data is not None and out is None:
+            out = "model.safetensors"
+        args = _args(data, dataset, flags)
+        _check_output(out, args, force)
+        run_training(args, out, quiet)
+
+
+def _args(data: str | None, dataset: str | None, f: dict) -> dict:
+    """The JSON-able settings of a run (what a checkpoint stores for --resume)."""
+    norm = "batch" if f["batch_norm"] else (None if f["norm"] == "none" else f["norm"])
+    if f["device"] == "cuda":
+        from .. import backend  # noqa: PLC0415
+        if not backend.cuda_is_available():
+            raise BadInput("--device cuda needs CuPy and a CUDA GPU: pip install \"neuralab[gpu]\"")
+    if f["plot"]:
+        require("matplotlib")
+    return {"data": None if data is None else str(data), "dataset": dataset,
+            "target": f["target"], "task": f["task"], "features": _split_list(f["features"]),
+            "drop": _split_list(f["drop"]), "sep": f["sep"], "decimal": f["decimal"],
+            "text": _split_list(f["text"]), "model": f["model_name"],
+            "hidden": list(parse_hidden(f["hidden"])), "activation": f["activation"],
+            "dropout": f["dropout"], "norm": norm, "residual": f["residual"],
+            "optimizer": f["optimizer"], "lr": f["lr"], "l2": f["l2"], "epochs": f["epochs"],
+            "batch_size": f["batch_size"],
+            "patience": f["patience"] if f["early_stopping"] else 0,
+            "min_epochs": f["min_epochs"], "validation_split": f["validation_split"],
+            "seed": f["seed"], "device": f["device"], "plot": f["plot"]}
+
+
+def _check_output(out: str | None, args: dict, force: bool) -> None:
+    """Refuse, before any training, an --out that cannot be written or would destroy a file."""
+    from ._output import check_output  # noqa: PLC0415
+
+    inputs = [p for p in (args.get("data"),) if p]
+    if out:
+        check_output(out, inputs=inputs, force=force, kind="model")
+    if args.get("plot"):
+        check_output(args["plot"], inputs=inputs + ([out] if out else []), force=True, kind="plot")
