@@ -99,19 +99,16 @@ def test_the_circle_finder_finds_a_circle():
     assert circles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(reason="the CLI modules are still at the top of the package", strict=True)
 def test_no_import_circle_but_tensor_and_functions():
     found = [c for c in circles(import_graph()) if c not in ALLOWED]
     assert not found, f"import circles: {[sorted(c) for c in found]}"
 
 
-@pytest.mark.xfail(reason="the CLI modules are still at the top of the package", strict=True)
 def test_few_modules_at_the_top_of_the_package():
     top = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
     assert len(top) <= 14, top
 
 
-@pytest.mark.xfail(reason="the CLI modules are still at the top of the package", strict=True)
 def test_every_command_is_defined_in_the_cli_package():
     places = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
                     if re.search(r"@(click\.|\w+\.)?(command|group)\(", p.read_text(encoding="utf-8"))

@@ -1,6 +1,8 @@
 """The CLI on a user's own files, as a user meets it: train, predict, evaluate, info, export."""
 from __future__ import annotations
 
+import re
+
 import json
 import subprocess
 import sys
@@ -76,16 +78,20 @@ def test_train_classification_from_semicolon_csv(files, clf_model):
     out, r = clf_model
     assert "column 'customer_id' left out: ID-like" in r.stderr
     assert "column 'signup' looks like dates" in r.stderr
-    assert "2 classes" in r.stderr
+    assert "2 classes" in r.stdout
     model = nl.load(out)
     assert model.task == "classification" and model.classes == ["no", "yes"]
     assert model.preprocessor.input_columns == ["âge", "income", "city", "member", "signup"]
     assert (files["dir"] / "curves.png").stat().st_size > 1000
-    # the reported training accuracy is the model's accuracy on the training rows
-    acc = float(r.stdout.split("training accuracy:")[1].split()[0])
+    # a validation part is held out and reported; together the two parts are every row
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in r.stdout.splitlines()
+            if line.split()[:1] in (["train"], ["validation"])}
+    n_tr, n_val = (int(t) for t in re.findall(r"(\d+) train / (\d+) validation rows", r.stdout)[0])
     frame = files["frame"]
-    assert acc == pytest.approx(np.mean(model.predict(frame) == frame["churn"].to_numpy()), abs=1e-4)
-    assert acc > 0.8  # the label is a simple function of the columns
+    acc_all = np.mean(model.predict(frame) == frame["churn"].to_numpy())
+    assert acc_all == pytest.approx((n_tr * rows["train"][1] + n_val * rows["validation"][1])
+                                    / (n_tr + n_val), abs=1e-4)
+    assert rows["validation"][1] > 0.7  # the label is a simple function of the columns
 
 
 def test_predict_to_stdout_and_file(files, clf_model):
@@ -212,7 +218,7 @@ def test_bad_input_exits_2_with_one_line(files, clf_model, tmp_path, args, messa
 
 
 def test_unexpected_error_exits_1(files, clf_model, monkeypatch):
-    from neuralab import cli_files
+    from neuralab.cli import files as cli_files
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")

@@ -57,25 +57,29 @@ def test_train_digits_prints_a_table_and_saves_a_model_that_scores_the_same(runn
 
     # The file holds the network and the scaler: it reproduces the printed test accuracy.
     import neuralab as nl
-    from neuralab.cli_files import dataset_columns
+    from neuralab.datasets import column_names as dataset_columns
     from neuralab.io import read_metadata
 
     meta = read_metadata(out)["user"]
     model = nl.load(out)
-    data = cli.load_dataset("digits")
+    data = nl.datasets.load("digits")
     frame = pd.DataFrame(np.asarray(data.X_test, np.float64), columns=dataset_columns(data))
     labels = model.predict(frame)
     acc = float(np.mean(labels.astype(int) == np.asarray(data.y_test)))
     assert acc == pytest.approx(rows["test"][1], abs=1e-4)
     assert meta["scores"]["test"]["accuracy"] == pytest.approx(acc, abs=1e-9)
-    # ... and the network with the stored scaler gives the same classes.
-    X = (frame.to_numpy() - meta["input_scaler"]["mean"]) / meta["input_scaler"]["scale"]
+    # ... and the network on the stored preprocessing (pixels scaled together) gives the same classes.
+    spec = model.preprocessor.spec["columns"]
+    assert len({(c["mean"], c["std"]) for c in spec}) == 1  # one scale for every pixel
+    X = (frame.to_numpy() - spec[0]["mean"]) / spec[0]["std"]
     raw = nl.predict(model.estimator.model_, X.astype(np.float32)).argmax(1)
     np.testing.assert_array_equal(raw, labels.astype(int))
 
 
 def test_train_a_regression_data_set_reports_r2(runner):
-    if "diabetes" not in cli.dataset_names():
+    import neuralab as nl
+
+    if "diabetes" not in nl.datasets.list_datasets():
         pytest.fail("the diabetes data set is missing from neuralab.datasets")
     result = runner.invoke(cli.main, ["train", "-d", "diabetes", "--hidden", "16", "--epochs", "40",
                                       "--lr", "0.003", "-q"])
@@ -88,7 +92,7 @@ def test_train_a_regression_data_set_reports_r2(runner):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
-    (["train", "--dataset", "digits", "--hidden", "12,x"], "--hidden must be layer widths"),
+    (["train", "--dataset", "digits", "--hidden", "12,x"], "--hidden must be positive layer widths"),
     (["train", "--dataset", "digits", "--lr", "-1"], "--lr"),
     (["train"], "--dataset"),
 ])
@@ -103,7 +107,9 @@ def test_unexpected_errors_exit_1_with_one_line(runner, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("something broke")
 
-    monkeypatch.setattr(cli, "train_on", boom)
+    from neuralab.cli import train as cli_train
+
+    monkeypatch.setattr(cli_train, "train_table", boom)
     result = runner.invoke(cli.main, ["train", "--dataset", "digits"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
@@ -119,7 +125,7 @@ def test_a_train_dataset_model_predicts_evaluates_explains_and_exports(runner, t
     from sklearn.metrics import r2_score
 
     import neuralab as nl
-    from neuralab.cli_files import read_table
+    from neuralab.data import read_table
     from neuralab.io import read_metadata
 
     out = tmp_path / f"{name}.safetensors"
@@ -137,11 +143,14 @@ def test_a_train_dataset_model_predicts_evaluates_explains_and_exports(runner, t
                         + (["--proba"] if classification else []))
     assert res.exit_code == 0, res.output
     preds = pd.read_csv(preds_path)
-    table = read_table(name)
-    meta = read_metadata(out)["user"]
+    assert f"using its test part" in res.stderr  # a built-in name means its unseen rows
+    table = read_table(name, part="test")
     model = nl.load(out)
     features = table.drop(columns="target")
-    X = (features.to_numpy(np.float64) - meta["input_scaler"]["mean"]) / meta["input_scaler"]["scale"]
+    spec = model.preprocessor.spec
+    mean = np.array([c["mean"] for c in spec["columns"]])
+    std = np.array([c["std"] for c in spec["columns"]])
+    X = (features.to_numpy(np.float64) - mean) / std
     z = np.asarray(nl.predict(model.estimator.model_, X.astype(np.float32)), np.float64)
     if classification:
         names = ["setosa", "versicolor", "virginica"]
@@ -150,14 +159,15 @@ def test_a_train_dataset_model_predicts_evaluates_explains_and_exports(runner, t
         p /= p.sum(1, keepdims=True)
         np.testing.assert_allclose(preds[[f"proba_{c}" for c in names]].to_numpy(), p, atol=1e-6)
     else:
-        ts = meta["target_scaler"]
-        np.testing.assert_allclose(preds["prediction"], z[:, 0] * ts["scale"] + ts["mean"], rtol=1e-5)
+        np.testing.assert_allclose(preds["prediction"],
+                                   z[:, 0] * spec["target_std"] + spec["target_mean"], rtol=1e-5)
 
     # evaluate: its numbers are those of the predictions against the table's target
     res = runner.invoke(cli.main, ["evaluate", str(out), name, "--json"])
     assert res.exit_code == 0, res.output
     scores = json.loads(res.stdout)
     assert scores["rows"] == len(table)
+    assert scores["rows"] == len(nl.datasets.load(name).X_test)  # the test part only
     if classification:
         assert scores["accuracy"] == pytest.approx(np.mean(preds["prediction"] == table["target"]))
         assert scores["accuracy"] > 0.8
@@ -204,7 +214,8 @@ def test_a_train_dataset_model_predicts_any_built_in_name(runner, tmp_path):
 
     from neuralab.datasets import load
     data = load("moons")
-    assert json.loads(res.stdout)["rows"] == len(data.X_train) + len(data.X_test)
+    assert json.loads(res.stdout)["rows"] == len(data.X_test)  # never the training rows
+    assert "test part (50 rows)" in res.stderr
     assert json.loads(res.stdout)["accuracy"] > 0.75
 
 

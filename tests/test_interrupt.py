@@ -1,8 +1,9 @@
 """Ctrl-C during ``neuralab train`` loses nothing: a real subprocess, a real SIGINT.
 
-The run is slowed by the NEURALAB_TEST_BATCH_DELAY hook (a sleep after each batch) so the
-signal lands mid-training; the test waits for the command's own "training..." notice before
-sending it, so it never races the imports. Where in the run the signal lands does not
+The run is slowed by a callback the test puts into ``neuralab.cli.train.EXTRA_CALLBACKS`` (a
+sleep after each batch; nothing in the shipped code reads a test switch) so the signal lands
+mid-training; the test waits for the command's own "training..." notice before sending it,
+so it never races the imports. Where in the run the signal lands does not
 matter: the resumed run must end with exactly the weights of an uninterrupted one.
 """
 from __future__ import annotations
@@ -22,24 +23,43 @@ ARGS = ["train", "--dataset", "digits", "--hidden", "24", "--epochs", "6", "--ba
         "--patience", "3", "--dropout", "0.1", "--seed", "3", "-q"]
 
 
-def _cli(*args, env=None, **kw):
-    code = "import sys; from neuralab.cli import main; sys.exit(main())"
+SLOW = """
+import sys, time
+from neuralab.callbacks import Callback
+from neuralab.cli import main, train
+
+class Slow(Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        print(f"[slow] epoch {epoch + 1} begins", file=sys.stderr, flush=True)
+    def on_epoch_end(self, epoch, logs=None):
+        print(f"[slow] epoch {epoch + 1} ends", file=sys.stderr, flush=True)
+    def on_batch_end(self, batch, logs=None):
+        time.sleep(DELAY)
+
+train.EXTRA_CALLBACKS.append(Slow())
+sys.exit(main())
+"""
+
+
+def _cli(*args, env=None, delay=None, **kw):
+    code = ("import sys; from neuralab.cli import main; sys.exit(main())" if delay is None
+            else SLOW.replace("DELAY", str(delay)))
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child needs POSIX")
-def test_sigint_saves_checkpoint_and_resume_matches_uninterrupted_run(tmp_path):
+@pytest.mark.skipif(os.name != "posix", reason="signal delivery to a child needs POSIX")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_checkpoint_and_resume_matches_uninterrupted_run(tmp_path, sig):
     ck = tmp_path / "ck.safetensors"
-    env = {**os.environ, "NEURALAB_TEST_BATCH_DELAY": "0.03"}
-    proc = _cli(*ARGS, "--out", str(ck), env=env)
+    proc = _cli(*ARGS, "--out", str(ck), delay=0.03)
     started = proc.stderr.readline()  # printed just before the first batch
     assert "training" in started and "Ctrl-C" in started, started
     for line in proc.stderr:  # wait until the second epoch has begun, then a few batches
         if "epoch 2 begins" in line:
             break
     time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     assert f"saved the best model so far to {ck}" in err
@@ -78,6 +98,25 @@ def test_resume_of_a_missing_checkpoint_is_a_clear_error(tmp_path):
     assert err.strip().splitlines() == [f"Error: {tmp_path / 'nope.safetensors'}: no such file"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="signal delivery to a child needs POSIX")
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130():
+    # Interrupted while the command still imports its libraries: no traceback, exit 130.
+    code = ("import sys, time\n"
+            "from neuralab.cli import main, train\n"
+            "real = train.run_training\n"
+            "def slow(*a, **k):\n"
+            "    print('starting', file=sys.stderr, flush=True); time.sleep(30)\n"
+            "train.run_training = slow\n"
+            "sys.exit(main())\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, "train", "--dataset", "iris"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "starting" in proc.stderr.readline()
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
+
+
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child needs POSIX")
 def test_sigint_on_a_data_file_saves_the_model_so_far(tmp_path):
     """`neuralab train FILE --target COL`: the estimator stops after the batch, the CLI saves."""
@@ -91,9 +130,9 @@ def test_sigint_on_a_data_file_saves_the_model_so_far(tmp_path):
     data = tmp_path / "data.csv"
     frame.to_csv(data, index=False)
     out = tmp_path / "m.safetensors"
-    env = {**os.environ, "NEURALAB_TEST_BATCH_DELAY": "0.02"}
     proc = _cli("train", str(data), "--target", "y", "--hidden", "16", "--epochs", "50",
-                "--batch-size", "32", "--lr", "0.01", "--seed", "1", "--out", str(out), env=env)
+                "--batch-size", "32", "--lr", "0.01", "--seed", "1", "--out", str(out),
+                delay=0.02)
     lines = []
     for line in proc.stderr:  # the notice, then one line per finished epoch
         lines.append(line)
@@ -110,10 +149,12 @@ def test_sigint_on_a_data_file_saves_the_model_so_far(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
     model = nl.load(out)  # a complete CLI model, written atomically
-    done = err.count("] epoch ")
-    assert 2 <= done < 50 and model.estimator.n_iter_ == done
-    assert len(model.estimator.loss_curve_) == done
+    done = model.estimator.n_iter_
+    assert 2 <= done < 50 and err.count("ends") >= 2
     assert model.info["interrupted"] == f"after {done} complete epoch(s)"
     assert model.estimator.callbacks is None  # the Ctrl-C handler is not saved
+    # the same engine as --dataset: the file run resumes too
+    resumed = _cli("train", "--resume", str(out))
+    assert resumed.communicate(timeout=120) and resumed.returncode == 0
     acc = np.mean(model.predict(frame) == frame["y"].to_numpy())
     assert acc > 0.9  # two epochs on a linear rule already learn it

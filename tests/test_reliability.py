@@ -287,7 +287,7 @@ def test_cli_divergence_is_reported(tmp_path):
     model = nl.load(tmp_path / "m.safetensors")
     assert all(np.isfinite(v).all() for v in model.estimator.model_.state_dict().values())
     data = nl.datasets.load("digits")
-    from neuralab.cli_files import dataset_columns
+    from neuralab.datasets import column_names as dataset_columns
     frame = pd.DataFrame(data.X_test, columns=dataset_columns(data))
     assert np.isfinite(model.predict_proba(frame)).all()  # the saved model never predicts NaN
 

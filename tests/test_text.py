@@ -142,7 +142,7 @@ def test_cli_text_column_that_does_not_exist(tmp_path):
 
 
 def test_read_table_keeps_every_row_of_a_tsv_with_stray_quotes(tmp_path):
-    from neuralab.cli_files import read_table
+    from neuralab.data import read_table
     path = tmp_path / "msgs.tsv"
     # An opening quote with no closing one: read as a quote, it would swallow the next lines.
     path.write_text('Label\tSMS\nham\t"Hi there\nspam\tWIN "cash" now\nham\tok "\n', encoding="utf-8")
@@ -154,7 +154,7 @@ def test_read_table_keeps_every_row_of_a_tsv_with_stray_quotes(tmp_path):
 def test_read_table_reads_all_5574_sms_messages():
     from pathlib import Path
 
-    from neuralab.cli_files import read_table
+    from neuralab.data import read_table
     try:
         texts, labels = load_sms_spam()
     except FileNotFoundError:

@@ -358,11 +358,14 @@ def read_table(source: str, sep: str | None = None, decimal: str | None = None,
         try:
             name = datasets.canonical_name(source)
         except ValueError:
-            raise ValueError(f"{source}: no such file or built-in data set (built-ins: "
+            raise ValueError(f"no such file or built-in dataset: {source!r} (built-ins: "
                              f"{', '.join(datasets.list_datasets())})") from None
         train, test = datasets.as_frames(name)
-        return {"train": train, "test": test}.get(part, None) if part != "all" else \
-            pd.concat([train, test], ignore_index=True)
+        if part == "train":
+            return train
+        if part == "test":
+            return test
+        return pd.concat([train, test], ignore_index=True)
     if path.is_dir():
         raise ValueError(f"{source} is a folder; expected a CSV, TSV or Parquet file")
     duplicated: list[str] = []

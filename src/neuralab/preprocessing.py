@@ -125,7 +125,7 @@ class TabularPreprocessor:
         task: "classification", "regression" or None to infer it from the target.
         max_categories: most frequent categories kept per column; the rest share ``<other>``.
         text: columns of free text (TF-IDF features).
-        scaling: "standard" (each numeric column to mean 0, std 1) or "shared_range" (every
+        numeric_scale: "standard" (each numeric column to mean 0, std 1) or "shared_range" (every
             numeric column by the range of all of them together: pixels of one image scale).
 
     Example:
@@ -135,12 +135,13 @@ class TabularPreprocessor:
 
     def __init__(self, features: Sequence[str] | None = None, drop: Sequence[str] = (),
                  task: str | None = None, max_categories: int = 50,
-                 text: Sequence[str] = (), scaling: str = "standard") -> None:
+                 text: Sequence[str] = (), numeric_scale: str = "standard") -> None:
         if task not in (None, "classification", "regression"):
             raise PreprocessingError(f"task must be 'classification' or 'regression', got {task!r}")
-        if scaling not in ("standard", "shared_range"):
-            raise PreprocessingError(f"scaling must be 'standard' or 'shared_range', got {scaling!r}")
-        self.scaling = scaling
+        if numeric_scale not in ("standard", "shared_range"):
+            raise PreprocessingError(f"numeric_scale must be 'standard' or 'shared_range', "
+                                     f"got {numeric_scale!r}")
+        self.numeric_scale = numeric_scale
         self.features = list(features) if features is not None else None
         self.drop = list(drop)
         self.task = task
@@ -201,7 +202,7 @@ class TabularPreprocessor:
                 spec["columns"].append(text_column_spec(name, frame[name]))
                 continue
             spec["columns"].extend(self._fit_column(name, frame[name], spec["dropped"]))
-        if self.scaling == "shared_range":
+        if self.numeric_scale == "shared_range":
             numeric = [c for c in spec["columns"] if c["kind"] == "numeric"]
             if numeric:
                 low, high = min(c["min"] for c in numeric), max(c["max"] for c in numeric)
@@ -490,7 +491,7 @@ class TabularPreprocessor:
         """The fitted recipe as plain data (what goes into the model file)."""
         return {"spec": self._fitted(), "features": self.features, "drop": self.drop,
                 "task": self.task, "max_categories": self.max_categories, "text": self.text,
-                "scaling": self.scaling}
+                "numeric_scale": self.numeric_scale}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TabularPreprocessor":
@@ -500,7 +501,7 @@ class TabularPreprocessor:
             raise PreprocessingError(f"unsupported preprocessing spec (expected version {SPEC_VERSION})")
         prep = cls(features=data.get("features"), drop=data.get("drop", ()), task=data.get("task"),
                    max_categories=data.get("max_categories", 50), text=data.get("text", ()),
-                   scaling=data.get("scaling", "standard"))
+                   numeric_scale=data.get("numeric_scale", "standard"))
         prep.spec = spec
         return prep
 

@@ -100,8 +100,8 @@ def _frames(args: dict) -> tuple[Any, Any, str, str]:
         raise BadInput(f"{args['data']}: the header names the target column {target!r} more "
                        f"than once; rename the copies")
     if target not in frame.columns:
-        raise BadInput(f"target column {target!r} is not in {args['data']}; columns are "
-                       f"{', '.join(map(str, frame.columns[:20]))}")
+        raise BadInput(f"target column {target!r} is not in the data ({args['data']}); columns "
+                       f"are {', '.join(map(str, frame.columns[:20]))}")
     return frame, None, target, Path(args["data"]).name
 
 
@@ -162,7 +162,7 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
     pixels = bool(args.get("dataset")) and datasets.is_pixels(name)
     prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
                                task=p.get("task"), text=p.get("text") or (),
-                               scaling="shared_range" if pixels else "standard")
+                               numeric_scale="shared_range" if pixels else "standard")
     prep.fit(tr, target=target)  # the training part only: no peeking at validation or test
     for notice in prep.notices:
         click.echo(f"note: {notice}", err=True)
@@ -431,7 +431,7 @@ def _optimizers() -> list[str]:
               help="L2 penalty on weights.")
 @click.option("--epochs", default=200, show_default=True, type=click.IntRange(1),
               help="Most epochs; early stopping usually ends sooner.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--patience", default=10, show_default=True, type=click.IntRange(0),
               help="Early stopping: epochs without validation improvement (0: off).")
 @click.option("--min-epochs", default=30, show_default=True, type=click.IntRange(0),
@@ -476,7 +476,7 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
 
         if data is not None and dataset is not None:
             raise BadInput("give either a DATA file or --dataset NAME, not both")
-        if data is not None and not os.path.exists(data) and flags["target"] is None:
+        if data is not None and not os.path.exists(data) and flags["target"] in (None, "target"):
             try:  # `neuralab train iris` means the built-in data set
                 dataset, data = datasets.canonical_name(data), None
             except ValueError:
@@ -489,7 +489,7 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
             except ValueError as e:
                 raise BadInput(f"{e} (see `neuralab datasets`)") from None
         elif not os.path.exists(data):
-            raise BadInput(f"{data}: no such file or built-in data set (built-ins: "
+            raise BadInput(f"no such file or built-in dataset: {data!r} (built-ins: "
                            f"{', '.join(datasets.list_datasets())})")
         if data is not None and out is None:
             out = "model.safetensors"
