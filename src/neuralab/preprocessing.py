@@ -36,7 +36,7 @@ def _reject_infinite(name, values, index) -> None:
     inf = np.isinf(values)
     if inf.any():
         raise PreprocessingError(f"column {name!r} has {int(inf.sum())} infinite value(s) "
-                                 f"(first in row {index[int(inf.argmax())]!r}); replace them, or "
+                                 f"(first in row {_py(index[int(inf.argmax())])!r}); replace them, or "
                                  f"leave the cells empty to have them imputed")
 
 
@@ -528,8 +528,6 @@ def _check_mostly_numeric(name: str, s) -> None:
         hint = (" (decimal commas? use --decimal ,)" if comma else
                 f"; fix them, leave the cells empty to impute them, or --drop {name}")
         raise PreprocessingError(f"column {name!r} holds numbers except {shown}{more}{hint}")
-    if len(bad) == len(present):
-        return
     comma = present.astype(str).str.fullmatch(r"\s*-?\d+,\d+\s*").mean()
     if comma > 0.5:
         raise PreprocessingError(f"column {name!r} holds numbers written with a decimal comma "

@@ -100,8 +100,10 @@ def _frames(args: dict) -> tuple[Any, Any, str, str]:
         raise BadInput(f"{args['data']}: the header names the target column {target!r} more "
                        f"than once; rename the copies")
     if target not in frame.columns:
-        raise BadInput(f"target column {target!r} is not in the data ({args['data']}); columns "
-                       f"are {', '.join(map(str, frame.columns[:20]))}")
+        from ..preprocessing import _short_list  # noqa: PLC0415
+
+        raise BadInput(f"target column {target!r} is not in the data; columns are "
+                       f"{_short_list([str(c) for c in frame.columns])}")
     return frame, None, target, Path(args["data"]).name
 
 
@@ -151,7 +153,8 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
         click.echo(f"note: {len(frame) - len(known)} row(s) without a target value left out",
                    err=True)
     if len(known) < 4:
-        raise BadInput(f"{name}: {len(known)} row(s) with a target value; training needs more")
+        raise BadInput(f"{name}: {len(known)} sample(s) with a target value; training needs "
+                       f"at least 4 (some for validation)")
     rng = np.random.default_rng(p["seed"])
     try:
         idx_tr, idx_val = train_val_split(np.arange(len(known)),
