@@ -23,7 +23,7 @@ import click
 EXTRAS = {"onnx": "onnx", "onnxruntime": "onnx", "shap": "explain", "lime": "explain",
           "matplotlib": "plot", "starlette": "playground", "uvicorn": "playground",
           "httpx": "playground", "distributed": "distributed", "dask": "distributed",
-          "cupy": "gpu", "mnist1d": "mnist1d"}
+          "cupy": "gpu", "mnist1d": "mnist1d", "mpi4py": "mpi"}
 
 
 class BadInput(click.ClickException):

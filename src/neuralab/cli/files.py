@@ -274,7 +274,7 @@ def export_command(model: str, onnx_path: str, opset: int, force: bool) -> None:
         export_onnx(m, onnx_path, opset=opset)
     click.echo(f"wrote {onnx_path}")
     if isinstance(m, TabularModel):
-        click.echo(f"input 'features': {len(m.preprocessor.feature_names)} columns "
-                   f"({', '.join(m.preprocessor.feature_names[:6])}"
-                   f"{', ...' if len(m.preprocessor.feature_names) > 6 else ''}); "
-                   f"missing numbers may be NaN", err=True)
+        import onnx
+        names = [i.name for i in onnx.load(onnx_path).graph.input]
+        click.echo(f"inputs: one per column ({', '.join(names[:4])}"
+                   f"{', ...' if len(names) > 4 else ''}); see nl.io.onnx_feed", err=True)
