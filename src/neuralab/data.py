@@ -377,7 +377,9 @@ def read_table(source: str, sep: str | None = None, decimal: str | None = None,
             sample = _sample(path)
             if sep is None:
                 sep = "\t" if is_tsv else sniff_delimiter(path, sample)
-            header = next(csv.reader([sample.split("\n", 1)[0]], delimiter=sep), [])
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                first = f.readline()  # the whole header, however long (the sample may cut it)
+            header = next(csv.reader([first], delimiter=sep), [])
             if len(header) > max_columns:
                 raise ValueError(f"{source}: the header has {len(header):,} columns, more than "
                                  f"the {max_columns:,} neuralab reads (wrong --sep?)")

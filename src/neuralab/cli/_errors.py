@@ -101,6 +101,12 @@ def guard() -> Iterator[None]:
         yield
     except click.ClickException:
         raise
+    except BrokenPipeError:  # `neuralab ... | head`: the reader has what it wanted
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        sys.exit(141)  # the shell's code for SIGPIPE
     except ImportError as e:
         if os.environ.get("NEURALAB_DEBUG"):
             raise

@@ -58,12 +58,16 @@ def _interaction_options(fn: Any) -> Any:
 @_interaction_options
 @click.option("--out", "-o", default="recommender.safetensors", show_default=True,
               type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace --out even if it is not a neuralab model.")
 def recommend_train(data: str, user: str, item: str, rating: str | None, min_rating: float | None,
-                    sep: str | None, epochs: int, seed: int, out: str) -> None:
+                    sep: str | None, epochs: int, seed: int, out: str, force: bool) -> None:
     """Train neural collaborative filtering (NeuMF) on every interaction in DATA and save it."""
     with guard():
         from ..io import save  # noqa: PLC0415
         from ..apps.recommend import NCFRecommender  # noqa: PLC0415
+        from ._output import check_output  # noqa: PLC0415
+
+        check_output(out, inputs=[data], force=force, kind="model")
         users, items = _interactions(data, user, item, rating, min_rating, sep)
         start = time.perf_counter()
         rec = NCFRecommender(epochs=epochs, random_state=seed).fit(users, items)

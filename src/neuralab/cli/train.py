@@ -470,7 +470,12 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
         if resume is not None:
             from ._resume import load_checkpoint  # noqa: PLC0415
             args, snapshot = load_checkpoint(resume)
-            args.setdefault("min_epochs", 0)
+            # a checkpoint of an older version lacks the newer settings: theirs were these
+            for key, value in {"data": None, "target": None, "task": None, "features": None,
+                               "drop": None, "sep": None, "decimal": None, "text": None,
+                               "model": DEFAULT_MODEL, "residual": False, "min_epochs": 0,
+                               "plot": None}.items():
+                args.setdefault(key, value)
             target = out or resume
             _check_output(target, args, force=True)
             run_training(args, target, quiet, snapshot)
