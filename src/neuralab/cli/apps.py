@@ -65,7 +65,7 @@ def recommend_train(data: str, user: str, item: str, rating: str | None, min_rat
     with guard():
         from ..io import save  # noqa: PLC0415
         from ..apps.recommend import NCFRecommender  # noqa: PLC0415
-        from ._output import check_output  # noqa: PLC0415
+        from ..io import check_output  # noqa: PLC0415
 
         check_output(out, inputs=[data], force=force, kind="model")
         users, items = _interactions(data, user, item, rating, min_rating, sep)

@@ -19,7 +19,7 @@ import click
 import numpy as np
 
 from ._errors import BadInput, echo_warnings, guard, require
-from ._output import check_output
+from ..io import check_output
 from ._tables import format_metrics, number
 
 
@@ -267,7 +267,7 @@ def export_command(model: str, onnx_path: str, opset: int, force: bool) -> None:
     """
     with guard():
         require("onnx")
-        check_output(onnx_path, inputs=[model], force=force, kind="ONNX file")
+        check_output(onnx_path, inputs=[model], force=force, kind="onnx")
         from ..io import export_onnx, load
         from ..preprocessing import TabularModel
         m = load(model)

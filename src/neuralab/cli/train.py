@@ -530,7 +530,7 @@ def _args(data: str | None, dataset: str | None, f: dict) -> dict:
 
 def _check_output(out: str | None, args: dict, force: bool) -> None:
     """Refuse, before any training, an --out that cannot be written or would destroy a file."""
-    from ._output import check_output  # noqa: PLC0415
+    from ..io import check_output  # noqa: PLC0415
 
     inputs = [p for p in (args.get("data"),) if p]
     if out:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ._errors import BadInput, guard, require
-from ._output import check_output
+from ..io import check_output
 from ._tables import number
 
 EXAMPLE = ("Examples:\n\n\b\n"
