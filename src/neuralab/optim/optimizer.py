@@ -225,7 +225,7 @@ class Optimizer:
             self._update(group, p.data, p.grad, state)
 
     # NOTE: a deep net of small layers spends its optimizer time in Python: about ten NumPy
-    # calls per parameter (0.5 ms per Adam step for 42 parameters of 64x64). For a group of
+    # calls per parameter (benchmarks/README.md, "Figures behind the code"). For a group of
     # such parameters the step gathers weights and gradients into one flat array each, runs
     # the same update once, and copies the weights back: three more passes, over memory that
     # fits in cache, for ten times fewer calls. Large layers keep the per-parameter path,
