@@ -335,11 +335,18 @@ class Optimizer:
         value the rounding it gets when that parameter is stepped alone.
         """
         bounds = self._segments
-        if bounds is None or alpha == 1.0:  # alpha 1 is one elementwise add (see axpy)
-            axpy(alpha, x, y)
+        fn = _blas()[0].get(y.dtype) if bounds is not None and alpha != 1.0 else None
+        if fn is None or type(x) is not np.ndarray or x.dtype != y.dtype:
+            axpy(alpha, x, y)  # one parameter, or alpha 1 (one elementwise add, see axpy)
             return
         for a, b in bounds:
-            axpy(alpha, x[a:b], y[a:b])
+            if b - a > AXPY_BLOCK:
+                axpy(alpha, x[a:b], y[a:b])
+                continue
+            part = y[a:b]  # the flat arrays are contiguous: BLAS writes into this view
+            out = fn(x[a:b], part, a=alpha)
+            if out is not part:  # pragma: no cover - f2py copied (not for contiguous input)
+                part[...] = out
 
     def _grad_with_decay(self, g: Any, w: Any, weight_decay: float) -> Any:
         """``g + weight_decay * w`` (L2 penalty) in scratch space; ``g`` itself is never changed."""
