@@ -76,7 +76,7 @@ class BlasThreadPolicy:
         threads: force this many threads (e.g. the count a checkpoint recorded); None
             chooses with ``choose_threads`` from ``flops`` and the cores this process may use.
 
-    ``threads`` is the count the run's matmuls use (set on ``__enter__``). The optimizers'
+    ``threads`` is the count the run's matmuls use (chosen here, applied on enter). The optimizers'
     axpy library (SciPy's own OpenBLAS, when it is another library than NumPy's) is held
     at one thread, which lets it take whole arrays (see ``optim.optimizer.axpy``).
 
