@@ -6,8 +6,9 @@ checkpoint does the same arithmetic as the run it continues (a GEMM split over a
 number of threads may round differently).
 
 Example:
-    >>> with blas_threads_for(model, 128) as policy:
-    ...     print(policy.threads)       # 1 for a small net, the core count for a wide one
+    >>> with blas_threads_for(model, 128) as policy:   # a small net: one thread
+    ...     print(policy.threads)
+    1
 """
 from __future__ import annotations
 
@@ -81,10 +82,11 @@ class BlasThreadPolicy:
     at one thread, which lets it take whole arrays (see ``optim.optimizer.axpy``).
 
     Example:
-        >>> with BlasThreadPolicy(model, 128) as policy:
-        ...     run_epochs()
-        >>> policy.threads
-        1
+        >>> policy = BlasThreadPolicy(model, 128)    # a digits-sized net: one thread
+        >>> policy.threads, BlasThreadPolicy(model, 128, threads=2).threads
+        (1, 2)
+        >>> with policy:
+        ...     out = model(nl.tensor(np.zeros((128, 64), np.float32)))
     """
 
     def __init__(self, model: Any = None, batch_size: int = 0, flops: int | None = None,
