@@ -182,7 +182,7 @@ _OPTIMIZERS = [
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1)),
 ]
 # odd sizes: every parameter ends mid-way through a kernel's vector block, and the group
-# holds one parameter over AXPY_BLOCK values; 83,200 values in all
+# holds one parameter over AXPY_BLOCK values; 27,395 values in all
 _SHAPES = [(100, 83), (83,), (64, 100), (64,), (10, 64), (10,), (107, 111), (3, 7)]
 
 
