@@ -1,4 +1,7 @@
-"""Fast paths of data loading and thread choice give the same numbers as the plain ones."""
+"""Fast paths of data loading, the BLAS thread rule, denormal flushing; fallbacks to the eager path.
+
+Parity of each fast path with its readable twin: tests/test_fast_paths.py.
+"""
 import pytest
 import numpy as np
 
@@ -27,67 +30,10 @@ def test_large_memmap_is_read_in_chunks_with_the_same_batches(tmp_path, monkeypa
         np.testing.assert_array_equal(ya[order_a], yb[order_b])
 
 
-def test_thread_policy_restores_threads_and_keeps_results(monkeypatch):
-    from threadpoolctl import threadpool_info
-    X = np.random.default_rng(0).standard_normal((256, 8)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.int64)
-    nl.fit(nn.MLP(8, hidden=(4,), out_features=2, rng=0), X, y, epochs=1, verbose=0)  # loads scipy's BLAS too
-    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    losses = []
-    for small in (0, 4e6):  # with a timed trial of 1 vs all threads, and without (one thread)
-        monkeypatch.setattr(BlasThreadPolicy, "small_flops", small)
-        model = nn.MLP(8, hidden=(16,), out_features=2, rng=0)
-        losses.append(nl.fit(model, X, y, epochs=2, batch_size=16, verbose=0, seed=0).history["loss"])
-    assert losses[0] == losses[1]
-    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
-
-
-def test_thread_policy_picks_one_count_after_its_trial(monkeypatch):
-    from neuralab.training import threads
-    monkeypatch.setattr(threads, "_RECENT_CHOICES", {})
-    policy = BlasThreadPolicy(flops=10**8)
-    calls = []
-    with policy:
-        policy.max_threads = max(policy.max_threads, 2)  # pretend there are 2 threads to try
-        step = policy.wrap(lambda: calls.append(1))
-        for _ in range(2 * (policy.trial_steps + 1) + 3):
-            step()
-    assert step.chosen["chosen"] in (1, policy.max_threads)
-    assert threads._RECENT_CHOICES  # remembered: a fit started right after skips the trial
-    with BlasThreadPolicy(flops=10**8) as again:
-        again.max_threads = policy.max_threads
-        assert again.wrap(lambda: None).chosen["chosen"] == step.chosen["chosen"]
-    assert len(calls) == 2 * (policy.trial_steps + 1) + 3
-
-
 def _eager_forward(model, x):
-    # the same chain through the modules' own forward, with the graph on
-    for m in model:
+    for m in model:  # the chain through the modules' own forward, with the graph on
         x = m(x)
     return x.data
-
-
-def test_no_grad_sequential_fast_path_equals_eager_bit_for_bit(monkeypatch):
-    from neuralab.nn import container
-    calls = []
-    real = container.no_grad_forward
-    monkeypatch.setattr(container, "no_grad_forward", lambda c, x: calls.append(1) or real(c, x))
-    model = nn.Sequential(nn.Linear(7, 16, rng=0), nn.ReLU(), nn.Linear(16, 16, rng=1), nn.ReLU(),
-                          nn.Linear(16, 3, rng=2))
-    for X in (np.random.default_rng(0).standard_normal((1, 7)).astype(np.float32),
-              np.random.default_rng(1).standard_normal((50, 7)),       # float64 -> float32
-              np.random.default_rng(2).standard_normal(7).astype(np.float32)):  # one vector
-        with nl.no_grad():
-            out = model(X)
-        assert not out.requires_grad and out.dtype == np.float32
-        np.testing.assert_array_equal(out.data, _eager_forward(model, nl.tensor(X)))
-    assert len(calls) == 3
-    # the model is read afresh on every call: a changed weight or a removed bias shows at once
-    model[0].weight.data[:] = 0.5
-    model[2].bias = None
-    X = np.ones((2, 7), np.float32)
-    with nl.no_grad():
-        np.testing.assert_array_equal(model(X).data, _eager_forward(model, nl.tensor(X)))
 
 
 def test_no_grad_fast_path_leaves_other_models_and_errors_to_the_eager_path():
@@ -144,21 +90,62 @@ def test_fit_flushes_denormals_only_while_training(monkeypatch):
     assert seen == [False, False]
 
 
-def test_whole_array_axpy_equals_the_sliced_one_and_the_policy_restores_it():
-    from neuralab.optim import optimizer
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_thread_rule_reads_shapes_and_cores_only():
+    from neuralab.training.threads import TWO_THREADS_FROM, choose_threads
+    assert choose_threads(TWO_THREADS_FROM - 1, 2) == 1
+    assert choose_threads(TWO_THREADS_FROM, 2) == 2
+    assert choose_threads(TWO_THREADS_FROM * 100, 1) == 1
+    assert choose_threads(TWO_THREADS_FROM * 100, 8) == 8
+    small, wide = nn.MLP(64, hidden=(128,), out_features=10, rng=0), nn.MLP(784, hidden=(1024,), out_features=10, rng=0)
+    # the same settings give the same count, every time: nothing is timed
+    assert [BlasThreadPolicy(small, 64).threads for _ in range(3)] == [1, 1, 1]
+    cores = BlasThreadPolicy(wide, 256).max_threads
+    assert [BlasThreadPolicy(wide, 256).threads for _ in range(3)] == [choose_threads(256 * 784 * 1024, cores)] * 3
+    assert BlasThreadPolicy(wide, 256, threads=1).threads == 1
+    with pytest.raises(ValueError, match="positive integer"):
+        BlasThreadPolicy(small, 64, threads=0)
+
+
+def test_thread_policy_sets_the_count_and_restores_it():
+    nl.fit(nn.MLP(8, hidden=(4,), out_features=2, rng=0), np.zeros((8, 8), np.float32),
+           np.zeros(8, np.int64), epochs=1, verbose=0)  # SciPy's BLAS is loaded too
+    before = _blas_threads()
+    seen = []
+    with BlasThreadPolicy(flops=10**9, threads=1) as policy:
+        seen = _blas_threads()
+    assert policy.threads == 1 and {n for _, n in seen} == {1}
+    assert _blas_threads() == before
+
+
+def test_fit_records_its_thread_count_and_a_forced_count_repeats_bit_for_bit():
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(123_457).astype(np.float32)
-    y0 = rng.standard_normal(123_457).astype(np.float32)
-    results = []
-    for whole in (False, True):
-        old = optimizer.whole_axpy(whole)
-        y = y0.copy()
-        optimizer.axpy(-0.3, x, y)
-        optimizer.whole_axpy(old)
-        results.append(y)
-    np.testing.assert_array_equal(results[0], results[1])
-    np.testing.assert_allclose(results[0], y0 - 0.3 * x, rtol=1e-6, atol=1e-7)
-    assert optimizer._WHOLE["on"] is False
-    with BlasThreadPolicy(flops=10**8):
-        pass
-    assert optimizer._WHOLE["on"] is False
+    X = rng.standard_normal((256, 256)).astype(np.float32)
+    y = rng.integers(0, 4, 256)
+    recorded = []
+
+    class Record(nl.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            recorded.append(self.run.blas_threads)
+
+    def train(threads):
+        model = nn.MLP(256, hidden=(256, 256), out_features=4, rng=0)
+        nl.fit(model, X, y, epochs=2, batch_size=64, verbose=0, seed=0, blas_threads=threads,
+               callbacks=[Record()])
+        return [p.data.copy() for p in model.parameters()]
+
+    chosen = BlasThreadPolicy(nn.MLP(256, hidden=(256, 256), out_features=4, rng=0), 64).threads
+    train(None)
+    train(None)
+    assert recorded == [chosen, chosen]  # the same settings, the same count
+    for threads in (1, 2):
+        a, b = train(threads), train(threads)
+        assert recorded[-2:] == [threads, threads]
+        for wa, wb in zip(a, b):
+            np.testing.assert_array_equal(wa, wb)

@@ -138,8 +138,8 @@ def to_numpy(array: Any) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- denormals
 # Numbers below float32's smallest normal value (1.2e-38) are "denormal". Intel and AMD
-# CPUs compute with them through a slow microcode path, about 16x slower per element here
-# (multiplying 1M of them: 4.6 ms, vs 0.28 ms with flushing). Training makes them all the
+# CPUs compute with them through a slow microcode path, many times slower per element
+# (figures in benchmarks/README.md). Training makes them all the
 # time: a momentum or Adam buffer whose gradient stays zero (a dead ReLU, a blank MNIST
 # pixel) shrinks by 0.9 per step and crosses the denormal range after ~800 steps. TensorFlow
 # and XLA (JAX) flush them to zero by default; PyTorch offers ``torch.set_flush_denormal``.

@@ -94,7 +94,7 @@ def no_grad_forward(children: Any, x: Any) -> Any:
     for use under ``no_grad``.
 
     NOTE: ``Sequential.forward`` calls this under ``no_grad``: one row through the mnist net
-    spent half its time in module and op dispatch; the arithmetic is the eager one, bit for bit.
+    spends much of its time in module and op dispatch; the arithmetic is the eager one, bit for bit.
     Nothing is cached, so a changed model is always run as it is now.
 
     Example: ``with nl.no_grad(): out = no_grad_forward(list(model), nl.tensor(X))``

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .. import backend
-from .optimizer import Optimizer, axpy
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -51,4 +51,4 @@ class Adagrad(Optimizer):
         xp.sqrt(state["sum"], out=s)
         s += group["eps"]
         xp.divide(g, s, out=s)
-        axpy(-clr, s, w)
+        self._axpy(-clr, s, w)

@@ -5,7 +5,7 @@ import math
 from typing import Any, Iterable
 
 from .. import backend
-from .optimizer import Optimizer, axpy
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -63,10 +63,10 @@ class Adam(Optimizer):
         m, v = state["exp_avg"], state["exp_avg_sq"]
         s = self._work.get(w)
         m *= b1
-        axpy(1.0 - b1, g, m)
+        self._axpy(1.0 - b1, g, m)
         v *= b2
         xp.multiply(g, g, out=s)
-        axpy(1.0 - b2, s, v)
+        self._axpy(1.0 - b2, s, v)
         if group["amsgrad"]:
             v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         # NOTE: PyTorch's m / (sqrt(v) / c + eps) * lr / bc1 equals m / (sqrt(v) + eps * c) *
@@ -77,7 +77,7 @@ class Adam(Optimizer):
         xp.sqrt(v, out=s)
         s += eps * c
         xp.divide(m, s, out=s)
-        axpy(-lr * c / (1.0 - b1 ** t), s, w)
+        self._axpy(-lr * c / (1.0 - b1 ** t), s, w)
 
 
 class AdamW(Adam):

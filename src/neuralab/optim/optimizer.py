@@ -14,6 +14,8 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, Iterable
 
 import numpy as np
@@ -23,40 +25,36 @@ from ..tensor import Tensor
 
 # ----------------------------------------------------------------------------- kernels
 # An optimizer step touches every parameter several times; on a wide net those passes over
-# memory, not the arithmetic, are the cost. The helpers below make each pass count.
+# memory, not the arithmetic, are the cost. The helpers below make each pass count
+# (figures in benchmarks/README.md, "Optimizer kernels").
 
-_AXPY: dict | None = None  # dtype -> BLAS axpy, loaded on the first step (scipy is heavy)
+# NOTE: BLAS axpy kernels compute the values of a call in vector blocks with fused
+# multiply-adds and the last few (past the last full block) with scalar code that rounds
+# differently, so a value's bits depend on where the call's array ends. Arrays longer than
+# this are handed over in slices of exactly this many values: a multiple of every x86
+# kernel's block (so slice ends are never "last few" values and the bits equal one call on
+# the whole array), and under OpenBLAS's 10,000 values above which axpy wakes more threads.
+AXPY_BLOCK = 8192
 
 
-def _load_blas() -> dict:
-    global _AXPY
+@functools.lru_cache(maxsize=None)
+def _blas() -> tuple[dict, Any]:
+    """(dtype -> SciPy's BLAS axpy, a function returning that BLAS's thread count or 0).
+
+    Loaded on the first step: SciPy is heavy to import.
+    """
     try:
         from scipy.linalg import blas  # noqa: PLC0415 - lazy: keeps `import neuralab` light
-        _AXPY = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
     except ImportError:  # pragma: no cover - scipy is a dependency, but stay usable
-        _AXPY = {}
-    return _AXPY
-
-
-# NOTE: OpenBLAS runs axpy on several threads above 10,000 elements. On a busy machine
-# waking them costs far more than the work (28 ms per 1M-element call with 2 threads on
-# this shared 2-core box under load, vs 0.3 ms on one), so by default BLAS gets slices of
-# this size, which keeps every call on the calling thread. A training run holds SciPy's
-# BLAS at one thread (training.threads.BlasThreadPolicy) and calls ``whole_axpy(True)``: one call
-# per array then, without a Python loop over slices (SGD on the wide net: 0.83 ms a step
-# instead of 1.55).
-_AXPY_CHUNK = 10_000
-_WHOLE = {"on": False}
-
-
-def whole_axpy(on: bool) -> bool:
-    """Let ``axpy`` hand BLAS whole arrays (True) or 10,000-value slices; returns the old setting.
-
-    Example: ``old = whole_axpy(True); ...; whole_axpy(old)``
-    """
-    old = _WHOLE["on"]
-    _WHOLE["on"] = bool(on)
-    return old
+        return {}, lambda: 0
+    kernels = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
+    try:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+        libs = [lib for lib in ThreadpoolController().select(user_api="blas").lib_controllers
+                if os.path.basename(os.path.dirname(lib.filepath)).startswith("scipy")]
+    except (ImportError, AttributeError):  # pragma: no cover - threadpoolctl is a dependency
+        libs = []
+    return kernels, (libs[0].get_num_threads if len(libs) == 1 else (lambda: 0))
 
 
 def axpy(alpha: float, x: Any, y: Any) -> None:
@@ -65,28 +63,24 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
     Example: ``axpy(-0.1, grad, param.data)  # a plain SGD step``
     """
     # NOTE: NumPy needs two passes and a temporary for this (``alpha * x``, then ``+=``);
-    # BLAS axpy does it in one pass with no temporary: 4x faster on 1M float32 values
-    # (135 us vs 550 us measured here), and 3x faster on 100 values (no allocation).
+    # BLAS axpy does it in one pass with no temporary.
     if alpha == 1.0 and x.shape == y.shape:
-        # NOTE: with alpha 1 it is one add, in NumPy as in BLAS (the same rounding, so the
-        # same bits), without the BLAS call's Python overhead: SGD momentum's buffer update
-        # on a 20-layer net of 64 units: 42 fewer BLAS calls a step.
-        y += x
+        y += x  # one add, in NumPy as in BLAS: the same rounding, without a BLAS call
         return
     if (type(y) is np.ndarray and type(x) is np.ndarray and x.dtype == y.dtype
             and y.flags.c_contiguous and x.flags.c_contiguous):
-        fn = (_AXPY if _AXPY is not None else _load_blas()).get(y.dtype)
+        kernels, blas_threads = _blas()
+        fn = kernels.get(y.dtype)
         if fn is not None:
             xf, yf = x.reshape(-1), y.reshape(-1)  # views: BLAS writes into the parameter
-            if yf.size <= _AXPY_CHUNK or _WHOLE["on"]:  # small layers, or a training run: one call
-                out = fn(xf, yf, a=alpha)
-                if out is not yf:  # pragma: no cover - f2py copied (not for contiguous input)
-                    yf[...] = out
-                return
-            for i in range(0, yf.size, _AXPY_CHUNK):
-                part = yf[i:i + _AXPY_CHUNK]
-                out = fn(xf[i:i + _AXPY_CHUNK], part, a=alpha)
-                if out is not part:  # pragma: no cover
+            # one call when it stays on this thread: a short array, or SciPy's BLAS held at
+            # one thread (as inside a training run, see training.threads); the same bits
+            # as the slices either way (see AXPY_BLOCK)
+            step = yf.size if yf.size <= AXPY_BLOCK or blas_threads() == 1 else AXPY_BLOCK
+            for i in range(0, yf.size, step):
+                part = yf[i:i + step]
+                out = fn(xf[i:i + step], part, a=alpha)
+                if out is not part:  # pragma: no cover - f2py copied (not for contiguous input)
                     part[...] = out
             return
     y += alpha * x  # CuPy arrays, odd dtypes or strided views: the plain NumPy way
@@ -130,7 +124,9 @@ class Optimizer:
     Subclasses write ``_update(group, w, g, state)``: update the array ``w`` in place from the
     gradient ``g``, keeping buffers in ``state``. It must work element by element, because it
     is called either on one parameter or on all of a group's small parameters at once,
-    flattened and concatenated (see ``flat_max_mean_size``).
+    flattened and concatenated (see ``flat_max_mean_size``), and do its axpys with
+    ``self._axpy``, which hands BLAS one parameter's values per call in both cases, so the
+    two ways give the same bits.
 
     Example:
         >>> opt = optim.SGD([{"params": body.parameters()},
@@ -145,6 +141,7 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._work = Workspace()
         self._flat: dict[int, dict[str, Any]] = {}  # group index -> flat buffers (see _step_flat)
+        self._segments: list | None = None  # during a flat step: each parameter's (start, end)
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
                             "(e.g. model.parameters()), got a single Tensor; wrap it in a list")
@@ -228,7 +225,7 @@ class Optimizer:
             self._update(group, p.data, p.grad, state)
 
     # NOTE: a deep net of small layers spends its optimizer time in Python: about ten NumPy
-    # calls per parameter (0.5 ms per Adam step for 42 parameters of 64x64). For a group of
+    # calls per parameter (benchmarks/README.md, "Figures behind the code"). For a group of
     # such parameters the step gathers weights and gradients into one flat array each, runs
     # the same update once, and copies the weights back: three more passes, over memory that
     # fits in cache, for ten times fewer calls. Large layers keep the per-parameter path,
@@ -272,7 +269,11 @@ class Optimizer:
         W, G = cache["W"], cache["G"]
         np.concatenate([p.data.reshape(-1) for p in params], out=W)
         np.concatenate([p.grad.reshape(-1) for p in params], out=G)
-        self._update(group, W, G, state)
+        self._segments = cache["bounds"]
+        try:
+            self._update(group, W, G, state)
+        finally:
+            self._segments = None
         for p, w in zip(params, cache["W_views"]):
             np.copyto(p.data, w)
         if cache["views"] is None:  # first step: give each parameter its views of the state
@@ -326,13 +327,34 @@ class Optimizer:
     def _update(self, group: dict[str, Any], w: Any, g: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def _axpy(self, alpha: float, x: Any, y: Any) -> None:
+        """``axpy(alpha, x, y)``, one call per parameter's slice during a flat step.
+
+        NOTE: a BLAS kernel rounds the last few values of each call its own way (see
+        ``AXPY_BLOCK``); calling it on each parameter's slice of the flat arrays gives every
+        value the rounding it gets when that parameter is stepped alone.
+        """
+        bounds = self._segments
+        fn = _blas()[0].get(y.dtype) if bounds is not None and alpha != 1.0 else None
+        if fn is None or type(x) is not np.ndarray or x.dtype != y.dtype:
+            axpy(alpha, x, y)  # one parameter, or alpha 1 (one elementwise add, see axpy)
+            return
+        for a, b in bounds:
+            if b - a > AXPY_BLOCK:
+                axpy(alpha, x[a:b], y[a:b])
+                continue
+            part = y[a:b]  # the flat arrays are contiguous: BLAS writes into this view
+            out = fn(x[a:b], part, a=alpha)
+            if out is not part:  # pragma: no cover - f2py copied (not for contiguous input)
+                part[...] = out
+
     def _grad_with_decay(self, g: Any, w: Any, weight_decay: float) -> Any:
         """``g + weight_decay * w`` (L2 penalty) in scratch space; ``g`` itself is never changed."""
         if not weight_decay:
             return g
         out = self._work.get(w, slot=1)
         out[...] = g
-        axpy(weight_decay, w, out)
+        self._axpy(weight_decay, w, out)
         return out
 
     # ------------------------------------------------------------------ state dicts

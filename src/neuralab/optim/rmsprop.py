@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .. import backend
-from .optimizer import Optimizer, axpy
+from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -56,11 +56,11 @@ class RMSprop(Optimizer):
         s = self._work.get(w)  # NOTE: every temporary below reuses this one buffer
         sq *= alpha
         xp.multiply(g, g, out=s)
-        axpy(1.0 - alpha, s, sq)
+        self._axpy(1.0 - alpha, s, sq)
         if group["centered"]:
             ga = state["grad_avg"]
             ga *= alpha
-            axpy(1.0 - alpha, g, ga)
+            self._axpy(1.0 - alpha, g, ga)
             xp.multiply(ga, ga, out=s)
             xp.subtract(sq, s, out=s)
             xp.sqrt(s, out=s)
@@ -72,6 +72,6 @@ class RMSprop(Optimizer):
             buf = state["momentum_buffer"]
             buf *= mu
             buf += s
-            axpy(-lr, buf, w)
+            self._axpy(-lr, buf, w)
         else:
-            axpy(-lr, s, w)
+            self._axpy(-lr, s, w)

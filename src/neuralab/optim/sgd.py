@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, axpy
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -51,23 +51,23 @@ class SGD(Optimizer):
         if mu == 0:
             if wd:
                 w *= 1.0 - lr * wd
-            axpy(-lr, g, w)
+            self._axpy(-lr, g, w)
             return
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = g.astype(w.dtype, copy=True)
             if wd:
-                axpy(wd, w, buf)
+                self._axpy(wd, w, buf)
         else:
             damp = 1.0 - group["dampening"]
             buf *= mu
-            axpy(damp, g, buf)
+            self._axpy(damp, g, buf)
             if wd:
-                axpy(damp * wd, w, buf)
+                self._axpy(damp * wd, w, buf)
         if group["nesterov"]:
             if wd:
                 w *= 1.0 - lr * wd
-            axpy(-lr, g, w)
-            axpy(-lr * mu, buf, w)
+            self._axpy(-lr, g, w)
+            self._axpy(-lr * mu, buf, w)
         else:
-            axpy(-lr, buf, w)
+            self._axpy(-lr, buf, w)

@@ -133,7 +133,7 @@ class CapturedMLP:
             raise ValueError(f"cross_entropy: class targets must have shape ({n},), got {t.shape}")
         # NOTE: the reductions are called as ufunc.reduce, which is what ndarray.min/max/sum
         # run (the same bits as functions.CrossEntropy), without their Python wrappers, and the
-        # softmax's arrays are this batch size's buffers: about 15 us less a step.
+        # softmax's arrays are this batch size's buffers (see benchmarks/README.md).
         if n and (np.minimum.reduce(t) < 0 or np.maximum.reduce(t) >= c):
             raise ValueError(f"cross_entropy: class targets must lie in [0, {c - 1}], "
                              f"got values from {t.min()} to {t.max()}")
@@ -171,7 +171,7 @@ class CapturedMLP:
             if b is not None:
                 gb = self._grad_buffer(b)
                 # NOTE: add.reduce is what ndarray.sum runs (same bits as the eager Linear), without
-                # np.sum's Python wrapper: ~4 us less per layer, 6% of a deep-net step
+                # np.sum's Python wrapper, which costs a deep net's step noticeably
                 np.add.reduce(g, axis=0, out=gb)
                 b.grad = gb
             if i:

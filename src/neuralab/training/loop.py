@@ -233,6 +233,7 @@ class TrainingRun:
     params: dict = field(default_factory=dict)
     epoch: int = 0
     stop_training: bool = False
+    blas_threads: int | None = None  # the BLAS thread count of the run's matmuls (fit's blas_threads)
 
 
 # ============================================================================ fit
@@ -243,7 +244,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         callbacks: Sequence[Callback] | None = None, shuffle: bool = True,
         seed: int | np.random.Generator | None = None, verbose: int = 1, l1: float = 0.0,
         l2: float = 0.0, sample_weight: Any = None, device: str | None = None,
-        drop_last: bool = False, comm: Any = None) -> History:
+        drop_last: bool = False, comm: Any = None, blas_threads: int | None = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent and return its History.
 
     Args:
@@ -274,6 +275,9 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             every rank passes its own shard of (X, y), each step averages the gradients of
             all ranks' batches (a global batch of ranks x batch_size); see
             ``neuralab.distributed`` and docs/distributed.md.
+        blas_threads: BLAS threads for the matmuls; None chooses from the layer sizes and the
+            cores (the same choice for the same model, batch size and machine). A run
+            resumed with the count it started with (``run.blas_threads``) rounds alike.
 
     Returns:
         History, whose ``history`` dict holds per-epoch lists: ``loss``, each metric,
@@ -365,11 +369,12 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         train_step = dist.counting(train_step)
     from .threads import blas_threads_for  # noqa: PLC0415
 
+    threads = blas_threads_for(model, batch_size, threads=blas_threads)
+    run.blas_threads = threads.threads
     cbs.on_train_begin({})
     if dist is not None:  # after on_train_begin, so that rank 0's resumed state wins
         dist.begin(model, optimizer)
-    threads = blas_threads_for(model, batch_size)
-    train_step = threads.__enter__().wrap(train_step)
+    threads.__enter__()
     # NOTE: momentum and Adam buffers of weights whose gradient stays zero decay into
     # denormal floats, which the CPU computes ~16x slower; flushing them to zero (as
     # TensorFlow and JAX do) took 40-60% off the optimizer's time on mnist (see backend.py).

@@ -1,145 +1,144 @@
 """How many BLAS threads a training run uses (OpenBLAS's pools, through threadpoolctl).
 
+The count is a rule on the step's shapes and the machine's cores, never a stopwatch: the
+same model, batch size and machine always get the same count, so a run resumed from a
+checkpoint does the same arithmetic as the run it continues (a GEMM split over another
+number of threads may round differently).
+
 Example:
-    >>> with blas_threads_for(model, 128) as policy:
-    ...     step = policy.wrap(step)
+    >>> with blas_threads_for(model, 128) as policy:   # a small net: one thread
+    ...     print(policy.threads)
+    1
 """
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
-__all__ = ["BlasThreadPolicy", "blas_threads_for"]
+__all__ = ["BlasThreadPolicy", "blas_threads_for", "choose_threads"]
 
 
-_RECENT_CHOICES: dict = {}  # (flops, threads) -> (time of the trial, chosen thread count)
-_BLAS_LIBS: dict = {}  # number of loaded shared libraries -> threadpoolctl's BLAS controllers
+_BLAS_LIBS: dict = {}  # number of loaded modules -> threadpoolctl's BLAS controllers (a lookup cache)
+
+# NOTE: a step whose largest matmul has fewer multiply-adds than this runs on one thread:
+# below it, waking a second OpenBLAS thread costs more than it saves (and far more on a
+# busy machine). Measured with benchmarks/blas_threads.py; the figures are in
+# benchmarks/README.md ("BLAS threads").
+TWO_THREADS_FROM = 16_000_000
+
+
+def choose_threads(flops: int, cores: int) -> int:
+    """The BLAS thread count for a step whose largest matmul has ``flops`` multiply-adds.
+
+    One thread below ``TWO_THREADS_FROM``, else every core BLAS may use.
+
+    Example: ``choose_threads(128 * 784 * 1024, 2)  # 2``
+    """
+    return 1 if cores <= 1 or flops < TWO_THREADS_FROM else int(cores)
+
+
+def _cores() -> int:
+    """The cores this process may run on, capped by OPENBLAS_NUM_THREADS when it is set.
+
+    NOTE: read from the machine, not from BLAS's current setting, which another run in
+    this process may have changed for a while.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    cap = os.environ.get("OPENBLAS_NUM_THREADS", "")
+    return max(1, min(cores, int(cap))) if cap.isdigit() and int(cap) > 0 else max(1, cores)
 
 
 def _blas_libs() -> list:
     """threadpoolctl's controllers of the loaded BLAS libraries (looked up again only when
-    new libraries were loaded: scanning them costs milliseconds)."""
-    import sys
+    new modules were loaded: scanning the libraries costs milliseconds)."""
     key = len(sys.modules)
     if key not in _BLAS_LIBS:
         try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS_LIBS.clear()
-            _BLAS_LIBS[key] = ThreadpoolController().select(user_api="blas").lib_controllers
-        except (ImportError, AttributeError):  # pragma: no cover - optional
-            _BLAS_LIBS[key] = []
+            from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+            found = ThreadpoolController().select(user_api="blas").lib_controllers
+        except (ImportError, AttributeError):  # pragma: no cover - threadpoolctl is a dependency
+            found = []
+        _BLAS_LIBS.clear()
+        _BLAS_LIBS[key] = found
     return _BLAS_LIBS[key]
 
 
 class BlasThreadPolicy:
     """How many BLAS threads a training run uses: a context manager that restores them.
 
-    Small matmuls (under 4 MFLOP) always run on one thread. For larger ones, ``wrap(step)``
-    times a few steps on one thread and a few on all of them, and keeps the faster.
+    Args:
+        model: the model trained (its largest weight matrix sizes the matmuls), or None.
+        batch_size: rows per step.
+        flops: or the multiply-adds of the step's largest matmul directly.
+        threads: force this many threads (e.g. the count a checkpoint recorded); None
+            chooses with ``choose_threads`` from ``flops`` and the cores this process may use.
 
-    NOTE: waking a second OpenBLAS thread costs more than it saves on small matmuls, and on
-    a busy machine it can cost far more than the work: a digits epoch took 1.4 s with 2
-    threads vs 30 ms with 1, and an mnist one 5x longer, on this shared 2-core box. On a quiet
-    machine 2 threads win for mnist-sized layers; measuring decides, per run.
+    ``threads`` is the count the run's matmuls use (chosen here, applied on enter). The optimizers'
+    axpy library (SciPy's own OpenBLAS, when it is another library than NumPy's) is held
+    at one thread, which lets it take whole arrays (see ``optim.optimizer.axpy``).
 
     Example:
-        >>> with blas_threads_for(model, 128) as policy:
-        ...     step = policy.wrap(step)
+        >>> policy = BlasThreadPolicy(model, 128)    # a digits-sized net: one thread
+        >>> policy.threads, BlasThreadPolicy(model, 128, threads=2).threads
+        (1, 2)
+        >>> with policy:
+        ...     out = model(nl.tensor(np.zeros((128, 64), np.float32)))
     """
 
-    trial_steps = 6  # steps timed per thread count (after one warm-up each)
-    small_flops = 4e6  # below this a step's matmuls always run on one thread
-    remember_s = 60.0  # a choice is reused by runs starting within this many seconds
-
-    def __init__(self, model: Any = None, batch_size: int = 0, flops: int | None = None) -> None:
+    def __init__(self, model: Any = None, batch_size: int = 0, flops: int | None = None,
+                 threads: int | None = None) -> None:
         if flops is None:
             sizes = ([p.data.size for p in model.parameters() if p.ndim >= 2]
                      if hasattr(model, "parameters") else [])
             flops = int(batch_size) * max(sizes) if sizes else 0
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"blas threads must be a positive integer, got {threads}")
         self.flops = int(flops)  # multiply-adds of the largest matmul of a step
+        self.forced = None if threads is None else int(threads)
+        self.max_threads = _cores()
+        self.threads = (self.forced if self.forced is not None
+                        else choose_threads(self.flops, self.max_threads))  # the count used
         self._libs: list = []
         self._orig: list = []
-        self._all_libs: list = []
-        self._whole: bool | None = None
-
-    def _set(self, n: int) -> None:
-        for lib in self._libs:
-            lib.set_num_threads(n)
 
     def __enter__(self) -> "BlasThreadPolicy":
-        if self.flops:
-            from ..optim import optimizer
-            if optimizer._AXPY is None:
-                optimizer._load_blas()  # SciPy's BLAS too must be among the libraries below
-            self._libs = _blas_libs()
-        self._all_libs = list(self._libs)
-        self._orig = [lib.num_threads for lib in self._libs]
-        self.max_threads = max(self._orig, default=1)
-        # NOTE: the optimizers' axpy comes from SciPy's own OpenBLAS (pip wheels ship one in
-        # scipy.libs, apart from NumPy's). Held at one thread, it can take whole arrays: no
-        # Python loop over 10,000-value slices (see optim.optimizer.axpy), 1.9x faster for
-        # SGD on the wide net, and its idle threads never spin against NumPy's GEMMs.
-        axpy_libs = [lib for lib in self._libs
+        from ..optim.optimizer import _blas  # noqa: PLC0415
+        _blas()  # loads SciPy's BLAS, so it is among the libraries below
+        libs = _blas_libs()
+        self._libs = list(libs)
+        self._orig = [lib.num_threads for lib in libs]
+        # NOTE: NumPy's and SciPy's pip wheels each ship an OpenBLAS (numpy.libs, scipy.libs).
+        # The optimizers' axpy runs on SciPy's: held at one thread it takes whole arrays
+        # (no Python loop over slices), and its idle threads never spin against NumPy's GEMMs.
+        axpy_libs = [lib for lib in libs
                      if os.path.basename(os.path.dirname(lib.filepath)).startswith("scipy")]
-        if axpy_libs and len(axpy_libs) < len(self._libs):
-            from ..optim.optimizer import whole_axpy
+        gemm_libs = [lib for lib in libs if lib not in axpy_libs] if len(axpy_libs) < len(libs) else libs
+        if gemm_libs is not libs:
             for lib in axpy_libs:
                 lib.set_num_threads(1)
-            self._libs = [lib for lib in self._libs if lib not in axpy_libs]
-            self._whole = whole_axpy(True)
-        if self.flops and self.flops < self.small_flops:
-            self._set(1)
+        for lib in gemm_libs:
+            lib.set_num_threads(self.threads)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._whole is not None:
-            from ..optim.optimizer import whole_axpy
-            whole_axpy(self._whole)
-            self._whole = None
-        for lib, n in zip(self._all_libs, self._orig):
+        for lib, n in zip(self._libs, self._orig):
             lib.set_num_threads(n)
 
     def wrap(self, step: Any) -> Any:
-        """``step`` timed on 1 and on all threads for its first calls, then the faster kept."""
-        if self.flops < self.small_flops or self.max_threads <= 1 or not self._libs:
-            return step
-        import time
-        plan = [1] * (self.trial_steps + 1) + [self.max_threads] * (self.trial_steps + 1)
-        times: dict[int, list] = {1: [], self.max_threads: []}
-        state = {"i": 0, "chosen": None}
-        key = (self.flops, self.max_threads)
-        recent = _RECENT_CHOICES.get(key)
-        if recent is not None and time.monotonic() - recent[0] < self.remember_s:
-            state["chosen"] = recent[1]  # fit called epoch by epoch: do not re-time every call
-            self._set(recent[1])
+        """``step`` itself: the count is chosen on entering, from shapes (kept for callers).
 
-        def tuned(*args: Any, **kwargs: Any) -> Any:
-            if state["chosen"] is not None:
-                return step(*args, **kwargs)
-            i = state["i"]
-            n = plan[i]
-            if i == 0 or plan[i - 1] != n:
-                self._set(n)
-            t = time.perf_counter()
-            out = step(*args, **kwargs)
-            if i and plan[i - 1] == n:  # the first call on a new count is a warm-up
-                times[n].append(time.perf_counter() - t)
-            state["i"] = i + 1
-            if state["i"] == len(plan):
-                best = min(times, key=lambda k: sorted(times[k])[len(times[k]) // 2])
-                state["chosen"] = best
-                _RECENT_CHOICES[key] = (time.monotonic(), best)
-                self._set(best)
-            return out
-
-        tuned.policy = self
-        tuned.chosen = state
-        return tuned
+        Example: ``step = policy.wrap(step)``
+        """
+        return step
 
 
-def blas_threads_for(model: Any, batch_size: int) -> BlasThreadPolicy:
+def blas_threads_for(model: Any, batch_size: int, threads: int | None = None) -> BlasThreadPolicy:
     """The BLAS thread policy for training ``model`` with this batch size (see BlasThreadPolicy).
 
-    Example: ``with blas_threads_for(model, 128) as policy: step = policy.wrap(step)``
+    Example: ``with blas_threads_for(model, 128) as policy: print(policy.threads)``
     """
-    return BlasThreadPolicy(model, batch_size)
+    return BlasThreadPolicy(model, batch_size, threads=threads)
