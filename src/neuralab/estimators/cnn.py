@@ -144,8 +144,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """X as a float32 (n, C, H, W) array, checked (numbers, finite, the fitted shape);
         with ``reset`` also y, checked as scikit-learn does."""
         from sklearn.utils.validation import check_array, check_X_y
-        from ._checks import check_numeric_columns
+        from ._checks import check_magnitude, check_numeric_columns
         check_numeric_columns(X)
+        if isinstance(X, np.ndarray) and X.ndim >= 2:
+            check_magnitude(X.reshape(len(X), -1))
         common = dict(dtype=np.float32, allow_nd=True, ensure_all_finite=False)
         if reset:
             X, y = check_X_y(X, y, **common)

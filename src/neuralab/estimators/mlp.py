@@ -687,13 +687,12 @@ class _SklearnRun(Callback):
         self.stop_reason = reason
         self.run.stop_training = True
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        for cb in self.user:
-            _call(cb, "set_model", self.est.model_)
-            _call(cb, "on_train_begin", self.logs)
-
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.total = 0.0
+        if epoch == 0:  # just before the first step, after fit's own setup
+            for cb in self.user:
+                _call(cb, "set_model", self.est.model_)
+                _call(cb, "on_train_begin", self.logs)
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         value = logs["loss"]

@@ -366,7 +366,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             validation_data = (Xv, yv)
         _check_outputs(model, X, y, task, loss_name)
         train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight,
-                                drop_last=drop_last)
+                                drop_last=drop_last, dtype=dtype)
         steps, n_train = len(train_batches), len(X)
     val = None
     if validation_data is not None:
