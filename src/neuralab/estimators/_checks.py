@@ -84,8 +84,8 @@ def check_magnitude(X: Any, names: Any = None, what: str = "X", float32: bool = 
     if a.dtype.kind == "c":
         bad = np.argwhere(a.imag != 0)
         where = (f" (column {_column_label(names, bad[0][1])!r}, row {bad[0][0]})" if len(bad) else "")
-        raise ValueError(f"{what} holds complex numbers{where}; the network takes real numbers: "
-                         f"give the real and imaginary parts (or magnitude and angle) as two columns")
+        raise ValueError(f"Complex data not supported: {what} holds complex numbers{where}; give "
+                         f"the real and imaginary parts (or magnitude and angle) as two columns")
     if not float32 or a.dtype.kind in "iu" and a.dtype.itemsize < 8 or a.size == 0:
         return  # float64 training has room; 32-bit integers cannot exceed the limit
     big = (a > MAX_TRAINING_MAGNITUDE) | (a < -MAX_TRAINING_MAGNITUDE)

@@ -200,12 +200,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _optimizer(self) -> Any:
         from .. import optim
-        params, lr = self.model_.parameters(), self.learning_rate_init
-        if self.solver == "sgd":
-            return optim.SGD(params, lr=lr, momentum=0.9)
-        if self.solver == "adamw":
-            return optim.AdamW(params, lr=lr)
-        return optim.Adam(params, lr=lr)
+        return optim.get(self.solver, self.model_.parameters(), lr=self.learning_rate_init,
+                         **({"momentum": 0.9} if self.solver == "sgd" else {}))
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Any, y: Any) -> "CNNClassifier":
@@ -258,16 +254,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         Example: ``clf.predict_proba(X_images[:2]).sum(axis=1)  # [1., 1.]``
         """
-        from ..tensor import Tensor, no_grad
+        from .. import functional as F
+        from ..tensor import Tensor
+        from ..training.loop import _evaluating  # eval mode, the model's own mode restored after
         check_is_fitted(self, "model_")
         X = self._images(X, reset=False)
-        self.model_.eval()
         out = []
-        with no_grad():
+        with _evaluating(self.model_):
             for start in range(0, len(X), 1024):
-                z = self.model_(Tensor(X[start:start + 1024])).data
-                z = np.exp(z - z.max(axis=1, keepdims=True))
-                out.append(z / z.sum(axis=1, keepdims=True))
+                out.append(F.softmax(self.model_(Tensor(X[start:start + 1024])), axis=1).data)
         return np.concatenate(out)
 
     def predict(self, X: Any) -> np.ndarray:

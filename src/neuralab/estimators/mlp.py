@@ -148,7 +148,7 @@ class _BaseMLP(BaseEstimator):
         init = _SklearnInit(2.0 if self.activation in ("logistic", "sigmoid") else 6.0)
         self.model_ = nn.MLP(n_features, self._hidden_sizes(), n_outputs, activation=self.activation,
                              dropout=self.dropout, norm="batch" if self.batch_norm else None,
-                             residual="same_width" if self.residual else False, rng=self._rng,
+                             residual="hidden" if self.residual else False, rng=self._rng,
                              init=init, dtype=dtype)
         for lin, bias in zip(self._linears, init.biases):
             lin.bias.data[...] = bias
