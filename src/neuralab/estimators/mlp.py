@@ -231,7 +231,7 @@ class _BaseMLP(BaseEstimator):
         """X checked for prediction; a finite float NumPy array of the right width skips
         scikit-learn's validate_data.
 
-        NOTE: validate_data costs ~100 us per call, more than a one-row prediction itself.
+        NOTE: validate_data costs more than a one-row prediction itself (benchmarks/README.md).
         """
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f"
                 and X.dtype.itemsize in (4, 8) and X.shape[0] > 0
@@ -774,7 +774,7 @@ def _blas_threads_for(est: _BaseMLP, shape: tuple):
     """One BLAS thread when each step's matmuls are small.
 
     NOTE: below a few MFLOP per matmul, waking a second BLAS thread costs more than it
-    saves, and on a busy machine it can cost 5x (measured on digits: 1.1 s vs 0.13 s).
+    saves, and on a busy machine it costs several times more (benchmarks/README.md).
     """
     from ..training.threads import BlasThreadPolicy  # noqa: PLC0415
     rows = shape[0] if est.solver == "lbfgs" else (
@@ -985,7 +985,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Example: ``clf.predict_proba(X[:2]).sum(axis=1)  # [1., 1.]``
         """
-        if "model_" not in self.__dict__:  # NOTE: sklearn's check costs ~10 us per call
+        if "model_" not in self.__dict__:  # NOTE: sklearn's check_is_fitted is slow per call
             check_is_fitted(self)
         X = self._validate_predict(X)
         p = self._output(X)
@@ -1000,7 +1000,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (an indicator matrix for multilabel). Example: ``clf.predict(X[:5])``"""
-        if "model_" not in self.__dict__:  # NOTE: sklearn's check costs ~10 us per call
+        if "model_" not in self.__dict__:  # NOTE: sklearn's check_is_fitted is slow per call
             check_is_fitted(self)
         X = self._validate_predict(X)
         p = self._output(X)
@@ -1089,7 +1089,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, (n_samples,) or (n_samples, n_outputs). Example: ``reg.predict(X[:5])``"""
-        if "model_" not in self.__dict__:  # NOTE: sklearn's check costs ~10 us per call
+        if "model_" not in self.__dict__:  # NOTE: sklearn's check_is_fitted is slow per call
             check_is_fitted(self)
         X = self._validate_predict(X)
         out = self._output(X)

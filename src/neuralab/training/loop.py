@@ -317,7 +317,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         The model is left in eval mode, ready to predict.
 
     While it trains, this thread flushes denormal floats (below 1.2e-38 in float32) to zero,
-    as TensorFlow and JAX do, because the CPU computes them ~16x slower; set
+    as TensorFlow and JAX do, because the CPU computes them many times slower; set
     NEURALAB_KEEP_DENORMALS=1 to keep them (see ``backend.flush_denormals``).
 
     Example:
@@ -415,8 +415,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
     threads = blas_threads_for(model, batch_size)
     train_step = threads.__enter__().wrap(train_step)
     # NOTE: momentum and Adam buffers of weights whose gradient stays zero decay into
-    # denormal floats, which the CPU computes ~16x slower; flushing them to zero (as
-    # TensorFlow and JAX do) took 40-60% off the optimizer's time on mnist (see backend.py).
+    # denormal floats, which the CPU computes far slower; flushing them to zero (as
+    # TensorFlow and JAX do) saves much of the optimizer's time (benchmarks/README.md).
     denormals = backend.flush_denormals(not os.environ.get("NEURALAB_KEEP_DENORMALS"))
     denormals.__enter__()
     try:
