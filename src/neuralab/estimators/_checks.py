@@ -89,6 +89,8 @@ def check_magnitude(X: Any, names: Any = None, what: str = "X", float32: bool = 
     if not float32 or a.dtype.kind in "iu" and a.dtype.itemsize < 8 or a.size == 0:
         return  # float64 training has room; 32-bit integers cannot exceed the limit
     big = (a > MAX_TRAINING_MAGNITUDE) | (a < -MAX_TRAINING_MAGNITUDE)
+    if a.dtype.kind == "f":
+        big &= np.isfinite(a)  # NaN and inf are check_finite's to report
     if not big.any():
         return
     row, col = (int(i) for i in np.argwhere(big)[0])

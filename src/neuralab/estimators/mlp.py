@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import threading
 import warnings
@@ -37,8 +38,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from .. import backend
 from .. import functional as F
@@ -373,7 +373,7 @@ class _BaseMLP(BaseEstimator):
                 opt.zero_grad()
                 loss.backward()
                 value, out = float(loss.data), z.data
-            if not np.isfinite(value):
+            if not math.isfinite(value):
                 return value, out
             if alpha:
                 value += 0.5 * alpha * _penalty(linears) / sw_sum
@@ -677,6 +677,7 @@ class _SklearnRun(Callback):
     def __init__(self, est: "_BaseMLP", X: np.ndarray, val: tuple) -> None:
         self.est, self.X, self.val, self.n = est, X, val, X.shape[0]
         self.user = list(est.callbacks or [])
+        self.batch_hooks = [cb for cb in self.user if callable(getattr(cb, "on_batch_end", None))]
         self.stop_reason: str | None = None
         self.first_loss: float | None = None
         self.finite_state = self.initial_state = _finite_copy(est.model_)
@@ -698,12 +699,12 @@ class _SklearnRun(Callback):
         value = logs["loss"]
         if self.first_loss is None:
             self.first_loss = value
-        if not np.isfinite(value) or value > _DIVERGED_GROWTH * max(abs(self.first_loss), 1.0):
+        if not math.isfinite(value) or value > _DIVERGED_GROWTH * max(abs(self.first_loss), 1.0):
             self._stop(self.est._diverge(value, self.run.epoch, batch, self.finite_state, self.X,
                                          self.initial_state, self.first_loss))
             return
         self.total += value * logs["size"]
-        if self.user and _batch_end(self.user, batch, value):
+        if self.batch_hooks and _batch_end(self.batch_hooks, batch, value):
             self.est.interrupted_ = True  # after a whole step: the weights are consistent
             self._stop("interrupted")
 
@@ -785,15 +786,13 @@ def _blas_threads_for(est: _BaseMLP, shape: tuple):
     return BlasThreadPolicy(flops=flops)
 
 
-def _all_finite(model: nn.Module) -> bool:
-    return all(bool(np.isfinite(backend.to_numpy(p.data)).all()) for p in model.parameters())
-
-
 def _finite_copy(model: nn.Module) -> dict | None:
-    """A copy of the state dict if every parameter is finite, else None."""
-    if not _all_finite(model):
+    """A copy of the state dict if every float in it is finite, else None."""
+    state = model.state_dict()
+    if not all(bool(np.isfinite(backend.to_numpy(v)).all()) for v in state.values()
+               if v.dtype.kind == "f"):
         return None
-    return {k: v.copy() for k, v in model.state_dict().items()}
+    return {k: v.copy() for k, v in state.items()}
 
 
 def _new_history() -> Any:
