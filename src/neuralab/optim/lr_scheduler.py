@@ -268,8 +268,10 @@ class InverseScalingLR(LRScheduler):
     (its docs write ``t ** power_t``; its code adds the 1, and so does this).
 
     Example:
-        >>> sched = optim.InverseScalingLR(opt, power_t=0.5)
-        >>> train_one_epoch(); sched.step(samples_seen)
+        >>> sched = optim.InverseScalingLR(opt, power_t=0.5)   # opt's lr is 0.1
+        >>> train_one_epoch(); sched.step(99)                  # 99 samples seen so far
+        >>> sched.get_last_lr()
+        [0.01]
     """
 
     def __init__(self, optimizer: Optimizer, power_t: float = 0.5, last_epoch: int = -1) -> None:
@@ -301,8 +303,9 @@ class AdaptiveLR(_ScheduleState):
     the rate is already at most ``min_lr``: scikit-learn stops training then.
 
     Example:
-        >>> sched = optim.AdaptiveLR(opt)            # / 5 per stall, down to 1e-6
-        >>> if stalled and not sched.step(): stop_training()
+        >>> sched = optim.AdaptiveLR(opt)            # opt's lr is 0.1; / 5 per stall, down to 1e-6
+        >>> sched.step(), sched.get_last_lr()        # training has stalled
+        (True, [0.02])
     """
 
     def __init__(self, optimizer: Optimizer, divisor: float = 5.0, min_lr: float = 1e-6) -> None:
