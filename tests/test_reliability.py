@@ -258,8 +258,9 @@ def test_huge_learning_rate_stops_with_a_message_and_keeps_finite_weights():
     X, y = _digits()
     clf = nl.MLPClassifier(hidden_layer_sizes=(32,), solver="sgd", learning_rate_init=1e6,
                            max_iter=20, random_state=0)
-    with pytest.warns(ConvergenceWarning, match=r"loss became nan.*smaller learning_rate_init "
-                                                r"\(now 1e\+06"):
+    # it stops when the loss becomes NaN, or before, when it has grown 1000-fold
+    with pytest.warns(ConvergenceWarning, match=r"loss became (nan|\S+, over 1000 times).*"
+                                                r"smaller learning_rate_init \(now 1e\+06"):
         clf.fit(X, y)
     assert clf.diverged_ is not None and clf.n_iter_ < 20  # it stopped early
     for p in clf.model_.parameters():

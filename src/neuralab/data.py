@@ -80,10 +80,11 @@ def check_finite(X: Any, name: str = "X") -> None:
                          f"in row {row}); remove or impute missing values first")
 
 
-def as_targets(y: Any, n: int, task: str, name: str = "y") -> np.ndarray:
+def as_targets(y: Any, n: int, task: str, name: str = "y", dtype: Any = None) -> np.ndarray:
     """Targets checked against ``n`` samples: int64 class labels or float32 values.
 
-    ``task`` is "classification" (labels 0..C-1) or "regression".
+    ``task`` is "classification" (labels 0..C-1) or "regression" (values cast to ``dtype``,
+    float32 unless told).
     Example: ``as_targets([0, 1, 1], 3, "classification").dtype  # int64``
     """
     if hasattr(y, "data") and type(y).__name__ == "Tensor":
@@ -107,7 +108,7 @@ def as_targets(y: Any, n: int, task: str, name: str = "y") -> np.ndarray:
             raise ValueError(f"{name} has a negative class label ({int(arr.min())}); "
                              "labels must be 0..C-1")
         return arr
-    arr = arr.astype(backend.get_default_dtype())
+    arr = arr.astype(np.dtype(dtype) if dtype is not None else backend.get_default_dtype())
     if not bool(xp.isfinite(arr).all()):
         raise ValueError(f"{name} has NaN or infinity")
     return arr

@@ -60,6 +60,86 @@ def check_finite(X: np.ndarray, names: Any = None, what: str = "X") -> None:
                      f"(NaN and inf are not accepted)")
 
 
+# Float32 training overflows past this magnitude: squares of such values summed over a batch
+# of 1000 rows pass float32's largest number, 3.4e38 (sqrt(3.4e38 / 1000) = 5.8e17).
+MAX_TRAINING_MAGNITUDE = 5.8e17
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_magnitude(X: Any, names: Any = None, what: str = "X", float32: bool = True) -> None:
+    """Refuse complex values, and (with ``float32``) values too large for float32 training,
+    naming the column and the row.
+
+    Example: ``check_magnitude(np.array([[1.0, 1e30]]))  # ValueError: ... column 1, row 0 ...``
+    """
+    a = X.to_numpy() if hasattr(X, "columns") and all(k in "biufc" for k in X.dtypes.map(
+        lambda d: getattr(d, "kind", "O"))) else X
+    if isinstance(a, (list, tuple)):
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError):
+            return  # ragged or mixed: validate_data explains
+    if not isinstance(a, np.ndarray) or a.ndim != 2 or a.dtype.kind not in "iufc":
+        return
+    if a.dtype.kind == "c":
+        bad = np.argwhere(a.imag != 0)
+        where = (f" (column {_column_label(names, bad[0][1])!r}, row {bad[0][0]})" if len(bad) else "")
+        raise ValueError(f"Complex data not supported: {what} holds complex numbers{where}; give "
+                         f"the real and imaginary parts (or magnitude and angle) as two columns")
+    if not float32 or a.dtype.kind in "iu" and a.dtype.itemsize < 8 or a.size == 0:
+        return  # float64 training has room; 32-bit integers cannot exceed the limit
+    big = (a > MAX_TRAINING_MAGNITUDE) | (a < -MAX_TRAINING_MAGNITUDE)
+    if a.dtype.kind == "f":
+        big &= np.isfinite(a)  # NaN and inf are check_finite's to report
+    if not big.any():
+        return
+    row, col = (int(i) for i in np.argwhere(big)[0])
+    value = float(a[row, col])
+    if abs(value) > _FLOAT32_MAX:
+        why = f"too large for float32 (whose largest value is {_FLOAT32_MAX:.3g})"
+    else:
+        why = (f"too large to train on in float32 (above {MAX_TRAINING_MAGNITUDE:.2g}, "
+               f"squares over a batch overflow float32's {_FLOAT32_MAX:.3g})")
+    raise ValueError(f"{what} column {_column_label(names, col)!r}, row {row} holds {value:.3g}: "
+                     f"{why}; {int(big.sum())} value(s) like it. Scale or standardise the column "
+                     f"(e.g. sklearn.preprocessing.StandardScaler)")
+
+
+def check_column_names(X: Any) -> None:
+    """A DataFrame whose columns repeat a name: say which names (scikit-learn's error does not).
+
+    Example: ``check_column_names(pd.DataFrame([[1, 2]], columns=["a", "a"]))  # ValueError``
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(columns, "duplicated"):
+        return
+    dup = columns[columns.duplicated()].unique()
+    if len(dup):
+        shown = [str(c) for c in dup[:5]]
+        raise ValueError(f"X has duplicate column names {shown}; every column needs its own "
+                         f"name (rename them, e.g. df.columns = [...])")
+
+
+def check_labels(y: Any, what: str = "y") -> None:
+    """Refuse missing labels (None) in y, naming the first row.
+
+    Example: ``check_labels([0, None, 1])  # ValueError: y has None (a missing label) in row 1``
+    """
+    if y is None:
+        return
+    a = y.to_numpy() if hasattr(y, "to_numpy") else y
+    if isinstance(a, np.ndarray) and a.dtype.kind != "O":
+        return
+    try:
+        flat = np.asarray(a, dtype=object).ravel()
+    except (ValueError, TypeError):
+        return
+    missing = [i for i, v in enumerate(flat) if v is None]
+    if missing:
+        raise ValueError(f"{what} has {len(missing)} missing label(s) (None), first in row "
+                         f"{missing[0]}; drop those rows or fill in their labels")
+
+
 def validate(est: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
     """``sklearn.utils.validation.validate_data`` with clear NaN/inf and non-numeric errors.
 
@@ -67,8 +147,14 @@ def validate(est: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
     """
     from sklearn.utils.validation import validate_data  # noqa: PLC0415
 
+    check_column_names(X)
     check_numeric_columns(X)
     names = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+    dtype = kwargs.get("dtype")
+    float32 = dtype is not None and not isinstance(dtype, list) and np.dtype(dtype) == np.float32
+    check_magnitude(X, names, float32=float32 or getattr(X, "dtype", None) == np.float32)
+    if args:
+        check_labels(args[0])
     kwargs.setdefault("ensure_all_finite", False)  # checked below, with a better message
     out = validate_data(est, X, *args, **kwargs)
     check_finite(out[0] if isinstance(out, tuple) else out, names)

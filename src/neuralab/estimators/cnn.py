@@ -144,8 +144,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """X as a float32 (n, C, H, W) array, checked (numbers, finite, the fitted shape);
         with ``reset`` also y, checked as scikit-learn does."""
         from sklearn.utils.validation import check_array, check_X_y
-        from ._checks import check_numeric_columns
+        from ._checks import check_magnitude, check_numeric_columns
         check_numeric_columns(X)
+        if isinstance(X, np.ndarray) and X.ndim >= 2:
+            check_magnitude(X.reshape(len(X), -1))
         common = dict(dtype=np.float32, allow_nd=True, ensure_all_finite=False)
         if reset:
             X, y = check_X_y(X, y, **common)
@@ -198,12 +200,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _optimizer(self) -> Any:
         from .. import optim
-        params, lr = self.model_.parameters(), self.learning_rate_init
-        if self.solver == "sgd":
-            return optim.SGD(params, lr=lr, momentum=0.9)
-        if self.solver == "adamw":
-            return optim.AdamW(params, lr=lr)
-        return optim.Adam(params, lr=lr)
+        return optim.get(self.solver, self.model_.parameters(), lr=self.learning_rate_init,
+                         **({"momentum": 0.9} if self.solver == "sgd" else {}))
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Any, y: Any) -> "CNNClassifier":
@@ -256,10 +254,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         Example: ``clf.predict_proba(X_images[:2]).sum(axis=1)  # [1., 1.]``
         """
-        from ..tensor import Tensor, no_grad
+        from .. import functional as F
+        from ..tensor import Tensor
+        from ..training.loop import _evaluating  # eval mode, the model's own mode restored after
         check_is_fitted(self, "model_")
         X = self._images(X, reset=False)
-        self.model_.eval()
         # NOTE: a convolution's GEMM may round an image's outputs differently depending on
         # where the image sits in the batch (FMA kernels round their last columns apart), so
         # the images go through in one order fixed by their bytes: the same batches, whatever
@@ -268,11 +267,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         order = np.argsort(rows.view(np.dtype((np.void, rows.strides[0]))).ravel(), kind="stable")
         X = X[order]
         out = []
-        with no_grad():
+        with _evaluating(self.model_):
             for start in range(0, len(X), 1024):
-                z = self.model_(Tensor(X[start:start + 1024])).data
-                z = np.exp(z - z.max(axis=1, keepdims=True))
-                out.append(z / z.sum(axis=1, keepdims=True))
+                out.append(F.softmax(self.model_(Tensor(X[start:start + 1024])), axis=1).data)
         proba = np.concatenate(out)
         proba[order] = proba.copy()
         return proba

@@ -17,10 +17,15 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
+import os
+import threading
 import warnings
+import weakref
 from numbers import Integral, Real
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
@@ -33,14 +38,14 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from .. import backend
-from ._checks import check_trainable, validate as _validate
 from .. import functional as F
 from .. import nn
+from ..callbacks.base import Callback
 from ..tensor import Tensor, no_grad
+from ._checks import check_trainable, validate as _validate
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
 _ACTIVATIONS = tuple(k for k in nn.ACTIVATIONS if k not in ("linear", "softmax"))
@@ -139,82 +144,85 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _build(self, n_features: int, n_outputs: int, dtype: np.dtype) -> None:
-        """Create ``model_`` with scikit-learn's Glorot-uniform initialisation."""
-        units = [n_features, *self._hidden_sizes(), n_outputs]
-        rng = self._rng
-        layers: list[nn.Module] = []
-        self._linears: list[nn.Linear] = []
-        for i, (fan_in, fan_out) in enumerate(zip(units[:-1], units[1:])):
-            linear = nn.Linear(fan_in, fan_out, rng=rng, dtype=dtype)
-            # sklearn's init: U(-b, b) for weights and biases, b = sqrt(6 / (in + out)),
-            # with 2 instead of 6 for the logistic activation (Glorot & Bengio, 2010).
-            factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            linear.weight.data[...] = rng.uniform(-bound, bound, (fan_out, fan_in))
-            linear.bias.data[...] = rng.uniform(-bound, bound, fan_out)
-            self._linears.append(linear)
-            if i == len(units) - 2:  # output layer: its activation belongs to the loss
-                layers.append(linear)
-                break
-            block: list[nn.Module] = [linear]
-            if self.batch_norm:
-                block.append(nn.BatchNorm1d(fan_out, dtype=dtype) if _accepts_dtype(nn.BatchNorm1d)
-                             else nn.BatchNorm1d(fan_out))
-            block.append(nn.get_activation(self.activation))
-            if self.dropout:
-                block.append(nn.Dropout(self.dropout, rng=rng))
-            body = block[0] if len(block) == 1 else nn.Sequential(*block)
-            if self.residual and fan_in == fan_out:  # a skip needs equal widths
-                body = nn.Residual(body)
-            layers.append(body)
-        self.model_ = nn.Sequential(*layers)
+        """Create ``model_``, an ``nn.MLP``, with scikit-learn's Glorot-uniform initialisation."""
+        init = _SklearnInit(2.0 if self.activation in ("logistic", "sigmoid") else 6.0)
+        self.model_ = nn.MLP(n_features, self._hidden_sizes(), n_outputs, activation=self.activation,
+                             dropout=self.dropout, norm="batch" if self.batch_norm else None,
+                             residual="hidden" if self.residual else False, rng=self._rng,
+                             init=init, dtype=dtype)
+        for lin, bias in zip(self._linears, init.biases):
+            lin.bias.data[...] = bias
+        init.biases.clear()
         if backend.normalize_device(self.device) != "cpu":
             self.model_.to(self.device)
 
+    # Views of the network: derived from ``model_`` on each access, never stored beside it (a
+    # copy saved with the model went stale when the loaded network was trained further).
+    @property
+    def _linears(self) -> list:
+        return [m for m in self.model_.modules() if isinstance(m, nn.Linear)]
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices in scikit-learn's (in, out) layout: views of ``model_``'s weights.
+
+        Example: ``clf.coefs_[0].shape  # (n_features, hidden_layer_sizes[0])``
+        """
+        if "model_" not in self.__dict__:
+            raise AttributeError("coefs_")  # unfitted: hasattr(est, "coefs_") is False
+        return [backend.to_numpy(lin.weight.data).T for lin in self._linears]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors, one per layer: views of ``model_``'s biases.
+
+        Example: ``clf.intercepts_[-1].shape  # (n_outputs_,)``
+        """
+        if "model_" not in self.__dict__:
+            raise AttributeError("intercepts_")
+        return [backend.to_numpy(lin.bias.data) for lin in self._linears]
+
+    # Derived from ``model_``, so never stored in a model file; 0.1.0 files stored copies of
+    # these, which loading skips (``io.model_file`` reads this tuple).
+    _not_stored = ("coefs_", "intercepts_", "_linears", "_infer_layers", "_fast_predict")
+
     def _sync_sklearn_attributes(self) -> None:
-        # sklearn's layout is (in, out): the transpose of PyTorch's weight, as a view.
-        self.coefs_ = [backend.to_numpy(lin.weight.data).T for lin in self._linears]
-        self.intercepts_ = [backend.to_numpy(lin.bias.data) for lin in self._linears]
-        if backend.normalize_device(self.device) == "cpu" and not self.model_.training:
+        if backend.normalize_device(self.device) == "cpu":
             from ..nn._fast import inference_layers  # noqa: PLC0415
-            self._infer_layers = (self.model_, inference_layers(self.model_))  # for predict
+            self._fast_predict = _FastPredict(self.model_, inference_layers(self.model_))
 
     def _forward_raw(self, X: np.ndarray) -> np.ndarray:
         """The network's output before the output activation, in eval mode, in chunks."""
         if "model_" not in self.__dict__:
             check_is_fitted(self, "model_")
         # NOTE: a plain Linear/ReLU chain predicts with raw NumPy calls (nn/_fast.py), its
-        # layers listed once by fit: no Tensors, no graph, no module walk; the same numbers,
-        # 2x faster on one row.
-        cached = self.__dict__.get("_infer_layers")
-        if cached is not None and cached[0] is self.model_ and cached[1] is not None:
+        # layers listed once by fit: no Tensors, no graph, no module walk; the same numbers.
+        # A loaded estimator lists them on each call (predicting must not change its state).
+        fast = self.__dict__.get("_fast_predict")
+        if fast is None or fast.model is not self.model_:
+            from ..nn._fast import inference_layers  # noqa: PLC0415
+            cpu = backend.normalize_device(self.device) == "cpu"
+            fast = _FastPredict(self.model_, inference_layers(self.model_) if cpu else None)
+        if fast.layers is not None:
             from ..nn._fast import forward_layers  # noqa: PLC0415
-            return forward_layers(cached[1], np.asarray(X, dtype=self._dtype))
-        self.model_.eval()
-        out = []
+            return forward_layers(fast.layers, np.asarray(X, dtype=self._dtype))
+        from ..training.loop import _evaluating  # noqa: PLC0415  (eval mode, restored after)
         dev = backend.normalize_device(self.device)
-        if dev == "cpu":
-            from ..nn._fast import forward_layers, inference_layers  # noqa: PLC0415
-            layers = inference_layers(self.model_)
-            if layers is not None:
-                return forward_layers(layers, np.asarray(X, dtype=self._dtype))
-        with no_grad():
+        out = [np.zeros((0, self.n_outputs_), self._dtype)]
+        with _evaluating(self.model_):
             for start in range(0, X.shape[0], 8192):
                 xb = Tensor(backend.to_device(X[start:start + 8192], dev), dtype=self._dtype)
                 out.append(backend.to_numpy(self.model_(xb).data))
-        if not out:
-            return np.zeros((0, self.n_outputs_), self._dtype)
         return np.concatenate(out)
 
     def _output(self, X: np.ndarray) -> np.ndarray:
         """Apply ``out_activation_`` to the raw output (softmax, logistic, identity or exp)."""
         z = self._forward_raw(X)
         act = self.out_activation_
-        if act == "softmax":
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            return z / z.sum(axis=1, keepdims=True)
-        if act == "logistic":
-            return 0.5 * (1 + np.tanh(0.5 * z))  # overflow-free sigmoid
+        if act in ("softmax", "logistic"):
+            with no_grad():
+                z = Tensor._make(z, False)
+                return (F.softmax(z, axis=1) if act == "softmax" else F.sigmoid(z)).data
         if act == "exp":
             return np.exp(z)
         return z
@@ -223,7 +231,7 @@ class _BaseMLP(BaseEstimator):
         """X checked for prediction; a finite float NumPy array of the right width skips
         scikit-learn's validate_data.
 
-        NOTE: validate_data costs ~100 us per call, more than a one-row prediction itself.
+        NOTE: validate_data costs more than a one-row prediction itself (benchmarks/README.md).
         """
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f"
                 and X.dtype.itemsize in (4, 8) and X.shape[0] > 0
@@ -264,12 +272,10 @@ class _BaseMLP(BaseEstimator):
             return objective / self.n_outputs_
         if self.out_activation_ == "exp":
             from scipy.special import xlogy  # noqa: PLC0415
+            y_batch = backend.to_numpy(y_batch)
             c = (xlogy(y_batch, y_batch) - y_batch).sum(axis=1)
             return objective + float((c if w is None else c * w).sum() / sw_sum)
         return objective
-
-    def _penalty(self) -> float:
-        return float(sum(np.dot(lin.weight.data.ravel(), lin.weight.data.ravel()) for lin in self._linears))
 
     # ------------------------------------------------------------------ fit
     def _check_solver(self) -> bool:
@@ -281,22 +287,22 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False,
              classes: Any = None) -> "_BaseMLP":
-        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
-        X, y_train, y_orig = self._validate_input(X, y, incremental, reset=first_pass, classes=classes)
-        self._dtype = X.dtype
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        sample_weight = self._with_class_weight(y_orig, sample_weight)
-        if first_pass:
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            self._rng = np.random.default_rng(seed)
-            self._initialize(y_train, X.shape[1], X.dtype)
-        with _blas_threads_for(self, X.shape) as threads:
+        with _one_fit_at_a_time(self):
+            first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+            X, y_train, y_orig = self._validate_input(X, y, incremental, reset=first_pass, classes=classes)
+            self._dtype = X.dtype
+            sample_weight = _checked_sample_weight(sample_weight, X)
+            sample_weight = self._with_class_weight(y_orig, sample_weight)
+            if first_pass:
+                seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+                self._rng = np.random.default_rng(seed)
+                self._initialize(y_train, X.shape[1], X.dtype)
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, y_train, sample_weight)
+                with _blas_threads_for(self, X.shape):
+                    self._fit_lbfgs(X, y_train, sample_weight)
             else:
-                self._fit_stochastic(X, y_train, sample_weight, incremental, threads=threads)
-        self._sync_sklearn_attributes()
+                self._fit_stochastic(X, y_train, sample_weight, incremental)
+            self._sync_sklearn_attributes()
         return self
 
     def _initialize(self, y_train: np.ndarray, n_features: int, dtype: np.dtype) -> None:
@@ -319,32 +325,70 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
         self.__dict__.pop("_optimizer", None)
+        self.__dict__.pop("_schedule", None)
 
-    def _make_optimizer(self):
-        from ..optim.adam import Adam, AdamW  # noqa: PLC0415
-        from ..optim.rmsprop import RMSprop  # noqa: PLC0415
-        from ..optim.sgd import SGD  # noqa: PLC0415
+    def _make_optimizer(self) -> tuple[Any, Any]:
+        """The solver as a neuralab optimizer (``optim.get``) and its learning-rate schedule
+        (scikit-learn's "invscaling" and "adaptive" exist for sgd only, as there)."""
+        from .. import optim  # noqa: PLC0415
+        betas = (self.beta_1, self.beta_2)
+        kwargs = {"sgd": dict(momentum=self.momentum,
+                              nesterov=self.nesterovs_momentum and self.momentum > 0),
+                  "adam": dict(betas=betas, eps=self.epsilon),
+                  "adamw": dict(betas=betas, eps=self.epsilon, weight_decay=self.weight_decay),
+                  "rmsprop": dict(eps=self.epsilon)}[self.solver]
+        opt = optim.get(self.solver, self.model_.parameters(), lr=self.learning_rate_init, **kwargs)
+        schedule = None
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            schedule = optim.InverseScalingLR(opt, power_t=self.power_t)
+        elif self.solver == "sgd" and self.learning_rate == "adaptive":
+            schedule = optim.AdaptiveLR(opt, divisor=5.0, min_lr=1e-6)
+        return opt, schedule
 
-        params = self.model_.parameters()
-        lr = self.learning_rate_init
-        if self.solver == "sgd":
-            return SGD(params, lr=lr, momentum=self.momentum,
-                             nesterov=self.nesterovs_momentum and self.momentum > 0)
-        if self.solver == "adam":
-            return Adam(params, lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
-        if self.solver == "adamw":
-            return AdamW(params, lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
-                               weight_decay=self.weight_decay)
-        return RMSprop(params, lr=lr, eps=self.epsilon)
+    def _train_step(self, dev: str) -> Any:
+        """``train_step(xb, yb, wb) -> (loss, outputs)`` for ``nl.fit``: scikit-learn's loss and
+        L2 penalty ``0.5 * alpha * ||W||**2 / batch size``, then one optimizer step.
 
-    def _set_lr(self, lr: float) -> None:
-        for group in self._optimizer.param_groups:
-            group["lr"] = lr
+        A batch whose loss is not finite is not stepped (the run stops, see ``_SklearnRun``).
+        """
+        from ..training.captured import CapturedMLP  # noqa: PLC0415
+        model, opt, alpha = self.model_, self._optimizer, float(self.alpha)
+        linears = self._linears
+        # NOTE: a plain Linear/ReLU chain shares nl.fit's captured step (training/captured.py):
+        # no graph and no allocations per batch, the same gradients bit for bit.
+        kind = {"softmax": "cross_entropy", "logistic": "bce_sum"}.get(self.out_activation_)
+        cap = None
+        if kind and dev == "cpu" and not os.environ.get("NEURALAB_EAGER"):
+            cap = CapturedMLP.from_model(model, kind)
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental, threads=None) -> None:
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
-            self._lr = float(self.learning_rate_init)
+        def train_step(xb: Any, yb: Any, wb: Any) -> tuple[float, Any]:
+            sw_sum = float(xb.shape[0] if wb is None else wb.sum())
+            if sw_sum <= 0:
+                return 0.0, None  # every sample of the batch weighs 0: nothing to learn
+            if cap is not None and wb is None:
+                value, out = cap.forward_backward(xb, yb, 1.0 / sw_sum), cap.logits
+            else:
+                z = model(Tensor._make(xb, False))
+                loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
+                opt.zero_grad()
+                loss.backward()
+                value, out = float(loss.data), z.data
+            if not math.isfinite(value):
+                return value, out
+            if alpha:
+                value += 0.5 * alpha * _penalty(linears) / sw_sum
+                scale = alpha / sw_sum
+                for lin in linears:
+                    lin.weight.grad += scale * lin.weight.data
+            opt.step()
+            return self._reported_loss(value, yb, wb, sw_sum), out
+
+        return train_step
+
+    def _fit_stochastic(self, X, y, sample_weight, incremental) -> None:
+        from ..training.loop import fit  # noqa: PLC0415
+        if not incremental or "_optimizer" not in self.__dict__:
+            self._optimizer, self._schedule = self._make_optimizer()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         X_val = y_val = w_val = None
@@ -369,125 +413,28 @@ class _BaseMLP(BaseEstimator):
                               "It is going to be clipped")
             bs = int(np.clip(self.batch_size, 1, n))
         dev = backend.normalize_device(self.device)
-        Xd = backend.to_device(X, dev)  # the whole data set moves to the device once
-        yd = backend.to_device(y, dev)
-        xbuf = np.empty((bs,) + X.shape[1:], X.dtype) if dev == "cpu" else None
-        model, opt = self._model_train(), self._optimizer
-        alpha = float(self.alpha)
-        callbacks = list(self.callbacks or [])
-        logs: dict[str, Any] = {}
-        for cb in callbacks:
-            _call(cb, "set_model", model)
-            _call(cb, "on_train_begin", logs)
-        order = np.arange(n)
         self.n_iter_ = 0
-        stop_reason = None
         self.diverged_ = None
         self.interrupted_ = False  # True when a callback stopped training inside an epoch
-        finite_state = _finite_copy(model)  # what to go back to if the loss becomes NaN/inf
-        # NOTE: a plain softmax MLP shares nl.fit's captured step (nn/_fast.py): no graph and
-        # no allocations per batch, the same gradients bit for bit.
-        from ..training.captured import CapturedMLP  # noqa: PLC0415
-        kind = {"softmax": "cross_entropy", "logistic": "bce_sum"}.get(self.out_activation_)
-        cap = CapturedMLP.from_model(model, kind) if (kind and dev == "cpu") else None
-        forward_backward = None if cap is None else (
-            threads.wrap(cap.forward_backward) if threads is not None else cap.forward_backward)
-        initial_state = finite_state
-        for it in range(self.max_iter):
-            if self.shuffle:
-                self._rng.shuffle(order)
-            total = 0.0
-            model.train()
-            for start in range(0, n, bs):
-                idx = order[start:start + bs]
-                m = idx.shape[0]
-                if xbuf is not None:
-                    xb = np.take(Xd, idx, axis=0, out=xbuf[:m]) if m == bs else Xd[idx]
-                else:
-                    xb = Xd[idx]
-                yb = yd[idx]
-                wb = None if sample_weight is None else sample_weight[idx]
-                sw_sum = float(m if wb is None else wb.sum())
-                if sw_sum <= 0:
-                    continue
-                if cap is not None and wb is None:
-                    value = forward_backward(xb, yb, 1.0 / sw_sum)
-                else:
-                    z = model(Tensor._make(xb, False))
-                    loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
-                    opt.zero_grad()
-                    loss.backward()
-                    value = float(loss.data)
-                if not np.isfinite(value):
-                    stop_reason = self._diverge(value, it, start // bs, finite_state, Xd, initial_state)
-                    break
-                if alpha:
-                    # sklearn's L2 term: 0.5 * alpha * ||W||^2 / n_batch, on weights only.
-                    value += 0.5 * alpha * self._penalty() / sw_sum
-                    scale = alpha / sw_sum
-                    for lin in self._linears:
-                        lin.weight.grad += scale * lin.weight.data
-                opt.step()
-                total += self._reported_loss(value, backend.to_numpy(yb), wb, sw_sum) * m
-                if callbacks and _batch_end(callbacks, start // bs, value):
-                    self.interrupted_ = True  # after a whole step: the weights are consistent
-                    break
-            if self.interrupted_:  # the cut-short epoch is not counted
-                stop_reason = "interrupted"
-                break
-            if stop_reason is None:
-                snapshot = _finite_copy(model)
-                if snapshot is None:  # the epoch's last step made a weight NaN/inf
-                    stop_reason = self._diverge(float("nan"), it, (n - 1) // bs, finite_state, Xd, initial_state)
-                else:
-                    finite_state = snapshot
-            if stop_reason == "diverged":
-                break
-            self.n_iter_ += 1
-            self.loss_ = total / n
-            self.t_ += n
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            self._update_no_improvement_count(X_val, y_val, w_val)
-            if self.learning_rate == "invscaling" and self.solver == "sgd":
-                self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                self._set_lr(self._lr)
-            logs = {"loss": self.loss_}
-            if self.early_stopping:
-                logs["val_score"] = self.validation_scores_[-1]
-            self.history_.on_epoch_end(len(self.loss_curve_) - 1, logs)  # epochs across partial_fit
-            stop = False
-            for cb in callbacks:
-                stop = bool(_call(cb, "on_epoch_end", it, logs)) or stop
-                stop = stop or bool(getattr(cb, "stop_training", False)) \
-                    or bool(getattr(model, "stop_training", False))
-            if stop:
-                stop_reason = "callback"
-                break
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if self.early_stopping else "Training loss"
-                msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                       f"{self.n_iter_no_change} consecutive epochs.")
-                if self._trigger_stopping(msg):
-                    stop_reason = "converged"
-                    break
-                self._no_improvement_count = 0
-            if incremental:
-                break
-        for cb in callbacks:
-            _call(cb, "on_train_end", logs)
-        if self.n_iter_ == self.max_iter and stop_reason is None and not incremental:
+        run = _SklearnRun(self, X, (X_val, y_val, w_val))
+        # The loss name only tells fit how y is checked; the step computes sklearn's own loss.
+        task_loss = {"softmax": "cross_entropy", "logistic": "bce"}.get(self.out_activation_, "mse")
+        fit(self.model_, X, y, loss=task_loss, optimizer=self._optimizer,
+            epochs=1 if incremental else int(self.max_iter), batch_size=bs, callbacks=[run],
+            shuffle=self.shuffle, seed=self._rng, verbose=0, sample_weight=sample_weight,
+            device=dev, train_step=self._train_step(dev))
+        if self.n_iter_ == self.max_iter and run.stop_reason is None and not incremental:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning)
         if self.early_stopping and self._best_state is not None:
             self.model_.load_state_dict(self._best_state)
-        model.eval()
+        self.model_.eval()
 
     def _diverge(self, value: float, epoch: int, batch: int, finite_state: dict | None,
-                 X: Any, initial_state: dict | None) -> str:
-        """The loss became NaN/inf: go back to the last weights that are finite and give
-        finite outputs on the training data (else the initial ones), say so and stop."""
+                 X: Any, initial_state: dict | None, first: float | None) -> str:
+        """The loss became NaN/inf or grew past ``_DIVERGED_GROWTH`` times its first value: go
+        back to the last weights that are finite and give finite outputs on the training
+        data (else the initial ones), say so and stop."""
         kept = f"after epoch {epoch}" if epoch else "the initial ones"
         if finite_state:
             self.model_.load_state_dict(finite_state)
@@ -499,32 +446,30 @@ class _BaseMLP(BaseEstimator):
         self.model_.train()
         curve = getattr(self, "loss_curve_", None)
         self.loss_ = curve[-1] if curve else float("nan")
-        lr = self._lr if hasattr(self, "_lr") else self.learning_rate_init
-        self.diverged_ = (f"training diverged: the loss became {value} at epoch {epoch + 1}, "
+        from ..callbacks.base import get_lr  # noqa: PLC0415
+        lr = get_lr(self._optimizer)
+        what = (f"became {value}" if not np.isfinite(value) else
+                f"became {value:.3g}, over {_DIVERGED_GROWTH:g} times its first value {first:.3g},")
+        self.diverged_ = (f"training diverged: the loss {what} at epoch {epoch + 1}, "
                           f"batch {batch + 1}; stopped and kept the last finite weights ("
                           f"{kept}). Try a smaller learning_rate_init (now {lr:g}, e.g. "
                           f"{lr / 10:g}) or standardise the inputs")
-        warnings.warn(self.diverged_, ConvergenceWarning, stacklevel=4)
+        warnings.warn(self.diverged_, ConvergenceWarning, stacklevel=2)
         return "diverged"
-
-    def _model_train(self):
-        self.model_.train()
-        return self.model_
 
     def _trigger_stopping(self, msg: str) -> bool:
         # sklearn: stop, unless sgd with the adaptive schedule can still divide lr by 5.
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
+        from .. import optim  # noqa: PLC0415
+        if not isinstance(self._schedule, optim.AdaptiveLR):
             if self.verbose:
                 print(msg + " Stopping.")
             return True
-        if self._lr <= 1e-6:
+        if not self._schedule.step():
             if self.verbose:
                 print(msg + " Learning rate too small. Stopping.")
             return True
-        self._lr /= 5.0
-        self._set_lr(self._lr)
         if self.verbose:
-            print(msg + f" Setting learning rate to {self._lr:f}")
+            print(msg + f" Setting learning rate to {self._schedule.get_last_lr()[0]:f}")
         return False
 
     def _update_no_improvement_count(self, X_val, y_val, w_val) -> None:
@@ -549,12 +494,13 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     _best_state = None
+    _schedule = None
 
     def _fit_lbfgs(self, X, y, sample_weight) -> None:
         import scipy.optimize  # noqa: PLC0415  (imported only for solver="lbfgs")
         from sklearn.utils.optimize import _check_optimize_result  # noqa: PLC0415
 
-        params = self.model_.parameters()
+        params, linears = self.model_.parameters(), self._linears
         shapes = [p.shape for p in params]
         sizes = [int(np.prod(s)) for s in shapes]
         dev = backend.normalize_device(self.device)
@@ -571,8 +517,8 @@ class _BaseMLP(BaseEstimator):
             self.model_.zero_grad()
             loss = self._batch_loss(self.model_(Xt), yt, sample_weight, sw_sum)
             loss.backward()
-            value = float(loss.data) + 0.5 * self.alpha * self._penalty() / sw_sum
-            for lin in self._linears:
+            value = float(loss.data) + 0.5 * self.alpha * _penalty(linears) / sw_sum
+            for lin in linears:
                 lin.weight.grad += (self.alpha / sw_sum) * lin.weight.data
             grad = np.concatenate([backend.to_numpy(p.grad).ravel() for p in params])
             value = self._reported_loss(value, y, sample_weight, sw_sum)
@@ -614,7 +560,6 @@ class _BaseMLP(BaseEstimator):
                              f"{type(network).__name__}")
         width = linears[-1].out_features
         est.model_ = network.eval()  # first Module attribute: the one `neuralab info` shows
-        est._linears = linears
         est._dtype = np.dtype(linears[0].weight.dtype)
         est.n_features_in_ = int(n_features)
         est.n_layers_ = len(linears) + 1
@@ -671,38 +616,179 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
-def _blas_threads_for(est: _BaseMLP, shape: tuple):
-    """One BLAS thread when each step's matmuls are small.
+# A loss this many times its first value (or above 1 when the first was smaller) counts as
+# diverged: a learning rate far too large grows it by orders of magnitude within an epoch.
+_DIVERGED_GROWTH = 1e3
 
-    NOTE: below a few MFLOP per matmul, waking a second BLAS thread costs more than it
-    saves, and on a busy machine it can cost 5x (measured on digits: 1.1 s vs 0.13 s).
-    """
+# The estimators being fitted now, so that a second thread's fit of the same one is refused.
+_FITTING: "weakref.WeakSet" = weakref.WeakSet()
+_FITTING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_fit_at_a_time(est: Any) -> Iterator[None]:
+    """Refuse to fit an estimator that another thread is fitting (they would share state)."""
+    with _FITTING_LOCK:
+        if est in _FITTING:
+            raise RuntimeError(f"this {type(est).__name__} is already being fitted (in another "
+                               f"thread); estimators are not thread-safe for concurrent fit: give "
+                               f"each thread its own copy, e.g. sklearn.base.clone(est)")
+        _FITTING.add(est)
+    try:
+        yield
+    finally:
+        with _FITTING_LOCK:
+            _FITTING.discard(est)
+
+
+class _SklearnInit:
+    """scikit-learn's initialisation, as an ``nn.Linear`` init: U(-b, b) for the weights and
+    the biases, b = sqrt(factor / (in + out)), factor 2 for the logistic activation, else 6
+    (Glorot & Bengio, 2010). Each call draws a layer's bias too, kept in ``biases``."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor, self.biases = factor, []
+
+    def __call__(self, shape: tuple, rng: np.random.Generator, dtype: Any = None) -> np.ndarray:
+        # First the draws of 0.1.0, which built each Linear with its default init and then
+        # replaced it: the same random_state gives the same network as there.
+        rng.uniform(size=shape), rng.uniform(size=shape[0])
+        bound = np.sqrt(self.factor / sum(shape))  # shape is (out, in)
+        weight = rng.uniform(-bound, bound, shape).astype(dtype)
+        self.biases.append(rng.uniform(-bound, bound, shape[0]))
+        return weight
+
+
+class _FastPredict:
+    """The Linear/ReLU layers of ``model`` (its own Parameters, not copies) for predictions
+    without Tensors (``nn._fast``); None when the network is not such a chain."""
+
+    __slots__ = ("model", "layers")
+
+    def __init__(self, model: Any, layers: list | None) -> None:
+        self.model, self.layers = model, layers
+
+
+class _SklearnRun(Callback):
+    """scikit-learn's bookkeeping around ``nl.fit``'s epochs: ``loss_curve_``, ``n_iter_``,
+    ``t_``, the no-improvement count and early stopping, the learning-rate schedules,
+    divergence, and the estimator's own ``callbacks`` (duck-typed, as documented there)."""
+
+    def __init__(self, est: "_BaseMLP", X: np.ndarray, val: tuple) -> None:
+        self.est, self.X, self.val, self.n = est, X, val, X.shape[0]
+        self.user = list(est.callbacks or [])
+        self.batch_hooks = [cb for cb in self.user if callable(getattr(cb, "on_batch_end", None))]
+        self.stop_reason: str | None = None
+        self.first_loss: float | None = None
+        self.finite_state = self.initial_state = _finite_copy(est.model_)
+        self.logs: dict[str, Any] = {}
+        self.total = 0.0
+
+    def _stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.run.stop_training = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.total = 0.0
+        if epoch == 0:  # just before the first step, after fit's own setup
+            for cb in self.user:
+                _call(cb, "set_model", self.est.model_)
+                _call(cb, "on_train_begin", self.logs)
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        value = logs["loss"]
+        if self.first_loss is None:
+            self.first_loss = value
+        if not math.isfinite(value) or value > _DIVERGED_GROWTH * max(abs(self.first_loss), 1.0):
+            self._stop(self.est._diverge(value, self.run.epoch, batch, self.finite_state, self.X,
+                                         self.initial_state, self.first_loss))
+            return
+        self.total += value * logs["size"]
+        if self.batch_hooks and _batch_end(self.batch_hooks, batch, value):
+            self.est.interrupted_ = True  # after a whole step: the weights are consistent
+            self._stop("interrupted")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        est = self.est
+        if self.stop_reason is not None:  # diverged or interrupted: the cut epoch is not counted
+            return
+        snapshot = _finite_copy(est.model_)
+        if snapshot is None:  # the epoch's last step made a weight NaN/inf
+            self._stop(est._diverge(float("nan"), epoch, self.run.params["steps"] - 1,
+                                    self.finite_state, self.X, self.initial_state, self.first_loss))
+            return
+        self.finite_state = snapshot
+        est.n_iter_ += 1
+        est.loss_ = self.total / self.n
+        est.t_ += self.n
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
+        est._update_no_improvement_count(*self.val)
+        if hasattr(est._schedule, "power_t"):  # invscaling: lr_init / (t_ + 1) ** power_t
+            est._schedule.step(est.t_)
+        self.logs = {"loss": est.loss_}
+        if est.early_stopping:
+            self.logs["val_score"] = est.validation_scores_[-1]
+        est.history_.on_epoch_end(len(est.loss_curve_) - 1, self.logs)  # epochs across partial_fit
+        stop = False
+        for cb in self.user:
+            stop = bool(_call(cb, "on_epoch_end", epoch, self.logs)) or stop
+            stop = stop or bool(getattr(cb, "stop_training", False)) \
+                or bool(getattr(est.model_, "stop_training", False))
+        if stop:
+            self._stop("callback")
+            return
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if est.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={est.tol:f} for "
+                   f"{est.n_iter_no_change} consecutive epochs.")
+            if est._trigger_stopping(msg):
+                self._stop("converged")
+                return
+            est._no_improvement_count = 0
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for cb in self.user:
+            _call(cb, "on_train_end", self.logs)
+
+
+def _checked_sample_weight(sample_weight: Any, X: np.ndarray) -> np.ndarray | None:
+    """sample_weight as X's dtype, one finite non-negative weight per row."""
+    if sample_weight is None:
+        return None
+    w = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+    negative = np.flatnonzero(w < 0)
+    if len(negative):
+        i = int(negative[0])
+        raise ValueError(f"sample_weight must be non-negative; row {i} has {w[i]:g} "
+                         f"({len(negative)} negative weight(s) in all)")
+    return w
+
+
+def _penalty(linears: list) -> float:
+    """sum ||W||**2 over the weight matrices (sklearn's alpha term, before its 0.5 * alpha / n)."""
+    return float(sum(np.dot(lin.weight.data.ravel(), lin.weight.data.ravel()) for lin in linears))
+
+
+def _blas_threads_for(est: _BaseMLP, shape: tuple):
+    """The BLAS thread policy of an L-BFGS fit: the rule of ``training.threads`` on the
+    largest matmul of a full-batch step (stochastic solvers get theirs from ``fit``)."""
     from ..training.threads import BlasThreadPolicy  # noqa: PLC0415
     rows = shape[0] if est.solver == "lbfgs" else (
         min(200, shape[0]) if est.batch_size == "auto" else min(int(est.batch_size), shape[0]))
     units = [shape[1], *est._hidden_sizes(), est.n_outputs_]
     flops = rows * max(a * b for a, b in zip(units[:-1], units[1:]))
-    # NOTE: larger steps time 1 vs all threads on their first batches (BlasThreadPolicy.wrap)
     return BlasThreadPolicy(flops=flops)
 
 
-def _all_finite(model: nn.Module) -> bool:
-    return all(bool(np.isfinite(backend.to_numpy(p.data)).all()) for p in model.parameters())
-
-
 def _finite_copy(model: nn.Module) -> dict | None:
-    """A copy of the state dict if every parameter is finite, else None."""
-    if not _all_finite(model):
+    """A copy of the state dict if every float in it is finite, else None."""
+    state = model.state_dict()
+    if not all(bool(np.isfinite(backend.to_numpy(v)).all()) for v in state.values()
+               if v.dtype.kind == "f"):
         return None
-    return {k: v.copy() for k, v in model.state_dict().items()}
-
-
-def _accepts_dtype(cls) -> bool:
-    import inspect  # noqa: PLC0415
-    try:
-        return "dtype" in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
+    return {k: v.copy() for k, v in state.items()}
 
 
 def _new_history() -> Any:
@@ -862,16 +948,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _fit_partial_first(self, X, y, sample_weight):
-        X, y_t, y_orig = self._validate_first_partial(X, y)
-        self._dtype = X.dtype
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-        sample_weight = self._with_class_weight(y_orig, sample_weight)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        self._rng = np.random.default_rng(seed)
-        self._initialize(y_t, X.shape[1], X.dtype)
-        self._fit_stochastic(X, y_t, sample_weight, incremental=True)
-        self._sync_sklearn_attributes()
+        with _one_fit_at_a_time(self):
+            X, y_t, y_orig = self._validate_first_partial(X, y)
+            self._dtype = X.dtype
+            sample_weight = _checked_sample_weight(sample_weight, X)
+            sample_weight = self._with_class_weight(y_orig, sample_weight)
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            self._rng = np.random.default_rng(seed)
+            self._initialize(y_t, X.shape[1], X.dtype)
+            self._fit_stochastic(X, y_t, sample_weight, incremental=True)
+            self._sync_sklearn_attributes()
         return self
 
     def _validate_first_partial(self, X, y):
@@ -894,7 +980,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Example: ``clf.predict_proba(X[:2]).sum(axis=1)  # [1., 1.]``
         """
-        if "model_" not in self.__dict__:  # NOTE: sklearn's check costs ~10 us per call
+        if "model_" not in self.__dict__:  # NOTE: sklearn's check_is_fitted is slow per call
             check_is_fitted(self)
         X = self._validate_predict(X)
         p = self._output(X)
@@ -909,7 +995,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels (an indicator matrix for multilabel). Example: ``clf.predict(X[:5])``"""
-        if "model_" not in self.__dict__:  # NOTE: sklearn's check costs ~10 us per call
+        if "model_" not in self.__dict__:  # NOTE: sklearn's check_is_fitted is slow per call
             check_is_fitted(self)
         X = self._validate_predict(X)
         p = self._output(X)
@@ -998,7 +1084,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, (n_samples,) or (n_samples, n_outputs). Example: ``reg.predict(X[:5])``"""
-        if "model_" not in self.__dict__:  # NOTE: sklearn's check costs ~10 us per call
+        if "model_" not in self.__dict__:  # NOTE: sklearn's check_is_fitted is slow per call
             check_is_fitted(self)
         X = self._validate_predict(X)
         out = self._output(X)

@@ -595,8 +595,9 @@ def _encode_estimator(est: Any, enc: _Encoder, prefix: str) -> dict:
     attributes, skipped = {}, []
     # Networks first, so that other attributes pointing into them are stored as references.
     items = sorted(vars(est).items(), key=lambda kv: not isinstance(kv[1], Module))
+    derived = set(getattr(cls, "_not_stored", ()))
     for name, v in items:
-        if name in params:
+        if name in params or name in derived:
             continue
         try:
             attributes[name] = enc.value(v, f"{prefix}{name}")
@@ -623,7 +624,12 @@ def _decode_estimator(rec: dict, dec: _Decoder) -> Any:
     if params.get("dtype") is not None:
         _safe_dtype(params["dtype"])
     est = cls(**params)
+    # An estimator's ``_not_stored`` names what it derives from its other attributes (e.g.
+    # scikit-learn's coefs_ from the network); older files that stored copies still load.
+    derived = set(getattr(cls, "_not_stored", ()))
     for name, v in rec["attributes"].items():
+        if name in derived:
+            continue
         if not (isinstance(name, str) and _ATTRIBUTE.fullmatch(name)) or name in known \
                 or _is_class_member(cls, name):
             raise ModelFileError(f"{cls.__name__}: the file sets attribute "

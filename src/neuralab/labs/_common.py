@@ -1,9 +1,5 @@
-"""Helpers the labs share: a configurable MLP whose layers stay visible, a training loop that
-records what the labs measure, and small datasets.
-
-The labs need to look inside the network (each layer's gradient norm, each hidden layer's
-activations), so the model here keeps its layers as named attributes and its forward pass
-in a few explicit lines.
+"""Helpers the labs share: an ``nn.MLP`` built with the labs' initialisation schemes, a
+training loop that records what the labs measure, and small datasets.
 """
 from __future__ import annotations
 
@@ -19,7 +15,7 @@ from ..nn.module import Module
 from ..tensor import Tensor, no_grad
 from ..training import fit
 
-from ..nn import BatchNorm1d, Linear
+from ..nn import MLP, Linear
 
 
 def init_weight(shape: tuple[int, int], scheme: str, rng: np.random.Generator) -> np.ndarray:
@@ -39,69 +35,58 @@ def init_weight(shape: tuple[int, int], scheme: str, rng: np.random.Generator) -
     raise ValueError(f"unknown init scheme {scheme!r}")
 
 
-class LabMLP(Module):
-    """An MLP with ``depth`` hidden layers of equal width; optional batch norm, residual
-    connections and dropout, and a choice of activation and weight initialisation.
+class _LabInit:
+    """``nn.Linear`` init for ``lab_mlp``: the named scheme for the hidden layers, "xavier" for
+    the output layer, residual branches scaled by 1/sqrt(depth) without normalisation."""
 
-    A residual block computes ``h + act(norm(W h + b))``; without normalisation the branch's
-    weights are scaled by 1/sqrt(depth) so the sum's variance stays bounded with depth (the
-    role batch norm plays in He et al. 2016; the scaling is the Fixup idea, Zhang et al. 2019).
+    def __init__(self, scheme: str, depth: int, fixup: bool) -> None:
+        self.scheme, self.depth, self.fixup, self.layer = scheme, depth, fixup, 0
 
-    Example: ``LabMLP(2, 64, 2, depth=20, activation="relu", init="he", norm="batch", rng=rng)``
+    def __call__(self, shape: tuple, rng: np.random.Generator, dtype: Any = None) -> np.ndarray:
+        i, self.layer = self.layer, self.layer + 1
+        # The draws of Linear's default init first, as the labs' numbers were made with them.
+        rng.uniform(size=shape), rng.uniform(size=shape[0])
+        w = init_weight(shape, self.scheme if i < self.depth else "xavier", rng)
+        if self.fixup and 0 < i < self.depth:
+            w = w / np.float32(math.sqrt(self.depth))
+        return w.astype(dtype or np.float32)
+
+
+def lab_mlp(n_in: int, width: int, n_out: int, depth: int, activation: str = "relu",
+            init: str = "he", norm: str | None = None, residual: bool = False,
+            dropout: float = 0.0, rng: np.random.Generator | None = None) -> MLP:
+    """An ``nn.MLP`` with ``depth`` hidden layers of equal width, initialised by a named scheme.
+
+    Residual skips join the hidden layers (``h + act(norm(W h + b))``, not around the first
+    layer); without normalisation each branch's weights are scaled by 1/sqrt(depth) so the
+    sum's variance stays bounded with depth (the role batch norm plays in He et al. 2016;
+    the scaling is the Fixup idea, Zhang et al. 2019). Biases start at zero.
+
+    Example: ``lab_mlp(2, 64, 2, depth=20, activation="relu", init="he", norm="batch", rng=rng)``
     """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    return MLP(n_in, (width,) * depth, n_out, activation=activation, dropout=dropout, norm=norm,
+               residual="hidden" if residual else False, rng=rng,
+               init=_LabInit(init, depth, fixup=residual and norm is None))
 
-    def __init__(self, n_in: int, width: int, n_out: int, depth: int, activation: str = "relu",
-                 init: str = "he", norm: str | None = None, residual: bool = False,
-                 dropout: float = 0.0, rng: np.random.Generator | None = None) -> None:
-        super().__init__()
-        rng = rng if rng is not None else np.random.default_rng(0)
-        self.depth, self.residual, self.dropout, self.norm = depth, residual, dropout, norm
-        self.activation = activation
-        self._act = F.get_activation(activation)
-        self._rng = rng
-        sizes = [n_in] + [width] * depth + [n_out]
-        for i in range(depth + 1):
-            layer = Linear(sizes[i], sizes[i + 1], rng=rng)
-            w = init_weight((sizes[i + 1], sizes[i]), init if i < depth else "xavier", rng)
-            if residual and norm is None and 0 < i < depth:
-                w = w / np.float32(math.sqrt(depth))
-            layer.weight.data[...] = w
-            layer.bias.data[...] = 0
-            setattr(self, f"fc{i}", layer)
-            if norm == "batch" and i < depth:
-                setattr(self, f"bn{i}", BatchNorm1d(sizes[i + 1]))
 
-    def linears(self) -> list:
-        """The dense layers, input to output.
+def linears(model: Module) -> list:
+    """The model's dense layers, input to output.
 
-        Example: ``[l.weight.shape for l in model.linears]``
-        """
-        return [getattr(self, f"fc{i}") for i in range(self.depth + 1)]
-
-    def forward(self, x: Tensor, keep: list | None = None) -> Tensor:
-        h = x if isinstance(x, Tensor) else Tensor(x)
-        for i in range(self.depth):
-            z = getattr(self, f"fc{i}")(h)
-            if self.norm == "batch":
-                z = getattr(self, f"bn{i}")(z)
-            a = self._act(z)
-            if keep is not None:
-                keep.append((z.data, a.data))
-            if self.dropout:
-                a = F.dropout(a, self.dropout, self.training, rng=self._rng)
-            h = h + a if (self.residual and i > 0) else a
-        return getattr(self, f"fc{self.depth}")(h)
+    Example: ``[l.weight.shape for l in linears(model)]``
+    """
+    return [m for m in model.modules() if isinstance(m, Linear)]
 
 
 def layer_grad_norms(model: Module, X: np.ndarray, y: np.ndarray, loss: str = "cross_entropy",
                      weights: list | None = None) -> np.ndarray:
     """The Frobenius norm of each dense layer's weight gradient on one batch (input layer first).
 
-    ``weights`` are the weight Parameters to measure (default: a LabMLP's dense layers).
+    ``weights`` are the weight Parameters to measure (default: the dense layers').
 
     Example: ``layer_grad_norms(model, X[:64], y[:64])``
     """
-    weights = weights if weights is not None else [l.weight for l in model.linears()]
+    weights = weights if weights is not None else [l.weight for l in linears(model)]
     model.zero_grad()
     out = model(Tensor(X))
     F.get_loss(loss)(out, y).backward()
@@ -111,20 +96,14 @@ def layer_grad_norms(model: Module, X: np.ndarray, y: np.ndarray, loss: str = "c
 
 
 def make_optimizer(name: str, params: list, lr: float, **kw: Any):
-    """neuralab's optimizer by name: "sgd", "momentum" (SGD, momentum 0.9), "adam", "adamw".
+    """neuralab's optimizer by name (``optim.get``), plus "momentum": SGD with momentum 0.9.
 
     Example: ``make_optimizer("momentum", model.parameters(), lr=0.01)``
     """
     from .. import optim
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, **kw)
     if name == "momentum":
-        return optim.SGD(params, lr=lr, momentum=kw.pop("momentum", 0.9), **kw)
-    if name == "adam":
-        return optim.Adam(params, lr=lr, **kw)
-    if name == "adamw":
-        return optim.AdamW(params, lr=lr, **kw)
-    raise ValueError(f"unknown optimizer {name!r}")
+        name, kw = "sgd", {"momentum": 0.9, **kw}
+    return optim.get(name, params, lr=lr, **kw)
 
 
 def accuracy(model: Module, X: np.ndarray, y: np.ndarray) -> float:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import datasets
+from ..nn.module import Module
 from ..tensor import Tensor, no_grad
 from . import Claim, LabResult
-from ._common import LabMLP, accuracy, make_optimizer, train
+from ._common import accuracy, lab_mlp, linears, make_optimizer, train
 
 
 def circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -28,14 +29,14 @@ def circles(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return d.X_train, d.y_train
 
 
-def collapse(model: LabMLP) -> tuple[np.ndarray, np.ndarray]:
+def collapse(model: Module) -> tuple[np.ndarray, np.ndarray]:
     """Multiply out an identity-activation network: returns (W, b) with out = x @ W.T + b.
 
     Example: ``W, b = collapse(model)``
     """
-    W = np.eye(model.linears()[0].weight.shape[1])
+    W = np.eye(linears(model)[0].weight.shape[1])
     b = np.zeros(W.shape[0])
-    for layer in model.linears():
+    for layer in linears(model):
         Wl, bl = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
         W, b = Wl @ W, Wl @ b + bl
     return W, b
@@ -56,7 +57,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
     for label, act, d in (("identity, depth %d" % depth, "identity", depth),
                           ("single linear layer", "identity", 0),
                           ("ReLU, depth %d" % depth, "relu", depth)):
-        m = LabMLP(2, width, 2, depth=d, activation=act, init="xavier" if act == "identity" else "he",
+        m = lab_mlp(2, width, 2, depth=d, activation=act, init="xavier" if act == "identity" else "he",
                    rng=np.random.default_rng(seed + 1))
         opt = make_optimizer("adam", m.parameters(), lr=3e-3)
         hists[label] = train(m, X, y, opt, epochs=epochs, batch_size=32, rng=np.random.default_rng(seed + 2))
@@ -67,7 +68,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
     deep = models[deep_label]
     # Exactness in float64: the trained weights, multiplied out, against the network's own output.
     W, b = collapse(deep)
-    for layer in deep.linears():
+    for layer in linears(deep):
         layer.weight.data = layer.weight.data.astype(np.float64)
         layer.bias.data = layer.bias.data.astype(np.float64)
     with no_grad():
@@ -101,7 +102,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
             def predict(G):
                 m.eval()
                 with no_grad():
-                    d = m(Tensor(G.astype(m.linears()[0].weight.dtype), dtype=m.linears()[0].weight.dtype)).data
+                    d = m(Tensor(G.astype(linears(m)[0].weight.dtype), dtype=linears(m)[0].weight.dtype)).data
                 return d.argmax(axis=1)
             return predict
 

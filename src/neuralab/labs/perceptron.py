@@ -16,7 +16,7 @@ import numpy as np
 
 from ..tensor import Tensor, no_grad
 from . import Claim, LabResult
-from ._common import LabMLP, accuracy, make_optimizer, train
+from ._common import accuracy, lab_mlp, make_optimizer, train
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 TARGETS = {"AND": np.array([0, 0, 0, 1]), "OR": np.array([0, 1, 1, 1]), "XOR": np.array([0, 1, 1, 0])}
@@ -45,7 +45,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
     y = TARGETS["XOR"]
     Xs = np.repeat(X, 8, axis=0)  # 8 copies of each point: mini-batches of mixed points
     ys = np.repeat(y, 8)
-    mlp = LabMLP(2, 4, 2, depth=1, activation="tanh", init="xavier", rng=np.random.default_rng(seed))
+    mlp = lab_mlp(2, 4, 2, depth=1, activation="tanh", init="xavier", rng=np.random.default_rng(seed))
     opt = make_optimizer("adam", mlp.parameters(), lr=0.05)
     hist = train(mlp, Xs, ys, opt, epochs=100 if quick else 300, batch_size=8, rng=np.random.default_rng(seed))
     mlp_acc = accuracy(mlp, X, y)

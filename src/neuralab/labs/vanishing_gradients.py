@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import Claim, LabResult
-from ._common import LabMLP, accuracy, digits, layer_grad_norms, make_optimizer, standardize, train
+from ._common import accuracy, digits, lab_mlp, layer_grad_norms, make_optimizer, standardize, train
 
 CONFIGS = [  # label, activation, init, norm, residual
     ("sigmoid, Xavier", "sigmoid", "xavier", None, False),
@@ -56,7 +56,7 @@ def run(quick: bool = False, out_dir: Path | None = None, seed: int = 0) -> LabR
     for label, act, init, norm, residual in CONFIGS:
         best = None
         for lr in lrs:
-            model = LabMLP(64, width, 10, depth=depth, activation=act, init=init, norm=norm,
+            model = lab_mlp(64, width, 10, depth=depth, activation=act, init=init, norm=norm,
                            residual=residual, rng=np.random.default_rng(seed))
             g0 = layer_grad_norms(model, Xtr[probe], ytr[probe])
             opt = make_optimizer(opt_name, model.parameters(), lr=lr)

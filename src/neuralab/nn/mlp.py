@@ -68,7 +68,9 @@ class MLP(Sequential):
             (alias "logistic") or "identity".
         dropout: dropout probability after each hidden activation (0: no Dropout layer).
         norm: None, "batch" (BatchNorm1d) or "layer" (LayerNorm) in each hidden block.
-        residual: wrap each hidden block in a Residual skip connection.
+        residual: wrap each hidden block in a Residual skip connection (True), or only the
+            skips between hidden layers of equal width, without projections ("hidden": not
+            around the first block, whose input is the data; the estimators' ``residual``).
         rng: ``numpy.random.Generator`` or seed, for the weights and the dropout masks.
         output_activation: None, or an activation name (e.g. "softmax", "sigmoid") appended
             as the last layer.
@@ -90,7 +92,7 @@ class MLP(Sequential):
 
     def __init__(self, in_features: int, hidden: Sequence[int], out_features: int,
                  activation: str = "relu", dropout: float = 0.0, norm: str | None = None,
-                 residual: bool = False, rng: np.random.Generator | int | None = None,
+                 residual: bool | str = False, rng: np.random.Generator | int | None = None,
                  output_activation: str | None = None, init: Any = "auto",
                  dtype: Any = None) -> None:
         super().__init__()
@@ -101,12 +103,14 @@ class MLP(Sequential):
             raise ValueError(f"MLP: norm must be None, 'batch' or 'layer', got {norm!r}")
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"MLP: dropout must be a probability in [0, 1), got {dropout!r}")
+        if residual not in (True, False, "hidden"):
+            raise ValueError(f"MLP: residual must be True, False or 'hidden', got {residual!r}")
         _activation_layer(activation, "activation")  # validate the names before building
         if output_activation is not None:
             _activation_layer(output_activation, "output_activation")
         self.in_features, self.hidden, self.out_features = in_features, hidden, out_features
         self.activation, self.dropout, self.norm = activation, float(dropout), norm
-        self.residual, self.output_activation = bool(residual), output_activation
+        self.residual, self.output_activation = residual, output_activation
         rng = np.random.default_rng(rng)
 
         def weight_init(act: str | None):
@@ -121,7 +125,7 @@ class MLP(Sequential):
             if dropout > 0:
                 layers.append(Dropout(dropout, rng=rng))
             block: Module = Sequential(*layers)
-            if residual:
+            if residual is True or (residual == "hidden" and i > 0 and n_in == n_out):
                 block = Residual(block, n_in, n_out, rng=rng, dtype=dtype)
             self.append(block)
         self.append(Linear(widths[-1], out_features, rng=rng, init=weight_init(output_activation),

@@ -257,3 +257,74 @@ class ReduceLROnPlateau(_ScheduleState):
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+
+class InverseScalingLR(LRScheduler):
+    """scikit-learn's ``learning_rate="invscaling"``: ``lr = base_lr / (t + 1) ** power_t``.
+
+    ``t`` counts what you step by: ``step()`` adds one, ``step(t)`` moves to count ``t``
+    (PyTorch's old ``step(epoch)`` form). scikit-learn's MLP steps it after every epoch with
+    the number of samples seen so far (its ``t_``), so that ``lr = lr_init / (t_ + 1) ** power_t``
+    (its docs write ``t ** power_t``; its code adds the 1, and so does this).
+
+    Example:
+        >>> sched = optim.InverseScalingLR(opt, power_t=0.5)   # opt's lr is 0.1
+        >>> train_one_epoch(); sched.step(99)                  # 99 samples seen so far
+        >>> sched.get_last_lr()
+        [0.01]
+    """
+
+    def __init__(self, optimizer: Optimizer, power_t: float = 0.5, last_epoch: int = -1) -> None:
+        if power_t < 0:
+            raise ValueError(f"InverseScalingLR: power_t must be >= 0, got {power_t}")
+        self.power_t = float(power_t)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr(self, base_lr: float, t: int) -> float:
+        return float(base_lr) / (t + 1) ** self.power_t
+
+    def step(self, t: int | None = None) -> None:
+        """Advance the count by one, or move it to ``t``, and set the new learning rates.
+
+        Example: ``sched.step(); sched.step(1000)``
+        """
+        if t is not None:
+            self.last_epoch = int(t) - 1
+        super().step()
+
+
+class AdaptiveLR(_ScheduleState):
+    """scikit-learn's ``learning_rate="adaptive"``: divide the learning rate by ``divisor``
+    each time training has stalled, until it is at most ``min_lr``.
+
+    The caller decides what "stalled" means and calls ``step()`` then (scikit-learn's MLP:
+    ``n_iter_no_change`` epochs in a row without the training loss falling, or the
+    validation score rising, by ``tol``). ``step()`` returns False, changing nothing, when
+    the rate is already at most ``min_lr``: scikit-learn stops training then.
+
+    Example:
+        >>> sched = optim.AdaptiveLR(opt)            # opt's lr is 0.1; / 5 per stall, down to 1e-6
+        >>> sched.step(), sched.get_last_lr()        # training has stalled
+        (True, [0.02])
+    """
+
+    def __init__(self, optimizer: Optimizer, divisor: float = 5.0, min_lr: float = 1e-6) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"AdaptiveLR needs a neuralab optimizer, got {type(optimizer).__name__}")
+        if divisor <= 1:
+            raise ValueError(f"AdaptiveLR: divisor must be > 1, got {divisor}")
+        self.optimizer, self.divisor, self.min_lr = optimizer, float(divisor), float(min_lr)
+        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+    def step(self) -> bool:
+        """Divide every group's rate by ``divisor``; False (and no change) once it is <= ``min_lr``.
+
+        Example: ``if not sched.step(): print("learning rate too small")``
+        """
+        groups = self.optimizer.param_groups
+        if groups[0]["lr"] <= self.min_lr:
+            return False
+        for group in groups:
+            group["lr"] = group["lr"] / self.divisor
+        self._last_lr = [g["lr"] for g in groups]
+        return True

@@ -179,10 +179,9 @@ class Session:
         self.model, self.blocks, self.linears = build_model(self.cfg, rng)
         params = self.model.parameters()
         lr = self.cfg["lr"]
-        if self.cfg["optimizer"] == "adam":
-            self.opt = optim.Adam(params, lr=lr)
-        else:
-            self.opt = optim.SGD(params, lr=lr, momentum=0.9 if self.cfg["optimizer"] == "momentum" else 0.0)
+        name = self.cfg["optimizer"]  # "momentum" is SGD with momentum 0.9
+        self.opt = optim.get("sgd" if name == "momentum" else name, params, lr=lr,
+                             **({"momentum": 0.9} if name == "momentum" else {}))
         self.step = 0
         self.diverged = False  # the loss became NaN or infinite: training stops until reset
         self._grad_sum = np.zeros(len(self.linears))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -156,13 +157,13 @@ def make_optimizer(model: Any, optimizer: Any, lr: float | None = None) -> Any:
 
 
 def _prepare(X: Any, y: Any, task: str, sample_weight: Any = None, device: str = "cpu",
-             name: str = "X") -> tuple[Any, Any, Any]:
-    """Check and cast arrays once; move them to the device once."""
-    X = as_features(X, name=name)
+             name: str = "X", dtype: Any = None) -> tuple[Any, Any, Any]:
+    """Check and cast arrays once (to ``dtype``, float32 unless told); move them to the device once."""
+    X = as_features(X, dtype=dtype, name=name)
     if len(X) == 0:
         raise ValueError(f"{name} is empty (0 samples); there is nothing to train on or measure")
     check_finite(X, name)
-    y = as_targets(y, len(X), task, name="y" if name == "X" else name.replace("X", "y"))
+    y = as_targets(y, len(X), task, name="y" if name == "X" else name.replace("X", "y"), dtype=dtype)
     if sample_weight is not None:
         w = np.asarray(backend.to_numpy(sample_weight), dtype=X.dtype)
         if w.shape != (len(X),):
@@ -198,18 +199,46 @@ def _check_outputs(model: Any, X: Any, y: Any, task: str, loss_name: str | None)
                              f"{y_row or '(1,)'}; they must match")
 
 
+# Guards the few lines that switch a model to eval mode and back (see ``_evaluating``).
+_MODE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _evaluating(model: Any) -> Iterator[None]:
-    """Eval mode (dropout off, batch norm on running stats) and no graph; restore afterwards."""
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
+    """Eval mode (dropout off, batch norm on running stats) and no graph; restore afterwards.
+
+    Threads predicting with one model share one eval period: the first to enter switches the
+    model to eval and remembers its mode, the last to leave restores it, both under a lock.
+    Without that, a thread entering while another is inside saw "eval" as the mode to restore,
+    and a model in train mode could be left in eval mode.
+    """
+    if not (hasattr(model, "eval") and hasattr(model, "train")):
+        with no_grad():
+            yield
+        return
+    with _MODE_LOCK:
+        depth = getattr(model, "_evaluating_depth", 0)
+        if depth == 0:
+            model._evaluating_restore = bool(getattr(model, "training", False))
+            model.eval()
+        model._evaluating_depth = depth + 1
     try:
         with no_grad():
             yield
     finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
+        with _MODE_LOCK:
+            model._evaluating_depth -= 1
+            if model._evaluating_depth == 0:
+                was_training = model._evaluating_restore
+                del model._evaluating_depth, model._evaluating_restore
+                model.train(was_training)
+
+
+def _float_dtype_of(model: Any) -> Any:
+    """The float dtype of the model's parameters (data are cast to it), or None (float32)."""
+    params = model.parameters() if hasattr(model, "parameters") else []
+    dt = getattr(params[0], "dtype", None) if params else None
+    return dt if dt is not None and np.dtype(dt).kind == "f" else None
 
 
 def _device_of(model: Any, device: str | None) -> str:
@@ -244,7 +273,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         callbacks: Sequence[Callback] | None = None, shuffle: bool = True,
         seed: int | np.random.Generator | None = None, verbose: int = 1, l1: float = 0.0,
         l2: float = 0.0, sample_weight: Any = None, device: str | None = None,
-        drop_last: bool = False, comm: Any = None, blas_threads: int | None = None) -> History:
+        drop_last: bool = False, comm: Any = None, blas_threads: int | None = None,
+        train_step: Callable[[Any, Any, Any], tuple[float, Any]] | None = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent and return its History.
 
     Args:
@@ -278,6 +308,12 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         blas_threads: BLAS threads for the matmuls; None chooses from the layer sizes and the
             cores (the same choice for the same model, batch size and machine). A run
             resumed with the count it started with (``run.blas_threads``) rounds alike.
+        train_step: your own ``train_step(xb, yb, wb) -> (loss value, outputs)`` in place of
+            ``make_train_step``'s (see there): forward, loss, backward and ``optimizer.step()``
+            of one batch, e.g. with a loss the built-in ones do not cover. ``loss`` then only
+            names the task (how y is checked) and measures ``validation_data``; ``l1``/``l2``
+            are yours to add. Not with ``comm``. The loss value it returns is what ``on_batch_end`` and the
+            epoch's ``loss`` see; ``outputs`` feed the training metrics.
 
     Returns:
         History, whose ``history`` dict holds per-epoch lists: ``loss``, each metric,
@@ -285,7 +321,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         The model is left in eval mode, ready to predict.
 
     While it trains, this thread flushes denormal floats (below 1.2e-38 in float32) to zero,
-    as TensorFlow and JAX do, because the CPU computes them ~16x slower; set
+    as TensorFlow and JAX do, because the CPU computes them many times slower; set
     NEURALAB_KEEP_DENORMALS=1 to keep them (see ``backend.flush_denormals``).
 
     Example:
@@ -307,6 +343,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         raise ValueError(f"l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     dev = _device_of(model, device)
+    dtype = _float_dtype_of(model)  # a float64 model trains on float64 data
     loss_name = _loss_name(loss)
     loss_fn = _make_loss_fn(loss)
     task = _task(loss, y)
@@ -324,7 +361,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         steps = len(train_batches) if hasattr(X, "__len__") else None
         n_train = None
     else:
-        X, y, sample_weight = _prepare(X, y, task, sample_weight, dev)
+        X, y, sample_weight = _prepare(X, y, task, sample_weight, dev, dtype=dtype)
         if validation_split:
             if validation_data is not None:
                 raise ValueError("give validation_data or validation_split, not both")
@@ -333,7 +370,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             validation_data = (Xv, yv)
         _check_outputs(model, X, y, task, loss_name)
         train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight,
-                                drop_last=drop_last)
+                                drop_last=drop_last, dtype=dtype)
         steps, n_train = len(train_batches), len(X)
     val = None
     if validation_data is not None:
@@ -341,7 +378,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             raise ValueError("validation_data must be a pair (X_val, y_val) or (X_val, y_val, sample_weight)")
         Xv, yv = validation_data[0], validation_data[1]
         wv = validation_data[2] if len(validation_data) == 3 else None
-        val = _prepare(Xv, yv, task, wv, dev, name="X_val")
+        val = _prepare(Xv, yv, task, wv, dev, name="X_val", dtype=dtype)
     if dist is not None:  # every rank takes the same number of steps, the smallest shard's
         train_batches, steps = dist.agree(train_batches, steps, n_train, val is not None,
                                           epochs, batch_size, dev)
@@ -363,8 +400,15 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         "samples": n_train, "has_validation": val is not None, "metrics": [m.name for m in train_metrics],
         "ranks": 1 if dist is None else dist.size})
     cbs = CallbackList([history, *user_callbacks, *extra], run)
-    step_optimizer = optimizer if dist is None else dist.averaging(optimizer)
-    train_step = make_train_step(model, loss_fn, step_optimizer, l1, l2, loss_name=loss_name)
+    if train_step is None:
+        step_optimizer = optimizer if dist is None else dist.averaging(optimizer)
+        train_step = make_train_step(model, loss_fn, step_optimizer, l1, l2, loss_name=loss_name)
+    elif not callable(train_step):
+        raise TypeError(f"train_step must be a function train_step(xb, yb, wb) -> (loss, outputs), "
+                        f"got {type(train_step).__name__}")
+    elif dist is not None:  # its optimizer.step() would not average the ranks' gradients
+        raise ValueError("train_step and comm cannot be combined: a step of your own updates "
+                         "without averaging the ranks' gradients")
     if dist is not None:
         train_step = dist.counting(train_step)
     from .threads import blas_threads_for  # noqa: PLC0415
@@ -376,8 +420,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         dist.begin(model, optimizer)
     threads.__enter__()
     # NOTE: momentum and Adam buffers of weights whose gradient stays zero decay into
-    # denormal floats, which the CPU computes ~16x slower; flushing them to zero (as
-    # TensorFlow and JAX do) took 40-60% off the optimizer's time on mnist (see backend.py).
+    # denormal floats, which the CPU computes far slower; flushing them to zero (as
+    # TensorFlow and JAX do) saves much of the optimizer's time (benchmarks/README.md).
     denormals = backend.flush_denormals(not os.environ.get("NEURALAB_KEEP_DENORMALS"))
     denormals.__enter__()
     try:
