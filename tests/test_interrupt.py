@@ -71,6 +71,7 @@ def test_a_signal_saves_checkpoint_and_resume_matches_uninterrupted_run(tmp_path
     user, arrays = nl.io.read_extra_arrays(ck)
     state = user["checkpoint"]["state"]
     assert 1 <= state["epoch"] < 6  # interrupted in epoch 2 or later, not at the end
+    assert state["blas_threads"] >= 1  # the resumed run multiplies on as many threads
     assert any(k.startswith("opt.") for k in arrays)  # Adam's moments travel with it
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
 
@@ -158,3 +159,25 @@ def test_sigint_on_a_data_file_saves_the_model_so_far(tmp_path):
     assert resumed.communicate(timeout=120) and resumed.returncode == 0
     acc = np.mean(model.predict(frame) == frame["y"].to_numpy())
     assert acc > 0.9  # two epochs on a linear rule already learn it
+
+
+def test_a_resumed_run_uses_the_recorded_blas_thread_count(monkeypatch):
+    # Another thread count can round a matmul's sums differently, so --resume passes the count
+    # the interrupted run used (from its checkpoint) on to fit instead of choosing anew.
+    from neuralab.cli import train
+    from neuralab import training
+    seen = {}
+    real = training.fit
+
+    def spy(*args, **kwargs):
+        seen["blas_threads"] = kwargs.get("blas_threads")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    X = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    p = {"hidden": (4,), "activation": "relu", "dropout": 0.0, "norm": None, "residual": False,
+         "optimizer": "adam", "lr": 1e-3, "l2": 0.0, "epochs": 1, "batch_size": 16, "seed": 0,
+         "device": "cpu", "first_epoch": 0, "blas_threads": 2}
+    train.fit_mlp(X, y, X[:8], y[:8], "classification", 2, p, [], np.random.default_rng(0), None)
+    assert seen["blas_threads"] == 2

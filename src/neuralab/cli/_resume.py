@@ -97,7 +97,7 @@ class ResumableRun(SigintStop):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.snapshot = capture(self.model, self.optimizer, self.rng, self.early,
-                                epoch + self.epoch_offset)
+                                epoch + self.epoch_offset, getattr(self.run, "blas_threads", None))
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if super().on_batch_end(batch, logs):
@@ -110,8 +110,12 @@ class ResumableRun(SigintStop):
 
 
 def capture(model: Any, optimizer: Any, rng: np.random.Generator, early: Any,
-            epoch: int) -> tuple[dict, dict]:
-    """(JSON state, arrays) of everything the next epoch depends on."""
+            epoch: int, blas_threads: int | None = None) -> tuple[dict, dict]:
+    """(JSON state, arrays) of everything the next epoch depends on.
+
+    ``blas_threads`` is the run's BLAS thread count: the resumed run uses the same one, since
+    another count can round a matmul's sums differently.
+    """
     arrays = {f"model.{k}": np.array(v, copy=True) for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     opt_json: dict = {"param_groups": [{k: (list(v) if isinstance(v, tuple) else v)
@@ -127,6 +131,7 @@ def capture(model: Any, optimizer: Any, rng: np.random.Generator, early: Any,
                 opt_json["state"][str(i)][name] = {"value": np.asarray(v).item(),
                                                    "numpy": isinstance(v, (np.generic, np.ndarray))}
     state = {"epoch": int(epoch), "optimizer": opt_json, "rng": _state_of(rng),
+             "blas_threads": blas_threads,
              "layer_rngs": {k: _state_of(g) for k, g in _generators(model).items()}}
     if early is not None:
         record = early.state_dict()

@@ -71,7 +71,7 @@ def fit_mlp(X_tr: Any, y_tr: Any, X_val: Any, y_val: Any, task: str, n_out: int,
     hist = fit(model, X_tr, y_tr, loss=loss, optimizer=opt, l2=p["l2"],
                epochs=p["epochs"] - p["first_epoch"], batch_size=p["batch_size"],
                validation_data=(X_val, y_val), callbacks=callbacks, seed=rng, verbose=0,
-               device=p["device"])
+               device=p["device"], blas_threads=p.get("blas_threads"))
     return model, hist
 
 
@@ -197,6 +197,8 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
     if progress and sys.stderr.isatty():
         callbacks.append(cb.ProgressBar())
     p["first_epoch"] = resume[0]["epoch"] if resume is not None else 0
+    # a resumed run multiplies on as many BLAS threads as the run it continues (same rounding)
+    p["blas_threads"] = resume[0].get("blas_threads") if resume is not None else None
     run = ResumableRun(rng, early, p["first_epoch"], resume)
     nan_guard = cb.TerminateOnNaN()
     callbacks += [run, nan_guard, *EXTRA_CALLBACKS]
