@@ -251,3 +251,20 @@ def test_real_subprocess(files, tmp_path):
     r = run("predict", model, tmp_path / "absent.csv")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("Error: no such file")
+
+
+def test_info_prints_strings_from_the_file_escaped(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from neuralab.preprocessing import TabularModel, TabularPreprocessor
+    rng = np.random.default_rng(0)
+    evil = "size\x1b[2J\x07"  # clears the screen and rings the bell if printed raw
+    frame = pd.DataFrame({evil: rng.normal(size=40), "y": rng.choice(["a", "b"], 40)})
+    prep = TabularPreprocessor().fit(frame, target="y")
+    clf = nl.MLPClassifier((4,), max_iter=5, random_state=0).fit(prep.transform(frame),
+                                                                prep.transform_target(frame))
+    path = tmp_path / "m.safetensors"
+    nl.save(TabularModel(prep, clf), path)
+    r = _invoke("info", path)
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\x07" not in r.output
+    assert "size\\x1b[2J\\x07" in r.output

@@ -4,7 +4,6 @@ Example: ``print(format_scores({"train": {"loss": 0.1, "accuracy": 0.99}}))``
 """
 from __future__ import annotations
 
-from typing import Any
 
 
 def format_scores(table: dict[str, dict[str, float]]) -> str:
@@ -45,16 +44,3 @@ def format_metrics(result: dict) -> str:
     for lab, row in zip(labels, result["confusion_matrix"]):
         lines.append(f"{lab:<{width}}  " + "  ".join(f"{v:>{cw}}" for v in row))
     return "\n".join(lines)
-
-
-
-def number(v: Any) -> str:
-    """A value as a user reads it: floats in 6 significant digits, NumPy scalars as plain numbers.
-
-    Example: ``number(np.float64(0.1234567))  # '0.123457'``
-    """
-    if hasattr(v, "item") and not hasattr(v, "__len__"):
-        v = v.item()
-    if isinstance(v, tuple):
-        return "(" + ", ".join(number(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    return f"{v:.6g}" if isinstance(v, float) else str(v)

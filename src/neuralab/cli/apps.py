@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ._errors import BadInput, guard, require
+from ._errors import BadInput, guard
 
 
 @click.group("recommend", epilog="Examples:\n\n\b\n"

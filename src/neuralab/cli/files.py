@@ -20,7 +20,8 @@ import numpy as np
 
 from ._errors import BadInput, echo_warnings, guard, require
 from ..io import check_output
-from ._tables import format_metrics, number
+from ..tuning import plain
+from ._tables import format_metrics
 
 
 # ============================================================================ predict / evaluate
@@ -116,7 +117,7 @@ def evaluate_frame(model: Any, frame, target: str | None = None) -> dict:
 # ============================================================================ info
 def model_info(path: str) -> str:
     """The text ``neuralab info`` prints: kind, architecture, parameters, preprocessing, training."""
-    from ..io import load, read_metadata
+    from ..io import load, printable, read_metadata
     from ..nn.module import Module
     from ..preprocessing import TabularModel
     meta = read_metadata(path)
@@ -161,8 +162,11 @@ def model_info(path: str) -> str:
     if isinstance(model, TabularModel):
         summary.update({k: v for k, v in model.info.items() if k not in ("command",)})
     if summary:
-        lines.append("training: " + ", ".join(f"{k}={number(v)}" for k, v in summary.items()))
-    return "\n".join(lines)
+        lines.append("training: " + ", ".join(f"{k}={v if isinstance(v, str) else plain(v)}"
+                                              for k, v in summary.items()))
+    # every string above may come from the file: control characters are shown escaped, so a
+    # file cannot drive the terminal (clear it, retitle it, hide text)
+    return "\n".join(printable(line, limit=None) for line in lines)
 
 
 # ============================================================================ commands

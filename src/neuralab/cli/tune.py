@@ -13,7 +13,7 @@ import click
 
 from ._errors import BadInput, guard, require
 from ..io import check_output
-from ._tables import number
+
 
 EXAMPLE = ("Examples:\n\n\b\n"
            "  neuralab tune -d digits --param hidden_layer_sizes=64,128 "
@@ -100,8 +100,8 @@ def tune_command(data: str | None, target: str | None, dataset: str | None, para
         path = save(best, out, metadata={
             "command": "neuralab tune", "dataset": dataset, "best_params": repr(shown),
             "best_cv_score": float(search.best_score_)})
-        click.echo(f"\nbest: " + ", ".join(f"{k}={v}" for k, v in shown.items())
-                   + f" (CV score {number(float(search.best_score_))}); saved to {path}")
+        click.echo("\nbest: " + ", ".join(f"{k}={v}" for k, v in shown.items())
+                   + f" (CV score {tuning.plain(float(search.best_score_))}); saved to {path}")
 
 
 def _summarise(caught: list[Any]) -> None:
