@@ -308,13 +308,15 @@ def train_table(args: dict, progress: bool = True, resume: Any = None, comm: Any
             f"data    {name}: {sizes} rows, {n_in} features from {len(prep.input_columns)} "
             f"columns, target {target!r} ({what})")
     arch = "-".join(str(s) for s in (n_in, *p["hidden"], n_out))
+    ranks_n = 1 if fit_comm is None else comm.Get_size()
     lines = [
         head,
         f"model   {p['model'].upper()} {arch} {p['activation']}"
         + (f", dropout {p['dropout']}" if p["dropout"] else "")
         + (f", {p['norm']} norm" if p["norm"] else "") + (", residual" if p["residual"] else "")
         + f" ({model.num_parameters():,} parameters), {p['optimizer']} lr={p['lr']:g}, "
-          f"batch {p['batch_size']}",
+          f"batch {p['batch_size']}" + (f" per rank (global {ranks_n * p['batch_size']})"
+                                       if ranks_n > 1 else ""),
         f"trained {n_epochs} epoch{'s' if n_epochs != 1 else ''} in {seconds:.1f} s"
         + (f" (early stopping kept epoch {early.best_epoch + 1})"
            if early is not None and early.best_epoch is not None else ""),
@@ -557,7 +559,9 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
     columns left out), and early stopping keeps the epoch with the best validation loss. The
     model file keeps the preprocessing: `neuralab predict` takes raw rows.
     """
-    comm, rank = None, 0
+    # a launcher's rank: without --distributed only rank 0 reports a bad --resume file
+    rank = int(os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or 0)
+    comm = None
     if distributed or (resume is not None and _resumes_distributed(resume)):
         from . import _ranks  # noqa: PLC0415
 
