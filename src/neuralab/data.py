@@ -475,8 +475,7 @@ def read_table_part(source: str, comm: Any = None, sep: str | None = None,
     ``comm=None``, or one rank, the part is the whole table. Raises ValueError naming the
     file and the problem.
 
-    Example:
-        >>> part = read_table_part("big.parquet", MPI.COMM_WORLD)   # under mpiexec -n 4
+    Example: ``part = read_table_part("big.parquet", MPI.COMM_WORLD)  # under mpiexec -n 4``
     """
     import pandas as pd  # noqa: PLC0415
 
