@@ -348,8 +348,6 @@ def read_table(source: str, sep: str | None = None, decimal: str | None = None,
 
     Raises ValueError naming the file and the problem. Example: ``read_table("data.csv")``
     """
-    import csv  # noqa: PLC0415
-
     import pandas as pd  # noqa: PLC0415 - lazy: pandas is not needed by `import neuralab`
 
     from . import datasets  # noqa: PLC0415
@@ -374,25 +372,9 @@ def read_table(source: str, sep: str | None = None, decimal: str | None = None,
         if path.suffix.lower() in PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         else:
-            is_tsv = path.suffix.lower() in (".tsv", ".tab")
-            sample = _sample(path)
-            if sep is None:
-                sep = "\t" if is_tsv else sniff_delimiter(path, sample)
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                first = f.readline()  # the whole header, however long (the sample may cut it)
-            header = next(csv.reader([first], delimiter=sep), [])
-            if len(header) > max_columns:
-                raise ValueError(f"{source}: the header has {len(header):,} columns, more than "
-                                 f"the {max_columns:,} neuralab reads (wrong --sep?)")
-            names = [h.strip() for h in header]
-            duplicated = sorted({n for n in names if names.count(n) > 1})
-            if decimal is None:
-                decimal = "," if sep == ";" and _decimal_commas(sample) else "."
-            # TSV has no quoting (a field cannot hold a tab or newline); reading '"' as a quote
-            # would merge lines of free text such as SMS messages.
-            quoting = csv.QUOTE_NONE if is_tsv and sep == "\t" else csv.QUOTE_MINIMAL
-            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True,
-                                quoting=quoting, decimal=decimal)
+            opts = _text_options(path, sep, decimal, max_columns, name=str(source))
+            duplicated, decimal = opts.pop("duplicated"), opts["decimal"]
+            frame = pd.read_csv(path, **opts)
     except UnicodeDecodeError:
         raise ValueError(f"{source}: not UTF-8 text (is it a CSV file?)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as e:
@@ -409,6 +391,136 @@ def read_table(source: str, sep: str | None = None, decimal: str | None = None,
     frame.columns = [str(c).strip() for c in frame.columns]
     frame.attrs["duplicated_columns"] = duplicated
     frame.attrs["decimal"] = decimal or "."
+    return frame
+
+
+def _text_options(path: Path, sep: str | None, decimal: str | None,
+                  max_columns: int = MAX_COLUMNS, name: str | None = None) -> dict:
+    """pandas.read_csv's options for a text table (delimiter sniffed from the file's start),
+    plus "duplicated": the header's names given more than once."""
+    import csv  # noqa: PLC0415
+
+    is_tsv = path.suffix.lower() in (".tsv", ".tab")
+    sample = _sample(path)
+    if sep is None:
+        sep = "\t" if is_tsv else sniff_delimiter(path, sample)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()  # the whole header, however long (the sample may cut it)
+    header = next(csv.reader([first], delimiter=sep), [])
+    if len(header) > max_columns:
+        raise ValueError(f"{name or path}: the header has {len(header):,} columns, more than "
+                         f"the {max_columns:,} neuralab reads (wrong --sep?)")
+    names = [h.strip() for h in header]
+    if decimal is None:
+        decimal = "," if sep == ";" and _decimal_commas(sample) else "."
+    # TSV has no quoting (a field cannot hold a tab or newline); reading '"' as a quote
+    # would merge lines of free text such as SMS messages.
+    quoting = csv.QUOTE_NONE if is_tsv and sep == "\t" else csv.QUOTE_MINIMAL
+    return {"sep": sep, "encoding": "utf-8-sig", "skipinitialspace": True, "quoting": quoting,
+            "decimal": decimal, "duplicated": sorted({n for n in names if names.count(n) > 1})}
+
+
+# ============================================================================ one rank's part
+def _rank_size(comm: Any) -> tuple[int, int]:
+    return (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
+
+
+def _csv_byte_range(path: Path, rank: int, size: int) -> tuple[bytes, bytes]:
+    """(header line, this rank's whole lines) of a text table split into byte ranges.
+
+    The body after the header is cut into ``size`` equal byte ranges. A line belongs to the
+    range in which it starts: a rank seeks to its start, skips the rest of a line begun
+    before it, and reads whole lines until one starts at or past its end.
+    """
+    with open(path, "rb") as f:
+        header = f.readline()
+        body = f.tell()
+        total = path.stat().st_size - body
+        start, end = body + rank * total // size, body + (rank + 1) * total // size
+        if start > body:
+            f.seek(start - 1)
+            if f.read(1) != b"\n":
+                f.readline()  # the end of a line that began in the previous range
+        else:
+            f.seek(start)
+        lines = []
+        while f.tell() < end:
+            line = f.readline()
+            if not line:
+                break
+            lines.append(line)
+    return header, b"".join(lines)
+
+
+def _table_files(folder: Path) -> list[Path]:
+    suffixes = PARQUET_SUFFIXES | {".csv", ".tsv", ".tab", ".txt"}
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+                  and not p.name.startswith("."))
+
+
+def read_table_part(source: str, comm: Any = None, sep: str | None = None,
+                    decimal: str | None = None) -> Any:
+    """This rank's part of a table, so that no rank reads (or holds) the whole file.
+
+    * Parquet: rank r of p reads the row groups ``r*G//p .. (r+1)*G//p - 1`` of the G in the
+      file's metadata (write the file with at least p row groups);
+    * CSV/TSV: the body is cut into p byte ranges; each rank reads the whole lines that
+      start in its range (the header is read by every rank), so quoted fields must not
+      hold line breaks;
+    * a folder of CSV/TSV/Parquet files: rank r reads the files ``r*F//p .. (r+1)*F//p - 1``
+      of the F in name order.
+
+    The parts follow each other in rank order. Only ``comm``'s rank and size are used (no
+    message is sent, so an error on one rank cannot leave the others waiting here); with
+    ``comm=None``, or one rank, the part is the whole table. Raises ValueError naming the
+    file and the problem.
+
+    Example: ``part = read_table_part("big.parquet", MPI.COMM_WORLD)  # under mpiexec -n 4``
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    rank, size = _rank_size(comm)
+    path = Path(source)
+    if not path.exists():
+        raise ValueError(f"{source}: no such file or folder")
+    duplicated: list[str] = []
+    decimal_used = decimal or "."
+    try:
+        if path.is_dir():
+            files = _table_files(path)
+            if len(files) < size:
+                raise ValueError(f"{source}: {len(files)} table file(s) for {size} ranks; a "
+                                 "folder is split by file, so it needs at least one per rank")
+            mine = files[rank * len(files) // size:(rank + 1) * len(files) // size]
+            parts = [read_table(str(f), sep=sep, decimal=decimal) for f in mine]
+            duplicated = sorted({c for p in parts for c in p.attrs.get("duplicated_columns", [])})
+            decimal_used = parts[0].attrs.get("decimal", ".")
+            frame = pd.concat(parts, ignore_index=True)
+        elif path.suffix.lower() in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq  # noqa: PLC0415 - pandas' Parquet engine
+
+            pf = pq.ParquetFile(path)
+            groups = pf.metadata.num_row_groups
+            if groups < size:
+                raise ValueError(f"{source}: {groups} row group(s) for {size} ranks; each rank "
+                                 "reads whole row groups, so write the file with at least one "
+                                 "per rank (pyarrow: row_group_size=...)")
+            mine = list(range(rank * groups // size, (rank + 1) * groups // size))
+            frame = pf.read_row_groups(mine).to_pandas()
+        else:
+            opts = _text_options(path, sep, decimal, name=str(source))
+            duplicated, decimal_used = opts.pop("duplicated"), opts["decimal"]
+            header, lines = _csv_byte_range(path, rank, size)
+            import io  # noqa: PLC0415
+
+            frame = pd.read_csv(io.BytesIO(header + lines), **opts)
+    except UnicodeDecodeError:
+        raise ValueError(f"{source}: not UTF-8 text (is it a CSV file?)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as e:
+        raise ValueError(f"{source}: cannot read it as a table ({' '.join(str(e).split())})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.attrs["duplicated_columns"] = duplicated
+    frame.attrs["decimal"] = decimal_used
     return frame
 
 

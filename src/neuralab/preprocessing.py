@@ -151,8 +151,19 @@ class TabularPreprocessor:
         self.notices: list[str] = []
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, frame, target: str | None = None) -> "TabularPreprocessor":
-        """Decide each column's treatment from ``frame``; returns self."""
+    def fit(self, frame, target: str | None = None, comm: Any = None) -> "TabularPreprocessor":
+        """Decide each column's treatment from ``frame``; returns self.
+
+        With ``comm`` (an MPI communicator; under ``mpiexec`` every rank calls ``fit`` with
+        its own rows), the recipe is that of all ranks' rows together and the same on every
+        rank, whatever the number of ranks: column kinds are agreed, means and variances are
+        exact sums (``distributed.mean_and_std``), medians exact order statistics
+        (``distributed.quantiles``), and categories and the ID-like check come from counts
+        added up over the ranks (``distributed.merge_counts``). Free-text columns are not
+        supported then.
+
+        Example: ``prep = TabularPreprocessor().fit(part, target="y", comm=MPI.COMM_WORLD)``
+        """
         pd = _pd()
         self.notices = []
         columns = [str(c) for c in frame.columns]
@@ -166,6 +177,12 @@ class TabularPreprocessor:
                                      f"{_short_list(columns)}")
         chosen = self.features if self.features is not None else columns
         chosen = [c for c in chosen if c != target and c not in self.drop]
+        if comm is not None:
+            if self.text:
+                raise PreprocessingError("free-text columns (--text) are not supported when "
+                                         "the data is split over MPI ranks")
+            frame = _agree_kinds(frame, chosen + ([target] if target is not None else []), comm)
+            return self._fit_ranks(frame, target, chosen, comm)
 
         spec: dict[str, Any] = {"version": SPEC_VERSION, "target": target, "task": None,
                                 "classes": None, "columns": [], "dropped": []}
@@ -217,6 +234,90 @@ class TabularPreprocessor:
         self.spec = spec
         return self
 
+    def _fit_ranks(self, frame, target: str | None, chosen: list[str], comm: Any) -> "TabularPreprocessor":
+        """``fit`` over every rank's rows: the same collective calls in the same order on
+        every rank, and every decision taken from totals, so every rank agrees."""
+        from . import distributed as d
+
+        pd = _pd()
+        spec: dict[str, Any] = {"version": SPEC_VERSION, "target": target, "task": None,
+                                "classes": None, "columns": [], "dropped": []}
+        if target is not None:
+            y = frame[target]
+            n_missing, n_all = (_total(v, comm) for v in (int(y.isna().sum()), len(y)))
+            if n_missing == n_all:
+                raise PreprocessingError(f"target column {target!r} has no values")
+            if n_missing:
+                self._notice(f"{n_missing} row(s) with a missing target {target!r} left out")
+                frame = frame[y.notna()]
+                y = y[y.notna()]
+            task = self.task or _infer_task_ranks(y, comm)
+            spec["task"] = task
+            if task == "classification":
+                spec["classes"] = _classes_ranks(y, comm)
+                if len(spec["classes"]) < 2:
+                    raise PreprocessingError(f"target column {target!r} has a single class "
+                                             f"{spec['classes'][0]!r}; classification needs two")
+            elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+                raise PreprocessingError(f"target column {target!r} holds non-numbers; "
+                                         "regression needs numbers")
+            else:
+                mean, std = d.mean_and_std(y.to_numpy(dtype=np.float64), comm)
+                spec["target_mean"] = float(mean[0])
+                spec["target_std"] = float(std[0]) if std[0] > 0 else 1.0
+        for name in chosen:
+            spec["columns"].extend(self._fit_column_ranks(name, frame[name], spec["dropped"], comm))
+        if self.numeric_scale == "shared_range":
+            numeric = [c for c in spec["columns"] if c["kind"] == "numeric"]
+            if numeric:
+                low, high = min(c["min"] for c in numeric), max(c["max"] for c in numeric)
+                for c in numeric:
+                    c["mean"], c["std"] = low, (high - low) or 1.0
+        for c in spec["columns"]:
+            c.pop("min", None), c.pop("max", None)
+        if not spec["columns"]:
+            raise PreprocessingError("no usable feature columns left "
+                                     f"(dropped: {[d['name'] for d in spec['dropped']]})")
+        spec["feature_names"] = _feature_names(spec["columns"])
+        self.spec = spec
+        return self
+
+    def _fit_column_ranks(self, name: str, s, dropped: list, comm: Any) -> list[dict]:
+        pd = _pd()
+        n = _total(len(s), comm)
+        if _total(int(s.notna().sum()), comm) == 0:
+            dropped.append({"name": name, "reason": "all values missing"})
+            self._notice(f"column {name!r} left out: every value is missing")
+            return []
+        if pd.api.types.is_bool_dtype(s):
+            return [self._categorical(name, s, comm)]
+        if pd.api.types.is_numeric_dtype(s):
+            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            _reject_infinite_ranks(name, values, s.index, comm)
+            stats = _numeric_stats(values, comm)
+            return [{"name": name, "kind": "numeric", **stats}]
+        fmt = _looks_like_dates_ranks(s, comm)
+        if fmt is not None:
+            self._notice(f"column {name!r} looks like dates: expanded to "
+                         f"{', '.join(name + '.' + p for p in DATE_PARTS)}")
+            dates = s if fmt == "datetime" else _parse_dates(s.astype("string"), fmt)
+            parts = _date_parts(dates)
+            out = []
+            for part in DATE_PARTS:
+                stats = _numeric_stats(parts[part], comm)
+                stats.pop("min"), stats.pop("max")
+                out.append({"name": name, "kind": "date", "part": part, "format": fmt, **stats})
+            return out
+        counts = _merged_counts(s, comm)
+        distinct = len(counts)
+        if n >= 2 and (distinct == n or (n >= 20 and distinct >= 0.9 * n)):
+            dropped.append({"name": name, "reason": f"ID-like ({distinct} distinct strings "
+                                                    f"in {n} rows)"})
+            self._notice(f"column {name!r} left out: ID-like ({distinct} distinct strings in "
+                         f"{n} rows); use --text {name} if it is free text")
+            return []
+        return [self._categorical(name, s, comm, counts)]
+
     def _notice(self, message: str) -> None:
         self.notices.append(message)
 
@@ -267,9 +368,10 @@ class TabularPreprocessor:
             return []
         return [self._categorical(name, s)]
 
-    def _categorical(self, name: str, s) -> dict:
-        keys = s.dropna().map(_category_key)
-        counts = keys.value_counts(sort=False)
+    def _categorical(self, name: str, s, comm: Any = None, counts: dict | None = None) -> dict:
+        if counts is None:
+            counts = (_merged_counts(s, comm) if comm is not None else
+                      s.dropna().map(_category_key).value_counts(sort=False).to_dict())
         # Most frequent first, ties by name, so the spec does not depend on row order.
         ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         categories = [k for k, _ in ordered[: self.max_categories]]
@@ -277,8 +379,11 @@ class TabularPreprocessor:
         if other:
             self._notice(f"column {name!r}: {len(ordered)} categories, the "
                          f"{len(ordered) - self.max_categories} rarest grouped as {OTHER!r}")
+        missing = bool(s.isna().any())
+        if comm is not None:
+            missing = any(comm.allgather(missing))
         return {"name": name, "kind": "categorical", "categories": sorted(categories),
-                "other": other, "missing": bool(s.isna().any())}
+                "other": other, "missing": missing}
 
     # ------------------------------------------------------------------ applying
     @property
@@ -504,6 +609,155 @@ class TabularPreprocessor:
                    numeric_scale=data.get("numeric_scale", "standard"))
         prep.spec = spec
         return prep
+
+
+# ============================================================================ over MPI ranks
+# Helpers of ``fit(..., comm=)``. Each is called by every rank in the same order (they hold
+# collective calls), and every check that may fail compares all ranks' findings first, so
+# that all ranks raise the same error together instead of one rank leaving the others
+# waiting in a collective call.
+def _total(value: int, comm: Any) -> int:
+    return int(sum(comm.allgather(int(value))))
+
+
+def _merged_counts(s, comm: Any) -> dict:
+    from .distributed import merge_counts
+
+    local = s.dropna().map(_category_key).value_counts(sort=False).to_dict()
+    return merge_counts({str(k): int(v) for k, v in local.items()}, comm)
+
+
+def _numeric_stats(values: np.ndarray, comm: Any) -> dict:
+    """median, mean, std (as ``_scale``), min, max of every rank's values, NaN imputed."""
+    from . import distributed as d
+
+    finite = values[np.isfinite(values)]
+    median = float(d.quantiles(finite, 0.5, comm)[0])
+    filled = np.where(np.isfinite(values), values, median)
+    mean, std = (float(v[0]) for v in d.mean_and_std(filled, comm))
+    ends = comm.allgather([float(finite.min(initial=np.inf)), float(finite.max(initial=-np.inf)),
+                           float(np.abs(filled).max(initial=0.0))])
+    low, high = min(e[0] for e in ends), max(e[1] for e in ends)
+    biggest = max(e[2] for e in ends)
+    std = std if std > 1e-6 * max(biggest, 1.0) else 1.0
+    return {"median": median, "mean": mean, "std": std, "min": low, "max": high}
+
+
+def _reject_infinite_ranks(name: str, values: np.ndarray, index, comm: Any) -> None:
+    inf = np.isinf(values)
+    found = comm.allgather((int(inf.sum()), _py(index[int(inf.argmax())]) if inf.any() else None))
+    total = sum(c for c, _ in found)
+    if total:
+        rank, (_, row) = next((r, f) for r, f in enumerate(found) if f[0])
+        raise PreprocessingError(f"rank {rank} of {len(found)}: column {name!r} has {total} "
+                                 f"infinite value(s) (first in row {row!r}); replace them, or "
+                                 f"leave the cells empty to have them imputed")
+
+
+def _infer_task_ranks(y, comm: Any) -> str:
+    """``infer_task`` of every rank's target values together."""
+    pd = _pd()
+    y = y.dropna()
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if not all(comm.allgather(numeric)):
+        return "classification"
+    values = y.to_numpy(dtype=float)
+    integer_valued = bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+    uniq = np.unique(values)
+    # more than 21 distinct values on one rank already decides: regression
+    local = (len(values), integer_valued, uniq.tolist() if len(uniq) <= 21 else None)
+    found = comm.allgather(local)
+    n = sum(f[0] for f in found)
+    if not all(f[1] for f in found) or any(f[2] is None for f in found):
+        return "regression"
+    n_unique = len(np.unique(np.concatenate([np.asarray(f[2], float) for f in found])))
+    return "classification" if n_unique <= max(2, min(20, n // 2)) else "regression"
+
+
+def _classes_ranks(y, comm: Any) -> list:
+    """The sorted class labels of every rank's target values (as ``np.unique`` of them all)."""
+    local = [_py(v) for v in np.unique(y.to_numpy())]
+    return [_py(v) for v in np.unique(np.asarray([v for part in comm.allgather(local)
+                                                  for v in part]))]
+
+
+def _looks_like_dates_ranks(s, comm: Any) -> str | None:
+    """``_looks_like_dates`` decided on the counts of every rank's values."""
+    pd = _pd()
+    values = s.dropna()
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"  # the kinds were agreed: every rank's column is datetime
+    text = values.astype(str)
+    n = _total(len(text), comm)
+    digits = _total(int(text.str.contains(r"\d").sum()), comm)
+    seps = _total(int(text.str.contains(r"[-/.: ]").sum()), comm)
+    if n == 0 or digits < n or seps < 0.9 * n:
+        return None
+    for fmt in ("ISO8601", "mixed"):
+        if _total(int(_parse_dates(text, fmt).notna().sum()), comm) >= 0.9 * n:
+            return fmt
+    return None
+
+
+def _kind(s) -> str:
+    pd = _pd()
+    if s.notna().sum() == 0:
+        return "empty"
+    if pd.api.types.is_bool_dtype(s):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(s):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    return "text"
+
+
+def _agree_kinds(frame, names: list[str], comm: Any):
+    """``frame`` with each column read the same way on every rank.
+
+    A CSV read in parts gives each rank its own pandas dtypes: a number column is text on
+    a rank whose part holds one typo, and all-missing parts have no type. The ranks compare
+    their kinds; a column that is numbers on every rank (text ranks: every cell parses) is
+    made numeric everywhere; a few non-numbers among numbers are reported naming the rank
+    and row, as ``_check_mostly_numeric`` does for one process; any other mix is text.
+    """
+    pd = _pd()
+    frame = frame.copy()
+    kinds = comm.allgather({n: _kind(frame[n]) for n in names})
+    for name in names:
+        seen = {k[name] for k in kinds} - {"empty"}
+        s = frame[name]
+        if len(seen) <= 1 and "text" not in seen:
+            if seen and _kind(s) == "empty":  # an empty part takes the others' kind
+                kind = seen.pop()
+                frame[name] = (pd.to_numeric(s) if kind == "numeric" else
+                               pd.to_datetime(s) if kind == "datetime" else s.astype(object))
+            continue
+        if seen <= {"numeric", "text"}:
+            present = s.dropna()
+            if _kind(s) == "text":
+                numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+                bad = present[numbers.isna()]
+            else:
+                bad = present.iloc[:0]
+            first = (_py(bad.index[0]), str(bad.iloc[0])) if len(bad) else None
+            found = comm.allgather((len(present), len(bad), first))
+            n_present, n_bad = sum(f[0] for f in found), sum(f[1] for f in found)
+            if n_bad == 0:
+                frame[name] = pd.to_numeric(s.astype(object).map(
+                    lambda v: v.strip() if isinstance(v, str) else v))
+                continue
+            if n_present >= 5 and n_bad <= max(1, 0.1 * n_present):
+                rank, (_, _, (row, value)) = next((r, f) for r, f in enumerate(found) if f[1])
+                raise PreprocessingError(
+                    f"rank {rank} of {len(found)}: column {name!r} holds numbers except row "
+                    f"{row} ({value!r}) and {n_bad - 1} more; fix them, leave the cells empty "
+                    f"to impute them, or --drop {name}" if n_bad > 1 else
+                    f"rank {rank} of {len(found)}: column {name!r} holds numbers except row "
+                    f"{row} ({value!r}); fix it, leave the cell empty to impute it, or "
+                    f"--drop {name}")
+        frame[name] = s.astype(object)
+    return frame
 
 
 def _scale(values: np.ndarray) -> float:

@@ -51,11 +51,12 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 # ============================================================================ models
 def fit_mlp(X_tr: Any, y_tr: Any, X_val: Any, y_val: Any, task: str, n_out: int, p: dict,
-            callbacks: list, rng: Any, early: Any) -> tuple[Any, Any]:
+            callbacks: list, rng: Any, early: Any, comm: Any = None) -> tuple[Any, Any]:
     """The plain MLP: ``nn.MLP`` trained with ``nl.fit``; returns (network, optimizer).
 
     ``p`` holds the train flags (hidden, activation, dropout, norm, residual, optimizer, lr,
-    l2, epochs, batch_size, seed, device, first_epoch).
+    l2, epochs, batch_size, seed, device, first_epoch); ``comm``: an MPI communicator when
+    every rank trains on its own rows (``--distributed``).
     Example: ``net, opt = fit_mlp(X, y, Xv, yv, "classification", 3, flags, [], rng, None)``
     """
     import numpy as np  # noqa: PLC0415
@@ -71,7 +72,8 @@ def fit_mlp(X_tr: Any, y_tr: Any, X_val: Any, y_val: Any, task: str, n_out: int,
     hist = fit(model, X_tr, y_tr, loss=loss, optimizer=opt, l2=p["l2"],
                epochs=p["epochs"] - p["first_epoch"], batch_size=p["batch_size"],
                validation_data=(X_val, y_val), callbacks=callbacks, seed=rng, verbose=0,
-               device=p["device"], blas_threads=p.get("blas_threads"))
+               device=p["device"], blas_threads=p.get("blas_threads"),
+               **({"comm": comm} if comm is not None else {}))
     return model, hist
 
 
@@ -82,16 +84,35 @@ DEFAULT_MODEL = "mlp"
 
 
 # ============================================================================ the engine
-def _frames(args: dict) -> tuple[Any, Any, str, str]:
-    """(training table, test table or None, target column, display name) of a run."""
+def _frames(args: dict, comm: Any = None) -> tuple[Any, Any, str, str]:
+    """(training table, test table or None, target column, display name) of a run; with
+    ``comm`` (``--distributed``) this rank's part of them, indexed by row in the whole table."""
     from .. import datasets  # noqa: PLC0415
-    from ..data import read_table  # noqa: PLC0415
+    from ..data import read_table, read_table_part  # noqa: PLC0415
 
     if args.get("dataset"):
         name = datasets.canonical_name(args["dataset"])
         train, test = datasets.as_frames(name)
+        if comm is not None:  # a built-in set is small: every rank loads it, keeps its rows
+            from ..distributed import shard_rows  # noqa: PLC0415
+
+            train, test = (f.iloc[shard_rows(len(f), comm).start:shard_rows(len(f), comm).stop]
+                           for f in (train, test))
         return train, test, "target", name
-    frame = read_table(args["data"], sep=args.get("sep"), decimal=args.get("decimal"))
+    if comm is not None:
+        from . import _ranks  # noqa: PLC0415
+
+        frame = _ranks.agree(comm, lambda: read_table_part(args["data"], comm, sep=args.get("sep"),
+                                                           decimal=args.get("decimal")))
+        headers = comm.allgather([str(c) for c in frame.columns])
+        odd = next((r for r, h in enumerate(headers) if h != headers[0]), None)
+        if odd is not None:
+            _ranks.stop_all(comm, [(odd, f"{args['data']}: the part of rank {odd} has the "
+                                         f"columns {headers[odd][:8]}, rank 0's has "
+                                         f"{headers[0][:8]}; every file must have the same columns")])
+        frame = _ranks.global_rows(comm, frame)
+    else:
+        frame = read_table(args["data"], sep=args.get("sep"), decimal=args.get("decimal"))
     target = args.get("target")
     if target is None:
         raise BadInput(f"--target is required: which column should be predicted? "
@@ -108,15 +129,21 @@ def _frames(args: dict) -> tuple[Any, Any, str, str]:
 
 
 def run_training(args: dict, out: str | None, quiet: bool, snapshot: Any = None,
-                 force: bool = False) -> dict:
+                 force: bool = False, comm: Any = None) -> dict:
     """Train as ``args`` (the flags, JSON-able: a checkpoint stores them) say; print the
-    report, save to ``out``; on Ctrl-C/SIGTERM save a checkpoint and exit 130.
+    report, save to ``out``; on Ctrl-C/SIGTERM save a checkpoint and exit 130. With
+    ``comm`` (``--distributed``), every rank trains and only rank 0 prints and writes.
 
     Example: ``run_training({"dataset": "iris", **defaults}, "iris.safetensors", quiet=True)``
     """
-    result = train_table(args, progress=not quiet, resume=snapshot)
+    result = train_table(args, progress=not quiet, resume=snapshot, comm=comm)
+    if comm is not None and comm.Get_rank() != 0:
+        if result["interrupted"]:
+            save_checkpoint(result, args, out or "interrupted.safetensors", comm)
+            sys.exit(130)
+        return result
     if result["interrupted"]:
-        path = save_checkpoint(result, args, out or "interrupted.safetensors")
+        path = save_checkpoint(result, args, out or "interrupted.safetensors", comm)
         click.echo(f"interrupted: finished the current batch and saved the best model so far to "
                    f"{path}; continue with `neuralab train --resume {path}`", err=True)
         sys.exit(130)
@@ -132,8 +159,12 @@ def run_training(args: dict, out: str | None, quiet: bool, snapshot: Any = None,
     return result
 
 
-def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
+def train_table(args: dict, progress: bool = True, resume: Any = None, comm: Any = None) -> dict:
     """The work behind ``neuralab train``: returns the model, preprocessing, scores and report.
+
+    With ``comm`` (a communicator, or ``_ranks.OneRank()``), this rank's part of the data
+    only: validation rows chosen by row number, preprocessing fitted over all ranks, scores
+    added up over the ranks, training data-parallel.
 
     Example: ``train_table({"dataset": "iris", "hidden": [16], ...})["scores"]["test"]``
     """
@@ -147,42 +178,75 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
 
     p = dict(args)
     p["hidden"] = tuple(p["hidden"])
-    frame, test_frame, target, name = _frames(args)
+    rank = 0 if comm is None else comm.Get_rank()
+    say = click.echo if rank == 0 else (lambda *a, **k: None)
+    if comm is not None:
+        from . import _ranks  # noqa: PLC0415
+    frame, test_frame, target, name = _frames(args, comm)
     known = frame[frame[target].notna()]
-    if len(known) < len(frame):
-        click.echo(f"note: {len(frame) - len(known)} row(s) without a target value left out",
-                   err=True)
-    if len(known) < 4:
-        raise BadInput(f"{name}: {len(known)} sample(s) with a target value; training needs "
+    n_all, n_known = ((len(frame), len(known)) if comm is None else
+                      (sum(comm.allgather(len(frame))), sum(comm.allgather(len(known)))))
+    if n_known < n_all:
+        say(f"note: {n_all - n_known} row(s) without a target value left out", err=True)
+    if n_known < 4:
+        raise BadInput(f"{name}: {n_known} sample(s) with a target value; training needs "
                        f"at least 4 (some for validation)")
-    rng = np.random.default_rng(p["seed"])
-    try:
-        idx_tr, idx_val = train_val_split(np.arange(len(known)),
-                                          validation_split=p["validation_split"], seed=rng)
-    except ValueError as e:
-        raise BadInput(f"--validation-split: {e}") from None
+    rng = np.random.default_rng(p["seed"] if rank == 0 else [p["seed"], rank])
+    if comm is None:
+        try:
+            idx_tr, idx_val = train_val_split(np.arange(len(known)),
+                                              validation_split=p["validation_split"], seed=rng)
+        except ValueError as e:
+            raise BadInput(f"--validation-split: {e}") from None
+    else:  # each rank holds out its own rows, the same ones whatever the number of ranks
+        held = _ranks.validation_rows(known.index.to_numpy(), p["validation_split"], p["seed"])
+        idx_tr, idx_val = np.flatnonzero(~held), np.flatnonzero(held)
+        sizes = comm.allgather((len(idx_tr), len(idx_val)))
+        short = next((r for r, (t, v) in enumerate(sizes) if t == 0 or v == 0), None)
+        if short is not None:
+            _ranks.stop_all(comm, [(short, f"--validation-split: this rank's part has "
+                                           f"{sizes[short][0]} training and {sizes[short][1]} "
+                                           "validation rows; every rank needs both (more rows "
+                                           "per rank, or fewer ranks)")])
     tr, val = known.iloc[idx_tr], known.iloc[idx_val]
     pixels = bool(args.get("dataset")) and datasets.is_pixels(name)
     prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
                                task=p.get("task"), text=p.get("text") or (),
                                numeric_scale="shared_range" if pixels else "standard")
-    prep.fit(tr, target=target)  # the training part only: no peeking at validation or test
+    if comm is None:
+        prep.fit(tr, target=target)  # the training part only: no peeking at validation or test
+    else:
+        from ..preprocessing import PreprocessingError  # noqa: PLC0415
+
+        try:  # all ranks' training rows; its errors are found by every rank together
+            prep.fit(tr, target=target, comm=comm)
+        except PreprocessingError as e:
+            _ranks.stop_all(comm, [(0, str(e))] * comm.Get_size())
     for notice in prep.notices:
-        click.echo(f"note: {notice}", err=True)
+        say(f"note: {notice}", err=True)
     task = prep.spec["task"]
     if task == "classification":  # every label of the table, so validation's are known too
         labels = [v for v in known[target].to_numpy() if v is not None]
-        prep.spec["classes"] = [_py(v) for v in np.unique(np.asarray(labels))]
+        if comm is None:
+            prep.spec["classes"] = [_py(v) for v in np.unique(np.asarray(labels))]
+        else:
+            every = [v for part in comm.allgather([_py(v) for v in np.unique(np.asarray(labels))])
+                     for v in part]
+            prep.spec["classes"] = [_py(v) for v in np.unique(np.asarray(every))]
     parts = {"train": tr, "validation": val}
     if test_frame is not None:
         parts["test"] = test_frame[test_frame[target].notna()]
-    X = {k: prep.transform(f) for k, f in parts.items()}
-    if task == "classification":
-        y = {k: prep.transform_target(f) for k, f in parts.items()}
-        n_out = len(prep.spec["classes"])
-    else:
-        y = {k: prep.scale_target(prep.transform_target(f)) for k, f in parts.items()}
-        n_out = 1
+
+    def transformed() -> tuple[dict, dict]:
+        X = {k: prep.transform(f) for k, f in parts.items()}
+        if task == "classification":
+            y = {k: prep.transform_target(f) for k, f in parts.items()}
+        else:
+            y = {k: prep.scale_target(prep.transform_target(f)) for k, f in parts.items()}
+        return X, y
+
+    X, y = transformed() if comm is None else _ranks.agree(comm, transformed)
+    n_out = len(prep.spec["classes"]) if task == "classification" else 1
     X_tr, X_val = X["train"], X["validation"]
     y_tr, y_val = y["train"], y["validation"]
     if task == "regression":
@@ -194,7 +258,7 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
         early = cb.EarlyStopping(monitor="val_loss", patience=p["patience"], restore_best=True,
                                  start_from_epoch=p["min_epochs"])
         callbacks.append(early)
-    if progress and sys.stderr.isatty():
+    if progress and rank == 0 and sys.stderr.isatty():
         callbacks.append(cb.ProgressBar())
     p["first_epoch"] = resume[0]["epoch"] if resume is not None else 0
     # a resumed run multiplies on as many BLAS threads as the run it continues (same rounding)
@@ -203,39 +267,56 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
     nan_guard = cb.TerminateOnNaN()
     callbacks += [run, nan_guard, *EXTRA_CALLBACKS]
     run.install()
-    click.echo(f"training{' (resumed at epoch ' + str(p['first_epoch'] + 1) + ')' if resume else ''}"
-               f"... Ctrl-C stops after the current batch and saves the model so far", err=True)
+    fit_comm = comm if comm is not None and _ranks.is_mpi(comm) else None
+    ranks = "" if fit_comm is None else f" on {comm.Get_size()} ranks"
+    say(f"training{ranks}{' (resumed at epoch ' + str(p['first_epoch'] + 1) + ')' if resume else ''}"
+        f"... Ctrl-C stops after the current batch and saves the model so far", err=True)
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # TerminateOnNaN's; reported below
             model, hist = MODELS[p["model"]](X_tr, y_tr, X_val, y_val, task, n_out, p,
-                                             callbacks, rng, early)
+                                             callbacks, rng, early,
+                                             **({"comm": fit_comm} if fit_comm else {}))
     finally:
         run.uninstall()
     seconds = time.perf_counter() - start
-    if nan_guard.message and run.snapshot is not None:
+    interrupted, diverged = run.interrupted, nan_guard.message
+    if fit_comm is not None:  # a Ctrl-C or a NaN seen by one rank stopped them all
+        interrupted = any(comm.allgather(bool(interrupted)))
+        diverged = next((m for m in comm.allgather(diverged) if m), None)
+    if diverged and run.snapshot is not None:
         # Diverged: unless early stopping restored a finite best epoch, go back to the weights
         # at the start of the epoch that blew up.
-        if not all(np.isfinite(q.data).all() for q in model.parameters()):
+        finite = all(np.isfinite(q.data).all() for q in model.parameters())
+        if fit_comm is not None:
+            finite = all(comm.allgather(finite))
+        if not finite:
             model.load_state_dict({k[len("model."):]: v for k, v in run.snapshot[1].items()
                                    if k.startswith("model.")})
-    table = {k: _scores(model, X[k], y[k], task, prep) for k in parts}
+    if comm is None:
+        table = {k: _scores(model, X[k], y[k], task, prep) for k in parts}
+        counts = {k: len(parts[k]) for k in parts}
+    else:
+        table = {k: _ranks.scores(comm, model, X[k], y[k], task, prep) for k in parts}
+        counts = {k: sum(comm.allgather(len(parts[k]))) for k in parts}
     n_epochs = len(hist.history["loss"]) + p["first_epoch"]
     n_in = X_tr.shape[1]
-    sizes = " / ".join(f"{len(parts[k])} {k}" for k in parts)
+    sizes = " / ".join(f"{counts[k]} {k}" for k in parts)
     what = (f"{n_out} classes" if task == "classification" else "regression")
     head = (f"dataset {name}: {sizes} samples, {n_in} features, {what}" if args.get("dataset") else
             f"data    {name}: {sizes} rows, {n_in} features from {len(prep.input_columns)} "
             f"columns, target {target!r} ({what})")
     arch = "-".join(str(s) for s in (n_in, *p["hidden"], n_out))
+    ranks_n = 1 if fit_comm is None else comm.Get_size()
     lines = [
         head,
         f"model   {p['model'].upper()} {arch} {p['activation']}"
         + (f", dropout {p['dropout']}" if p["dropout"] else "")
         + (f", {p['norm']} norm" if p["norm"] else "") + (", residual" if p["residual"] else "")
         + f" ({model.num_parameters():,} parameters), {p['optimizer']} lr={p['lr']:g}, "
-          f"batch {p['batch_size']}",
+          f"batch {p['batch_size']}" + (f" per rank (global {ranks_n * p['batch_size']})"
+                                       if ranks_n > 1 else ""),
         f"trained {n_epochs} epoch{'s' if n_epochs != 1 else ''} in {seconds:.1f} s"
         + (f" (early stopping kept epoch {early.best_epoch + 1})"
            if early is not None and early.best_epoch is not None else ""),
@@ -244,9 +325,9 @@ def train_table(args: dict, progress: bool = True, resume: Any = None) -> dict:
     ]
     return {"model": model, "prep": prep, "task": task, "scores": table, "seconds": seconds,
             "epochs": n_epochs, "history": hist.history, "report": "\n".join(lines),
-            "name": name, "target": target, "n_out": n_out, "interrupted": run.interrupted,
-            "snapshot": run.snapshot, "diverged": nan_guard.message, "n_train": len(tr),
-            "params": p}
+            "name": name, "target": target, "n_out": n_out, "interrupted": interrupted,
+            "snapshot": run.snapshot, "diverged": diverged, "n_train": counts["train"],
+            "params": p, "ranks": 1 if comm is None else comm.Get_size()}
 
 
 def _format_scores(table: dict) -> str:
@@ -334,12 +415,19 @@ def save_trained(result: dict, path: str, arrays: dict | None = None) -> str:
     return str(save(trained_model(result), path, metadata=meta, arrays=arrays))
 
 
-def save_checkpoint(result: dict, args: dict, path: str) -> str:
+def save_checkpoint(result: dict, args: dict, path: str, comm: Any = None) -> str:
     """The best model so far (loadable with nl.load) plus what ``--resume`` needs.
 
+    With ``comm`` every rank calls it: rank 0 writes the file, with every rank's random
+    generators (its shuffling and dropout), and returns its path; the others return "".
     Example: ``save_checkpoint(result, args, "interrupted.safetensors")``
     """
     state, arrays = result["snapshot"]
+    if comm is not None:
+        every = comm.allgather({"rng": state["rng"], "layer_rngs": state["layer_rngs"]})
+        if comm.Get_rank() != 0:
+            return ""
+        state = {**state, "ranks": every}
     result = dict(result)
     result["checkpoint"] = {"args": args, "state": state}
     return save_trained(result, path, arrays=arrays)
@@ -457,8 +545,11 @@ def _optimizers() -> list[str]:
 @click.option("--resume", type=click.Path(dir_okay=False),
               help="Continue a run interrupted with Ctrl-C from the file it saved "
                    "(same data and settings; --out defaults to that file).")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel over MPI ranks (run under mpiexec or srun): each rank reads "
+                   "its part of DATA, rank 0 prints and writes the model.")
 def train_command(data: str | None, dataset: str | None, out: str | None, force: bool,
-                  quiet: bool, resume: str | None, **flags: Any) -> None:
+                  quiet: bool, resume: str | None, distributed: bool, **flags: Any) -> None:
     """Train a network on a CSV/TSV/Parquet file (DATA --target COL) or a built-in data set
     (--dataset NAME) and report train, validation (and test) scores.
 
@@ -468,10 +559,40 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
     columns left out), and early stopping keeps the epoch with the best validation loss. The
     model file keeps the preprocessing: `neuralab predict` takes raw rows.
     """
+    # a launcher's rank: without --distributed only rank 0 reports a bad --resume file
+    rank = int(os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or 0)
+    comm = None
+    if distributed or (resume is not None and _resumes_distributed(resume)):
+        from . import _ranks  # noqa: PLC0415
+
+        comm, note = _ranks.world()
+        rank = comm.Get_rank()
+        if note:
+            click.echo(note, err=True)
+    try:
+        _train(data, dataset, out, force, quiet, resume, comm, flags)
+    except click.ClickException:
+        if rank != 0:  # every rank found it; rank 0 says it
+            sys.exit(2)
+        raise
+
+
+def _resumes_distributed(path: str) -> bool:
+    """True when ``path`` is the checkpoint of a ``--distributed`` run."""
+    try:
+        from ._resume import load_checkpoint  # noqa: PLC0415
+        return bool(load_checkpoint(path)[0].get("distributed"))
+    except Exception:  # noqa: BLE001 - the real reading reports the problem
+        return False
+
+
+def _train(data: str | None, dataset: str | None, out: str | None, force: bool, quiet: bool,
+           resume: str | None, comm: Any, flags: dict) -> None:
     with guard():
         if resume is not None:
             from ._resume import load_checkpoint  # noqa: PLC0415
             args, snapshot = load_checkpoint(resume)
+            args["distributed"] = comm is not None
             # a checkpoint of an older version lacks the newer settings: theirs were these
             for key, value in {"data": None, "target": None, "task": None, "features": None,
                                "drop": None, "sep": None, "decimal": None, "text": None,
@@ -479,8 +600,10 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
                                "plot": None}.items():
                 args.setdefault(key, value)
             target = out or resume
-            _check_output(target, args, force=True)
-            run_training(args, target, quiet, snapshot)
+            if comm is not None:
+                snapshot = _rank_snapshot(snapshot, comm)
+            _checked_output(target, args, True, comm)
+            _run(args, target, quiet, snapshot, comm)
             return
         from .. import datasets  # noqa: PLC0415
 
@@ -504,8 +627,50 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
         if data is not None and out is None:
             out = "model.safetensors"
         args = _args(data, dataset, flags)
+        args["distributed"] = comm is not None
+        _checked_output(out, args, force, comm)
+        _run(args, out, quiet, None, comm)
+
+
+def _checked_output(out: str | None, args: dict, force: bool, comm: Any) -> None:
+    if comm is None:
         _check_output(out, args, force)
-        run_training(args, out, quiet)
+        return
+    from . import _ranks  # noqa: PLC0415
+
+    # only rank 0 writes: only its view of the file system counts
+    _ranks.agree(comm, lambda: _check_output(out, args, force) if comm.Get_rank() == 0 else None)
+
+
+def _rank_snapshot(snapshot: Any, comm: Any) -> Any:
+    """This rank's part of a checkpoint: its own random generators when the rank counts match."""
+    state, arrays = snapshot
+    saved = state.get("ranks") or [None]
+    if len(saved) == comm.Get_size():
+        if saved[0] is not None:
+            state = {**state, **saved[comm.Get_rank()]}
+    elif comm.Get_rank() == 0:
+        click.echo(f"note: --resume: the run was interrupted on {len(saved)} rank(s), this one "
+                   f"has {comm.Get_size()}: it continues from the saved weights, optimizer and "
+                   "early stopping, with other batches than an uninterrupted run", err=True)
+    return state, arrays
+
+
+def _run(args: dict, out: str | None, quiet: bool, snapshot: Any, comm: Any) -> None:
+    """run_training; with MPI ranks, an error on one rank ends every rank with one line."""
+    if comm is None:
+        run_training(args, out, quiet, snapshot)
+        return
+    from . import _ranks  # noqa: PLC0415
+
+    try:
+        run_training(args, out, quiet, snapshot, comm=comm)
+    except (click.ClickException, SystemExit):
+        raise
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - must end every rank
+        if not _ranks.is_mpi(comm):
+            raise
+        _ranks.abort(comm, e)
 
 
 def _args(data: str | None, dataset: str | None, f: dict) -> dict:
