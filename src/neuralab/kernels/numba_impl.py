@@ -30,8 +30,12 @@ __all__ = ["sgd", "adam", "rmsprop", "adagrad", "PARALLEL_FROM", "CHUNK"]
 PARALLEL_FROM = 1 << 17
 CHUNK = 1 << 14  # values per parallel span: 64 KiB of float32 per array, cache-sized
 
-_span = numba.njit(cache=True)
-_parallel = numba.njit(parallel=True, cache=True)
+# NOTE: each span slices its arrays and loops from 0: with ``range(lo, hi)`` numba keeps
+# its negative-index check in the loop and LLVM does not vectorize it (SGD momentum on the
+# wide net: 7.3 ms a step vs 0.75 ms). error_model="numpy": a division by zero gives inf
+# or NaN, as in NumPy, instead of Python's check-and-raise, which also stops vectorizing.
+_span = numba.njit(cache=True, error_model="numpy")
+_parallel = numba.njit(parallel=True, cache=True, error_model="numpy")
 
 
 def _run(span: Any, parallel: Any, w: Any, args: tuple) -> None:
@@ -47,7 +51,8 @@ def _run(span: Any, parallel: Any, w: Any, args: tuple) -> None:
 # (measured on the wide net: benchmarks/README.md, "Fused kernels").
 @_span
 def _sgd_span(lo, hi, w, g, buf, lr, wd, momentum, damp, nesterov, first):  # noqa: ANN001, ANN202
-    for i in range(lo, hi):
+    w, g, buf = w[lo:hi], g[lo:hi], buf[lo:hi]
+    for i in range(w.size):
         d = g[i] + wd * w[i] if wd else g[i]
         if momentum:
             b = d if first else momentum * buf[i] + damp * d
@@ -76,7 +81,8 @@ def sgd(w: Any, *args: Any) -> None:
 @_span
 def _adam_span(lo, hi, w, g, m, v, vmax, step_size, b1, omb1, b2, omb2, eps_c, wd, decay,  # noqa: ANN001, ANN202
                amsgrad):
-    for i in range(lo, hi):
+    w, g, m, v, vmax = w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], vmax[lo:hi]
+    for i in range(w.size):
         wi = w[i] * decay if decay != 1 else w[i]
         d = g[i] + wd * wi if wd else g[i]
         mi = b1 * m[i] + omb1 * d
@@ -109,7 +115,8 @@ def adam(w: Any, *args: Any) -> None:
 # ----------------------------------------------------------------------------- RMSprop
 @_span
 def _rmsprop_span(lo, hi, w, g, sq, ga, buf, lr, wd, alpha, oma, eps, momentum, centered):  # noqa: ANN001, ANN202
-    for i in range(lo, hi):
+    w, g, sq, ga, buf = w[lo:hi], g[lo:hi], sq[lo:hi], ga[lo:hi], buf[lo:hi]
+    for i in range(w.size):
         d = g[i] + wd * w[i] if wd else g[i]
         s = alpha * sq[i] + oma * (d * d)
         sq[i] = s
@@ -146,7 +153,8 @@ def rmsprop(w: Any, *args: Any) -> None:
 # ----------------------------------------------------------------------------- Adagrad
 @_span
 def _adagrad_span(lo, hi, w, g, acc, clr, wd, eps):  # noqa: ANN001, ANN202
-    for i in range(lo, hi):
+    w, g, acc = w[lo:hi], g[lo:hi], acc[lo:hi]
+    for i in range(w.size):
         d = g[i] + wd * w[i] if wd else g[i]
         a = acc[i] + d * d
         acc[i] = a
