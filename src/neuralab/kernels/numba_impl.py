@@ -10,8 +10,12 @@ Imported only by ``kernels.get`` (numba is heavy to import); ``cache=True`` keep
 machine code on disk, so a second process loads it instead of compiling.
 
 Example:
-    >>> from neuralab.kernels import numba_impl
-    >>> numba_impl.adagrad(w, g, acc, clr, wd, eps)
+    >>> import numpy as np
+    >>> from neuralab.kernels import numba_impl, numpy_ref
+    >>> w, g, acc = np.ones(3), np.ones(3), np.zeros(3)
+    >>> numba_impl.adagrad(w, g, acc, *numpy_ref.scalars(w.dtype, 0.5, 0.0, 0.0))
+    >>> w
+    array([0.5, 0.5, 0.5])
 """
 from __future__ import annotations
 
