@@ -123,9 +123,15 @@ def test_trajectory_matches_pytorch(name, kwargs, flat):
 
 @pytest.mark.parametrize("name,kwargs", CASES[::3], ids=[_ids(c) for c in CASES[::3]])
 def test_numpy_fallback_equals_blas_path(name, kwargs, monkeypatch):
-    """The plain-NumPy path (used for CuPy and strided arrays) computes the same update."""
+    """The array-op path (used for CuPy and strided arrays), with BLAS or plain NumPy,
+    computes the update the fused kernels compute."""
     params = nl_params()
     fast = nl_run(getattr(optim, name)(params, **kwargs), params, 5)
+    monkeypatch.setattr(optimizer_module.Optimizer, "_kernel_views", staticmethod(lambda *a: None))
+    params = nl_params()
+    blas = nl_run(getattr(optim, name)(params, **kwargs), params, 5)
+    for a, b in zip(fast[-1], blas[-1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     monkeypatch.setattr(optimizer_module, "_blas", lambda: ({}, lambda: 0))  # no BLAS: NumPy everywhere
     params = nl_params()
     slow = nl_run(getattr(optim, name)(params, **kwargs), params, 5)

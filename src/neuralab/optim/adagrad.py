@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .. import backend
+from .. import backend, kernels
+from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
 
@@ -43,8 +44,13 @@ class Adagrad(Optimizer):
             state["step"] = 0
             state["sum"] = xp.full_like(w, group["initial_accumulator_value"])
         state["step"] += 1
-        g = self._grad_with_decay(g, w, group["weight_decay"])
         clr = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
+        views = self._kernel_views(w, g, state["sum"])
+        if views is not None:  # the fused kernel
+            kernels.get("adagrad")(*views, *scalars(w.dtype, clr, group["weight_decay"],
+                                                    group["eps"]))
+            return
+        g = self._grad_with_decay(g, w, group["weight_decay"])
         s = self._work.get(w)  # NOTE: every temporary below reuses this one buffer
         xp.multiply(g, g, out=s)
         state["sum"] += s

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-from .. import backend
+from .. import backend, kernels
+from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
 
@@ -55,6 +56,17 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(w)
         state["step"] += 1
         t = state["step"]
+        amsgrad = bool(group["amsgrad"])
+        views = self._kernel_views(w, g, state["exp_avg"], state["exp_avg_sq"],
+                                   *([state["max_exp_avg_sq"]] if amsgrad else []))
+        if views is not None:  # the fused kernel; the scalars as in the array code below
+            c = math.sqrt(1.0 - b2 ** t)
+            decay = 1.0 - lr * wd if self._decoupled else 1.0
+            kernels.get("adam")(*views[:4], views[-1] if amsgrad else views[3],
+                                *scalars(w.dtype, lr * c / (1.0 - b1 ** t), b1, 1.0 - b1, b2,
+                                         1.0 - b2, eps * c, 0.0 if self._decoupled else wd,
+                                         decay), amsgrad)
+            return
         if self._decoupled:
             if wd:
                 w *= 1.0 - lr * wd

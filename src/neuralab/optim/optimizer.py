@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
 from ..tensor import Tensor
 
 # ----------------------------------------------------------------------------- kernels
@@ -326,6 +326,19 @@ class Optimizer:
 
     def _update(self, group: dict[str, Any], w: Any, g: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    @staticmethod
+    def _kernel_views(*arrays: Any) -> list | None:
+        """1-D views of ``arrays`` for a fused kernel (``neuralab.kernels``), or None when a
+        kernel cannot take them (CuPy arrays, strided views, other dtypes): then the
+        optimizer's array-op code runs instead.
+
+        NOTE: a kernel computes each element on its own, so running it on one parameter or
+        on a flat group of them gives every value the same bits.
+        """
+        if not kernels.usable(*arrays):
+            return None
+        return [a.reshape(-1) for a in arrays]
 
     def _axpy(self, alpha: float, x: Any, y: Any) -> None:
         """``axpy(alpha, x, y)``, one call per parameter's slice during a flat step.

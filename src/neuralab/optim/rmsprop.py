@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .. import backend
+from .. import backend, kernels
+from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
 
@@ -51,6 +52,17 @@ class RMSprop(Optimizer):
             if group["centered"]:
                 state["grad_avg"] = xp.zeros_like(w)
         state["step"] += 1
+        centered = bool(group["centered"])
+        extra = [state[k] for k in ("grad_avg", "momentum_buffer") if k in state]
+        views = self._kernel_views(w, g, state["square_avg"], *extra)
+        if views is not None:  # the fused kernel (unused buffers: any array, never touched)
+            sq = views[2]
+            ga = state["grad_avg"].reshape(-1) if centered else sq
+            buf = state["momentum_buffer"].reshape(-1) if mu > 0 else sq
+            kernels.get("rmsprop")(views[0], views[1], sq, ga, buf,
+                                   *scalars(w.dtype, lr, group["weight_decay"], alpha, 1.0 - alpha,
+                                            group["eps"], mu), centered)
+            return
         g = self._grad_with_decay(g, w, group["weight_decay"])
         sq = state["square_avg"]
         s = self._work.get(w)  # NOTE: every temporary below reuses this one buffer

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
+
+from .. import kernels
+from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
 
@@ -45,6 +49,17 @@ class SGD(Optimizer):
 
     def _update(self, group: dict[str, Any], w: Any, g: Any, state: dict[str, Any]) -> None:
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        buf = state.get("momentum_buffer")
+        views = self._kernel_views(w, g, *([] if mu == 0 or buf is None else [buf]))
+        if views is not None:  # the fused kernel: one pass over w, g (and the buffer)
+            first = mu != 0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = np.empty_like(w)
+            w1, g1 = views[:2]
+            kernels.get("sgd")(w1, g1, w1 if mu == 0 else buf.reshape(-1),
+                               *scalars(w.dtype, lr, wd, mu, 1.0 - group["dampening"]),
+                               bool(group["nesterov"]), first)
+            return
         # NOTE: weight decay is never materialised as ``g + wd * w``: it is folded into the
         # passes that happen anyway (``w *= 1 - lr * wd``, or one more axpy into the buffer),
         # so plain SGD is one pass over w (two with decay) and momentum three.
@@ -53,7 +68,6 @@ class SGD(Optimizer):
                 w *= 1.0 - lr * wd
             self._axpy(-lr, g, w)
             return
-        buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = g.astype(w.dtype, copy=True)
             if wd:

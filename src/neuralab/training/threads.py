@@ -77,7 +77,9 @@ class BlasThreadPolicy:
         threads: force this many threads (e.g. the count a checkpoint recorded); None
             chooses with ``choose_threads`` from ``flops`` and the cores this process may use.
 
-    ``threads`` is the count the run's matmuls use (chosen here, applied on enter). The optimizers'
+    ``threads`` is the count the run's matmuls use (chosen here, applied on enter), and the
+    count of numba's threads for the fused kernels (``neuralab.kernels``; numba's setting is
+    per calling thread, and restored on exit). The optimizers'
     axpy library (SciPy's own OpenBLAS, when it is another library than NumPy's) is held
     at one thread, which lets it take whole arrays (see ``optim.optimizer.axpy``).
 
@@ -104,6 +106,8 @@ class BlasThreadPolicy:
                         else choose_threads(self.flops, self.max_threads))  # the count used
         self._libs: list = []
         self._orig: list = []
+        self._numba: Any = None  # numba, while this policy holds its thread count
+        self._numba_orig = 0
 
     def __enter__(self) -> "BlasThreadPolicy":
         from ..optim.optimizer import _blas  # noqa: PLC0415
@@ -122,11 +126,19 @@ class BlasThreadPolicy:
                 lib.set_num_threads(1)
         for lib in gemm_libs:
             lib.set_num_threads(self.threads)
+        from .. import kernels  # noqa: PLC0415 - imports numba only when its kernels are used
+        nb = kernels.numba_module()
+        if nb is not None:
+            self._numba, self._numba_orig = nb, nb.get_num_threads()
+            nb.set_num_threads(max(1, min(self.threads, nb.config.NUMBA_NUM_THREADS)))
         return self
 
     def __exit__(self, *exc: Any) -> None:
         for lib, n in zip(self._libs, self._orig):
             lib.set_num_threads(n)
+        if self._numba is not None:
+            self._numba.set_num_threads(self._numba_orig)
+            self._numba = None
 
     def wrap(self, step: Any) -> Any:
         """``step`` itself: the count is chosen on entering, from shapes (kept for callers).

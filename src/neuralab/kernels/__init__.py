@@ -1,0 +1,76 @@
+"""Fused elementwise kernels: numba-compiled loops, with a readable NumPy twin of each.
+
+``get(name)`` returns the compiled kernel (``numba_impl``), or the NumPy reference
+(``numpy_ref``) when numba is not installed or ``NEURALAB_KERNELS=numpy`` is set. Both
+take the same arguments and do the same arithmetic per element in the same order, so they
+give the same bits (``tests/test_kernels.py``). Kernels work on 1-D C-contiguous float32 or
+float64 NumPy arrays (``usable`` says whether arrays qualify); anything else, CuPy arrays
+included, stays on the callers' array-op code.
+
+numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
+functions are cached on disk, so only the first process on a machine compiles them.
+
+Example:
+    >>> from neuralab import kernels
+    >>> adam = kernels.get("adam")
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from . import numpy_ref
+
+__all__ = ["get", "usable", "numba_module", "NAMES"]
+
+NAMES = ("sgd", "adam", "rmsprop", "adagrad")
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled() -> Any:
+    """The ``numba_impl`` module, or None when numba cannot be imported."""
+    try:
+        from . import numba_impl  # noqa: PLC0415 - lazy: numba takes ~0.2 s to import
+    except ImportError:
+        return None
+    return numba_impl
+
+
+def _wanted() -> bool:
+    return os.environ.get("NEURALAB_KERNELS", "").strip().lower() != "numpy"
+
+
+def numba_module() -> Any:
+    """The ``numba`` module when compiled kernels are in use, else None.
+
+    Example: ``nb = kernels.numba_module(); nb and nb.get_num_threads()``
+    """
+    if not _wanted() or _compiled() is None:
+        return None
+    import numba  # noqa: PLC0415 - already imported by numba_impl
+    return numba
+
+
+def get(name: str) -> Callable[..., None]:
+    """The kernel ``name`` (one of ``NAMES``): numba's, or the NumPy reference.
+
+    Example: ``kernels.get("sgd")(w, g, buf, lr, wd, momentum, damp, nesterov, first)``
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown kernel {name!r}; expected one of {list(NAMES)}")
+    impl = _compiled() if _wanted() else None
+    return getattr(impl if impl is not None else numpy_ref, name)
+
+
+def usable(*arrays: Any) -> bool:
+    """Whether kernels can run on these arrays: NumPy, C-contiguous, one float32/float64 dtype.
+
+    Example: ``kernels.usable(p.data, p.grad)``
+    """
+    dtype = arrays[0].dtype
+    return dtype in _DTYPES and all(
+        type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous for a in arrays)

@@ -1,0 +1,104 @@
+"""The readable reference of every kernel: plain NumPy on whole arrays, updated in place.
+
+Each function is the maths of one optimizer step on 1-D arrays (one parameter, or all of a
+group's parameters laid end to end). Scalars come already in the arrays' dtype (see
+``scalars``): a float64 ``lr`` would otherwise make the compiled twin compute in float64.
+The compiled twins in ``numba_impl`` do, per element, exactly these operations in this
+order, so the two give the same bits.
+
+Example:
+    >>> w, g, buf = np.ones(3), np.full(3, 0.5), np.zeros(3)
+    >>> sgd(w, g, buf, *scalars(w.dtype, 0.1, 0.0, 0.9, 1.0), nesterov=False, first=True)
+    >>> w
+    array([0.95, 0.95, 0.95])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["scalars", "sgd", "adam", "rmsprop", "adagrad"]
+
+
+def scalars(dtype: Any, *values: float) -> tuple:
+    """``values`` as scalars of ``dtype``, the form every kernel takes its numbers in.
+
+    Example: ``lr, wd = scalars(np.float32, 0.1, 0.0)``
+    """
+    t = np.dtype(dtype).type
+    return tuple(t(v) for v in values)
+
+
+def sgd(w: Any, g: Any, buf: Any, lr: Any, wd: Any, momentum: Any, damp: Any,
+        nesterov: bool, first: bool) -> None:
+    """SGD: ``d = g + wd*w``; ``buf = momentum*buf + damp*d`` (``d`` on the first step);
+    ``w -= lr * (d + momentum*buf)`` (Nesterov), ``lr * buf`` or, without momentum, ``lr * d``.
+
+    Example: ``sgd(w, g, buf, lr, wd, momentum, 1 - dampening, False, first=True)``
+    """
+    d = g + wd * w if wd else g
+    if momentum:
+        if first:
+            buf[...] = d
+        else:
+            buf *= momentum
+            buf += damp * d
+        d = d + momentum * buf if nesterov else buf
+    w -= lr * d
+
+
+def adam(w: Any, g: Any, m: Any, v: Any, vmax: Any, step_size: Any, b1: Any, omb1: Any,
+         b2: Any, omb2: Any, eps_c: Any, wd: Any, decay: Any, amsgrad: bool) -> None:
+    """Adam/AdamW: ``w *= decay``; ``d = g + wd*w``; ``m = b1*m + omb1*d``;
+    ``v = b2*v + omb2*d*d`` (``vmax = max(vmax, v)`` with amsgrad, used instead of ``v``);
+    ``w -= step_size * m / (sqrt(v) + eps_c)``.
+
+    Example: ``adam(w, g, m, v, v, lr * c / bc1, b1, 1 - b1, b2, 1 - b2, eps * c, 0, 1, False)``
+    """
+    if decay != 1:
+        w *= decay
+    d = g + wd * w if wd else g
+    m *= b1
+    m += omb1 * d
+    v *= b2
+    v += omb2 * (d * d)
+    if amsgrad:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    w -= step_size * (m / (np.sqrt(v) + eps_c))
+
+
+def rmsprop(w: Any, g: Any, sq: Any, ga: Any, buf: Any, lr: Any, wd: Any, alpha: Any,
+            oma: Any, eps: Any, momentum: Any, centered: bool) -> None:
+    """RMSprop: ``d = g + wd*w``; ``sq = alpha*sq + oma*d*d``; ``r = sqrt(sq) + eps``
+    (centered: ``ga = alpha*ga + oma*d``, ``r = sqrt(sq - ga*ga) + eps``); then
+    ``buf = momentum*buf + d/r`` and ``w -= lr*buf``, or ``w -= lr * d/r`` without momentum.
+
+    Example: ``rmsprop(w, g, sq, sq, sq, lr, wd, alpha, 1 - alpha, eps, 0, False)``
+    """
+    d = g + wd * w if wd else g
+    sq *= alpha
+    sq += oma * (d * d)
+    if centered:
+        ga *= alpha
+        ga += oma * d
+        r = np.sqrt(sq - ga * ga) + eps
+    else:
+        r = np.sqrt(sq) + eps
+    if momentum:
+        buf *= momentum
+        buf += d / r
+        w -= lr * buf
+    else:
+        w -= lr * (d / r)
+
+
+def adagrad(w: Any, g: Any, acc: Any, clr: Any, wd: Any, eps: Any) -> None:
+    """Adagrad: ``d = g + wd*w``; ``acc += d*d``; ``w -= clr * d / (sqrt(acc) + eps)``.
+
+    Example: ``adagrad(w, g, acc, lr / (1 + (t - 1) * lr_decay), wd, eps)``
+    """
+    d = g + wd * w if wd else g
+    acc += d * d
+    w -= clr * (d / (np.sqrt(acc) + eps))
