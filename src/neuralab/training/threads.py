@@ -77,9 +77,9 @@ class BlasThreadPolicy:
         threads: force this many threads (e.g. the count a checkpoint recorded); None
             chooses with ``choose_threads`` from ``flops`` and the cores this process may use.
 
-    ``threads`` is the count the run's matmuls use (chosen here, applied on enter), and the
-    count of numba's threads for the fused kernels (``neuralab.kernels``; numba's setting is
-    per calling thread, and restored on exit). The optimizers'
+    ``threads`` is the count the run's matmuls use (chosen here, applied on enter); the fused
+    kernels (``neuralab.kernels``) run on one numba thread meanwhile (numba's setting is per
+    calling thread, and restored on exit). The optimizers'
     axpy library (SciPy's own OpenBLAS, when it is another library than NumPy's) is held
     at one thread, which lets it take whole arrays (see ``optim.optimizer.axpy``).
 
@@ -129,8 +129,12 @@ class BlasThreadPolicy:
         from .. import kernels  # noqa: PLC0415 - imports numba only when its kernels are used
         nb = kernels.numba_module()
         if nb is not None:
+            # NOTE: the fused optimizer kernels run on one numba thread: on one thread they
+            # are already 2.5-5x NumPy's passes, while a second thread made the wide net's
+            # step 10x slower whenever the machine had other work (OpenMP threads waiting
+            # for a core; benchmarks/README.md, "Fused kernels").
             self._numba, self._numba_orig = nb, nb.get_num_threads()
-            nb.set_num_threads(max(1, min(self.threads, nb.config.NUMBA_NUM_THREADS)))
+            nb.set_num_threads(1)
         return self
 
     def __exit__(self, *exc: Any) -> None:
