@@ -209,3 +209,107 @@ def _quiet_ctx():
     ctx = warnings.catch_warnings()
     warnings.simplefilter("ignore", ConvergenceWarning)
     return ctx
+
+
+def _texts(n=600, seed=0):
+    """Three topics: each word comes from the document's topic with probability 0.3, else from
+    words all topics share, so one document is ambiguous now and then."""
+    rng = np.random.default_rng(seed)
+    shared = [f"w{i}" for i in range(150)]
+    topics = [[f"t{k}x{i}" for i in range(40)] for k in range(3)]
+    labels = rng.integers(0, 3, n)
+    docs = [" ".join(rng.choice(topics[k]) if rng.random() < 0.3 else rng.choice(shared)
+                     for _ in range(10)) for k in labels]
+    return docs, np.array(["sport", "news", "music"])[labels]
+
+
+def _pipeline_scores(make_vectorizer, texts, labels, hidden, max_iter):
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    tr, te, ytr, yte = train_test_split(texts, labels, test_size=0.3, random_state=0, stratify=labels)
+    scores = {}
+    for name, est in (("neuralab", nl.MLPClassifier(hidden_layer_sizes=hidden, max_iter=max_iter, random_state=0)),
+                      ("sklearn", MLPClassifier(hidden_layer_sizes=hidden, max_iter=max_iter, random_state=0))):
+        with _quiet_ctx():
+            scores[name] = make_pipeline(make_vectorizer(), est).fit(tr, ytr).score(te, yte)
+    return scores
+
+
+def test_a_tfidf_pipeline_learns_as_sklearns_mlp():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    texts, labels = _texts()
+    scores = _pipeline_scores(TfidfVectorizer, texts, labels, (32,), 30)
+    assert scores["neuralab"] > 0.8  # chance is 1/3
+    assert scores["neuralab"] >= scores["sklearn"] - 0.03, scores
+
+
+def test_sms_spam_pipeline_matches_sklearn():
+    from neuralab.datasets import find_data_file
+    path = find_data_file("sms_spam.tsv")
+    if path is None:
+        pytest.skip("sms_spam.tsv is not in the data folders (NEURALAB_DATA, ./data)")
+    import csv
+
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)
+    scores = _pipeline_scores(lambda: TfidfVectorizer(min_df=2), df.iloc[:, 1].astype(str),
+                              df.iloc[:, 0].to_numpy(), (16,), 5)
+    assert scores["neuralab"] > 0.95
+    assert scores["neuralab"] >= scores["sklearn"] - 0.01, scores
+
+
+def test_a_column_transformer_with_sparse_one_hot_output(quiet):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"city": rng.choice([f"c{i}" for i in range(30)], n),
+                       "shop": rng.choice([f"s{i}" for i in range(20)], n),
+                       "x": rng.standard_normal(n)})
+    effect = {f"c{i}": rng.standard_normal() for i in range(30)}
+    y = (df.city.map(effect) + df.x > 0).astype(int).to_numpy()
+    prep = ColumnTransformer([("cat", OneHotEncoder(sparse_output=True, handle_unknown="ignore"),
+                               ["city", "shop"]), ("num", StandardScaler(), ["x"])],
+                             sparse_threshold=1.0)
+    assert sp.issparse(prep.fit_transform(df))
+    make = lambda: nl.MLPClassifier(hidden_layer_sizes=(16,), max_iter=60, random_state=0)  # noqa: E731
+    pipe = make_pipeline(prep, make()).fit(df[:300], y[:300])
+    assert pipe.score(df[300:], y[300:]) > 0.8
+    dense = make().fit(prep.fit_transform(df[:300]).toarray(), y[:300])
+    np.testing.assert_allclose(pipe[-1].predict_proba(prep.transform(df[300:])),
+                               dense.predict_proba(prep.transform(df[300:]).toarray()), atol=1e-5)
+
+
+def test_onnx_export_of_a_model_trained_on_sparse_rows(tmp_path, quiet):
+    ort = pytest.importorskip("onnxruntime")
+    X, _, y = _task()
+    clf = nl.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    path = nl.export_onnx(clf, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outputs = [o.name for o in session.get_outputs()]
+    got = dict(zip(outputs, session.run(None, {name: X.toarray().astype(np.float32)})))  # dense input
+    np.testing.assert_allclose(got["probabilities"], clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_training_on_sparse_rows_never_densifies_the_data(quiet):
+    # 1000 x 100000 at 0.05%: 400 MB dense in float32, 0.6 MB sparse. The network's own arrays
+    # (weights, gradient, Adam's two moments: 4 x 100000 x 8 float32) are about 13 MB.
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    rows, cols = np.repeat(np.arange(1000), 50), rng.integers(0, 100_000, 50_000)
+    X = sp.csr_matrix((rng.random(50_000, dtype=np.float32), (rows, cols)), shape=(1000, 100_000))
+    y = np.arange(1000) % 2
+    nl.MLPClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(X[:20], y[:20])  # imports, untraced
+    tracemalloc.start()
+    try:
+        clf = nl.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+        clf.predict_proba(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 60e6, f"peak {peak / 1e6:.0f} MB"

@@ -82,7 +82,10 @@ class CapturedMLP:
             bufs = {
                 "z": [e((m, w.data.shape[0]), dt) for w, _, _ in self.layers],
                 "mask": [e((m, w.data.shape[0]), bool) if r else None for w, _, r in self.layers],
-                "d": [e((m, w.data.shape[1]), dt) for w, _, _ in self.layers],
+                # no gradient for the data (layer 0's input): a 100000-wide sparse batch
+                # would otherwise get a dense (m, 100000) buffer it never uses
+                "d": [e((m, w.data.shape[1]), dt) if i else None
+                      for i, (w, _, _) in enumerate(self.layers)],
                 "rows": [np.arange(m)],
                 # the softmax cross-entropy's log-probabilities and gradient, and its 1/n
                 "logp": e((m, self.layers[-1][0].data.shape[0]), dt),
