@@ -843,6 +843,9 @@ _SHARED_DOC = """
         stops; from ``on_batch_end`` right after that step, with ``interrupted_`` set and,
         with early_stopping, the best weights restored), dtype ("float32" default;
         None follows X as sklearn does).
+    X may be a SciPy sparse matrix or array (e.g. from TfidfVectorizer): it is converted
+    once to CSR and never made dense; the first layer multiplies its rows sparse x dense
+    (CPU only).
 """
 
 
