@@ -19,9 +19,13 @@ _WEIGHTS_CLF = ("as MLPRegressor; with full-batch lbfgs in float64 the weighted 
                 "below), then the check's 15 rows x 30 features are separated, alpha alone bounds "
                 "the weights, and in that flat valley the last-bit difference between a weighted "
                 "sum and a mean over repeated rows changes a line search (1e-4 apart at 30)")
+# The MLPs take sparse X (tags.input_tags.sparse), so sklearn runs the sparse variant of the
+# weight check too; it fails for the same reasons as the dense one.
 EXPECTED_FAILURES: dict = {
-    "MLPClassifier": {"check_sample_weight_equivalence_on_dense_data": _WEIGHTS_CLF},
-    "MLPRegressor": {"check_sample_weight_equivalence_on_dense_data": _WEIGHTS},
+    "MLPClassifier": {"check_sample_weight_equivalence_on_dense_data": _WEIGHTS_CLF,
+                      "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS_CLF},
+    "MLPRegressor": {"check_sample_weight_equivalence_on_dense_data": _WEIGHTS,
+                     "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS},
 }
 
 
@@ -34,13 +38,44 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
-def test_sample_weight_equals_repetition_with_full_batch_lbfgs():
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_sample_weight_equals_repetition_with_full_batch_lbfgs(kind):
     # The check that mini-batches cannot pass (see EXPECTED_FAILURES) holds for full-batch
-    # L-BFGS in float64, as sklearn runs it for its own MLPRegressor.
-    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+    # L-BFGS in float64, as sklearn runs it for its own MLPRegressor, on dense and sparse X.
+    from sklearn.utils import estimator_checks
 
+    check = getattr(estimator_checks, f"check_sample_weight_equivalence_on_{kind}_data")
     reg = nl.MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", dtype="float64", random_state=0)
-    check_sample_weight_equivalence_on_dense_data("MLPRegressor", reg)
+    check("MLPRegressor", reg)
+
+
+@pytest.mark.parametrize("est", ESTIMATORS[1:], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("container", ["csr_matrix", "csr_array"])
+def test_sparse_checks_pass_by_fitting_not_by_refusing(est, container):
+    """sklearn's check_estimator_sparse_* also pass an estimator that refuses sparse X with
+    a "sparse" error; these MLPs must fit every format and index width it generates."""
+    import warnings
+
+    from scipy import sparse
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils.estimator_checks import _generate_sparse_data  # the check's formats
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(40, 3))
+    X[X < 0.6] = 0
+    y = (4 * rng.uniform(size=40)).astype(np.int32)
+    formats = []
+    for fmt, Xs in _generate_sparse_data(getattr(sparse, container)(X)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = clone(est).fit(Xs, y)  # raises on refusal: the test fails
+        assert fitted.predict(Xs).shape == (40,)
+        out = fitted.predict_proba if hasattr(fitted, "predict_proba") else fitted.predict
+        # sparse and dense products sum in another order: float32 rounding apart
+        np.testing.assert_allclose(out(Xs), out(X), rtol=1e-5, atol=1e-6)
+        formats.append(fmt)
+    assert {"csr", "csc", "coo", "lil", "dok", "bsr", "dia"} <= set(formats)
 
 
 def _check_data():

@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import backend
+from .functions import is_sparse
 
-__all__ = ["as_features", "as_targets", "check_finite", "train_val_split", "Batches",
+__all__ = ["as_features", "n_rows", "as_targets", "check_finite", "train_val_split", "Batches",
            "BatchIterable", "StandardScaler"]
 
 
@@ -30,15 +31,33 @@ def _is_memmap(X: Any) -> bool:
     return isinstance(X, np.memmap)
 
 
+def n_rows(X: Any) -> int:
+    """The number of samples of X: ``len(X)``, or ``X.shape[0]`` for a SciPy sparse matrix
+    (whose ``len`` is refused as ambiguous).
+
+    Example: ``n_rows(scipy.sparse.csr_matrix((5, 3)))  # 5``
+    """
+    return X.shape[0] if is_sparse(X) else len(X)
+
+
 def as_features(X: Any, dtype: Any = None, name: str = "X") -> Any:
     """X as a 2-D-or-more float array, cast once (float32 unless ``dtype``).
 
     A memory-mapped array is left on disk as it is: batches are cast as they are gathered.
+    A SciPy sparse matrix or array (CSR, CSC, COO, ...) becomes CSR of that dtype, still
+    sparse: batches are its rows, and a first ``Linear`` layer multiplies them sparse x dense.
     Example: ``as_features([[0, 1], [2, 3]]).dtype  # float32``
     """
     dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
     if hasattr(X, "data") and type(X).__name__ == "Tensor":  # a neuralab Tensor
         X = X.data
+    if is_sparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D sparse matrix, got shape {X.shape}")
+        if X.dtype.kind not in "fiub":
+            raise ValueError(f"{name} must be numeric, got a sparse matrix of dtype {X.dtype}")
+        X = X.tocsr()  # NOTE: row slicing (the batches) is cheap in CSR only
+        return X if X.dtype == dtype else X.astype(dtype)
     if _is_memmap(X):
         if X.ndim < 2:
             raise ValueError(f"{name} must have one row per sample (2-D or more), got shape {X.shape}")
@@ -68,6 +87,18 @@ def check_finite(X: Any, name: str = "X") -> None:
     """
     if _is_memmap(X):
         return  # reading a whole file from disk just to check it would defeat the memmap
+    if is_sparse(X):  # the stored values only: the zeros are finite
+        X = X.tocsr()
+        bad = ~np.isfinite(X.data)
+        if bad.any():
+            pos = np.flatnonzero(bad)
+            row = int(np.searchsorted(X.indptr, pos[0], side="right") - 1)
+            cols = np.unique(X.indices[pos])
+            kind = "NaN" if np.isnan(X.data[pos[0]]) else "infinity"
+            raise ValueError(f"{name} has {len(pos)} NaN or infinite value(s) in column(s) "
+                             f"{cols[:5].tolist()}{' ...' if len(cols) > 5 else ''} (first: "
+                             f"{kind} in row {row}); remove or impute missing values first")
+        return
     xp = backend.xp_of(X)
     bad = ~xp.isfinite(X)
     if bool(bad.any()):
@@ -125,7 +156,7 @@ def train_val_split(*arrays: Any, validation_split: float = 0.1,
     """
     if not 0 < validation_split < 1:
         raise ValueError(f"validation_split must be between 0 and 1 (exclusive), got {validation_split}")
-    n = len(next(a for a in arrays if a is not None))
+    n = n_rows(next(a for a in arrays if a is not None))
     n_val = int(round(n * validation_split))
     if n_val < 1 or n_val >= n:
         raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
@@ -137,6 +168,8 @@ def train_val_split(*arrays: Any, validation_split: float = 0.1,
     for a in arrays:
         if a is None:
             out += [None, None]
+        elif is_sparse(a):  # rows of a CSR matrix, still sparse
+            out += [a[train_idx], a[val_idx]]
         else:
             xp = backend.xp_of(a)
             out += [xp.take(a, xp.asarray(train_idx), axis=0), xp.take(a, xp.asarray(val_idx), axis=0)]
@@ -148,7 +181,8 @@ class Batches:
     """Mini-batches of (X, y, sample_weight) gathered by index into reused buffers.
 
     Args:
-        X: features (N, ...), a NumPy/CuPy array or a memory-mapped array.
+        X: features (N, ...), a NumPy/CuPy array, a memory-mapped array, or a SciPy CSR
+            matrix (each batch is then its rows ``X[idx]``, a new small CSR matrix).
         y: targets (N, ...) or None.
         batch_size: rows per batch (the last batch may be smaller).
         shuffle: visit rows in a new random order each time it is iterated.
@@ -172,13 +206,13 @@ class Batches:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.X, self.y, self.sample_weight = X, y, sample_weight
-        self.n = len(X)
+        self.n = n_rows(X)
         self.batch_size = min(int(batch_size), max(self.n, 1))
         self.shuffle = shuffle
         self.drop_last = bool(drop_last)
         self.rng = rng if rng is not None else np.random.default_rng()
         self.dtype = np.dtype(dtype) if dtype is not None else backend.get_default_dtype()
-        self._xp = backend.xp_of(X) if not _is_memmap(X) else np
+        self._xp = backend.xp_of(X) if not (_is_memmap(X) or is_sparse(X)) else np
         self._bufs: dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -194,6 +228,9 @@ class Batches:
         return buf
 
     def _gather(self, key: str, a: Any, idx: Any, dtype: Any) -> Any:
+        if is_sparse(a):  # its rows' number of values varies: no reusable buffer
+            rows = a[idx]
+            return rows if rows.dtype == dtype else rows.astype(dtype)
         buf = self._buffer(key, a, dtype)[: len(idx)]
         if _is_memmap(a) and getattr(a, "mode", None) == "r" and a.nbytes > _DROP_ABOVE:
             for s in range(0, len(idx), _ROWS_PER_READ):  # bounded resident memory, see NOTE
@@ -277,7 +314,7 @@ class BatchIterable:
                 raise ValueError(f"batch {i} must be a pair (X, y) or a triple (X, y, sample_weight), "
                                  f"got {type(item).__name__}")
             xb = as_features(item[0], self.dtype, name=f"X of batch {i}")
-            yb = as_targets(item[1], len(xb), self.task, name=f"y of batch {i}")
+            yb = as_targets(item[1], n_rows(xb), self.task, name=f"y of batch {i}")
             wb = None if len(item) == 2 or item[2] is None else np.asarray(item[2], dtype=xb.dtype)
             yield xb, yb, wb
 

@@ -37,11 +37,39 @@ def check_numeric_columns(X: Any) -> None:
                              f"`neuralab train FILE --target COL`, which one-hot encodes text")
 
 
+def _is_sparse(X: Any) -> bool:
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def _sparse_entries(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of the stored entries of a SciPy sparse matrix, rows sorted."""
+    coo = X.tocsr().tocoo()  # NOTE: through CSR so that the first bad entry is in the first bad row
+    return coo.row, coo.col, coo.data
+
+
+def _check_sparse_finite(X: Any, names: Any, what: str) -> None:
+    if X.dtype.kind not in "fc" or np.isfinite(X.data).all():
+        return
+    rows, cols, values = _sparse_entries(X)
+    bad = ~np.isfinite(values)
+    n_bad, n_nan = int(bad.sum()), int(np.isnan(values).sum())
+    kind = ("NaN" if n_nan == n_bad else "infinite" if n_nan == 0 else "NaN or infinite")
+    bad_cols = np.unique(cols[bad])
+    shown = [_column_label(names, j) for j in bad_cols[:5]]
+    more = f" and {len(bad_cols) - 5} more" if len(bad_cols) > 5 else ""
+    raise ValueError(f"{what} has {n_bad} {kind} value(s) in {len(bad_cols)} column(s) {shown}"
+                     f"{more} (first in row {int(rows[bad][0])}); impute or drop them before "
+                     f"training or predicting (NaN and inf are not accepted)")
+
+
 def check_finite(X: np.ndarray, names: Any = None, what: str = "X") -> None:
     """Raise ValueError counting the NaN/infinite values of X and naming their first columns.
 
+    X may be a SciPy sparse matrix (its stored values are checked).
     Example: ``check_finite(np.array([[1.0, np.nan]]))  # X has 1 NaN value ... column 1``
     """
+    if _is_sparse(X):
+        return _check_sparse_finite(X, names, what)
     if not isinstance(X, np.ndarray) or X.dtype.kind not in "fc":
         return
     finite = np.isfinite(X)
@@ -72,6 +100,8 @@ def check_magnitude(X: Any, names: Any = None, what: str = "X", float32: bool = 
 
     Example: ``check_magnitude(np.array([[1.0, 1e30]]))  # ValueError: ... column 1, row 0 ...``
     """
+    if _is_sparse(X):
+        return _check_sparse_magnitude(X, names, what, float32)
     a = X.to_numpy() if hasattr(X, "columns") and all(k in "biufc" for k in X.dtypes.map(
         lambda d: getattr(d, "kind", "O"))) else X
     if isinstance(a, (list, tuple)):
@@ -94,14 +124,38 @@ def check_magnitude(X: Any, names: Any = None, what: str = "X", float32: bool = 
     if not big.any():
         return
     row, col = (int(i) for i in np.argwhere(big)[0])
-    value = float(a[row, col])
+    _too_large(float(a[row, col]), int(big.sum()), row, col, names, what)
+
+
+def _check_sparse_magnitude(X: Any, names: Any, what: str, float32: bool) -> None:
+    """check_magnitude on the stored values of a SciPy sparse matrix (never densified)."""
+    kind = X.dtype.kind
+    if kind not in "iufc" or X.nnz == 0 or (not float32 and kind != "c"):
+        return
+    rows, cols, values = _sparse_entries(X)
+    if kind == "c":
+        bad = np.flatnonzero(values.imag != 0)
+        where = f" (column {_column_label(names, cols[bad[0]])!r}, row {rows[bad[0]]})" if len(bad) else ""
+        raise ValueError(f"Complex data not supported: {what} holds complex numbers{where}; give "
+                         f"the real and imaginary parts (or magnitude and angle) as two columns")
+    if kind in "iu" and X.dtype.itemsize < 8:
+        return
+    big = (values > MAX_TRAINING_MAGNITUDE) | (values < -MAX_TRAINING_MAGNITUDE)
+    if kind == "f":
+        big &= np.isfinite(values)
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        _too_large(float(values[i]), int(big.sum()), int(rows[i]), int(cols[i]), names, what)
+
+
+def _too_large(value: float, count: int, row: int, col: int, names: Any, what: str) -> None:
     if abs(value) > _FLOAT32_MAX:
         why = f"too large for float32 (whose largest value is {_FLOAT32_MAX:.3g})"
     else:
         why = (f"too large to train on in float32 (above {MAX_TRAINING_MAGNITUDE:.2g}, "
                f"squares over a batch overflow float32's {_FLOAT32_MAX:.3g})")
     raise ValueError(f"{what} column {_column_label(names, col)!r}, row {row} holds {value:.3g}: "
-                     f"{why}; {int(big.sum())} value(s) like it. Scale or standardise the column "
+                     f"{why}; {count} value(s) like it. Scale or standardise the column "
                      f"(e.g. sklearn.preprocessing.StandardScaler)")
 
 

@@ -44,6 +44,7 @@ from .. import backend
 from .. import functional as F
 from .. import nn
 from ..callbacks.base import Callback
+from ..functions import is_sparse
 from ..tensor import Tensor, no_grad
 from ._checks import check_trainable, validate as _validate
 
@@ -205,13 +206,15 @@ class _BaseMLP(BaseEstimator):
             fast = _FastPredict(self.model_, inference_layers(self.model_) if cpu else None)
         if fast.layers is not None:
             from ..nn._fast import forward_layers  # noqa: PLC0415
-            return forward_layers(fast.layers, np.asarray(X, dtype=self._dtype))
+            return forward_layers(fast.layers, X if is_sparse(X) else np.asarray(X, dtype=self._dtype))
         from ..training.loop import _evaluating  # noqa: PLC0415  (eval mode, restored after)
         dev = backend.normalize_device(self.device)
         out = [np.zeros((0, self.n_outputs_), self._dtype)]
         with _evaluating(self.model_):
             for start in range(0, X.shape[0], 8192):
-                xb = Tensor(backend.to_device(X[start:start + 8192], dev), dtype=self._dtype)
+                xb = X[start:start + 8192]  # sparse rows go to the first Linear as they are
+                if not is_sparse(xb):
+                    xb = Tensor(backend.to_device(xb, dev), dtype=self._dtype)
                 out.append(backend.to_numpy(self.model_(xb).data))
         return np.concatenate(out)
 
@@ -242,7 +245,7 @@ class _BaseMLP(BaseEstimator):
                 X = X.astype(dt, copy=False)
             if np.isfinite(X).all():
                 return X
-        return _validate(self, X, dtype=self._float_dtype(), reset=False)
+        return _validate(self, X, dtype=self._float_dtype(), reset=False, accept_sparse="csr")
 
     # ------------------------------------------------------------------ the loss
     def _batch_loss(self, z: Tensor, target: Tensor, w: np.ndarray | None, sw_sum: float) -> Tensor:
@@ -290,6 +293,7 @@ class _BaseMLP(BaseEstimator):
         with _one_fit_at_a_time(self):
             first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
             X, y_train, y_orig = self._validate_input(X, y, incremental, reset=first_pass, classes=classes)
+            self._check_sparse_device(X)
             self._dtype = X.dtype
             sample_weight = _checked_sample_weight(sample_weight, X)
             sample_weight = self._with_class_weight(y_orig, sample_weight)
@@ -304,6 +308,12 @@ class _BaseMLP(BaseEstimator):
                 self._fit_stochastic(X, y_train, sample_weight, incremental)
             self._sync_sklearn_attributes()
         return self
+
+    def _check_sparse_device(self, X: Any) -> None:
+        if is_sparse(X) and backend.normalize_device(self.device) != "cpu":
+            raise ValueError(f"X is a sparse matrix, which trains on the CPU only; use "
+                             f"device='cpu' (now {self.device!r}), or X.toarray() if it fits "
+                             f"in the GPU's memory")
 
     def _initialize(self, y_train: np.ndarray, n_features: int, dtype: np.dtype) -> None:
         self.n_iter_ = 0
@@ -368,7 +378,7 @@ class _BaseMLP(BaseEstimator):
             if cap is not None and wb is None:
                 value, out = cap.forward_backward(xb, yb, 1.0 / sw_sum), cap.logits
             else:
-                z = model(Tensor._make(xb, False))
+                z = model(xb if is_sparse(xb) else Tensor._make(xb, False))
                 loss = self._batch_loss(z, Tensor._make(yb, False), wb, sw_sum)
                 opt.zero_grad()
                 loss.backward()
@@ -440,7 +450,7 @@ class _BaseMLP(BaseEstimator):
             self.model_.load_state_dict(finite_state)
             # Finite but huge weights can still overflow the outputs to inf (and softmax to
             # NaN); checked once, here, rather than every epoch.
-            if epoch and not np.isfinite(self._forward_raw(backend.to_numpy(X))).all():
+            if epoch and not np.isfinite(self._forward_raw(X if is_sparse(X) else backend.to_numpy(X))).all():
                 self.model_.load_state_dict(initial_state)
                 kept = f"the initial ones: those after epoch {epoch} overflow"
         self.model_.train()
@@ -504,7 +514,8 @@ class _BaseMLP(BaseEstimator):
         shapes = [p.shape for p in params]
         sizes = [int(np.prod(s)) for s in shapes]
         dev = backend.normalize_device(self.device)
-        Xt = Tensor(backend.to_device(X, dev), dtype=self._dtype)
+        # sparse X stays sparse: the first Linear multiplies it sparse x dense (CPU only)
+        Xt = X if is_sparse(X) else Tensor(backend.to_device(X, dev), dtype=self._dtype)
         yt = Tensor._make(backend.to_device(y, dev), False)
         sw_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
         self.model_.train()
@@ -613,6 +624,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
+        tags.input_tags.sparse = True  # SciPy sparse X: the first layer multiplies it as it is
         return tags
 
 
@@ -831,6 +843,9 @@ _SHARED_DOC = """
         stops; from ``on_batch_end`` right after that step, with ``interrupted_`` set and,
         with early_stopping, the best weights restored), dtype ("float32" default;
         None follows X as sklearn does).
+    X may be a SciPy sparse matrix or array (e.g. from TfidfVectorizer): it is converted
+    once to CSR and never made dense; the first layer multiplies its rows sparse x dense
+    (CPU only).
 """
 
 
@@ -878,7 +893,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.y_type_ != "multilabel-indicator"
 
     def _validate_input(self, X, y, incremental, reset, classes=None):
-        X, y = _validate(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=reset)
+        X, y = _validate(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=reset,
+                         accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # sklearn warns about a column vector y
         if reset:
@@ -950,6 +966,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _fit_partial_first(self, X, y, sample_weight):
         with _one_fit_at_a_time(self):
             X, y_t, y_orig = self._validate_first_partial(X, y)
+            self._check_sparse_device(X)
             self._dtype = X.dtype
             sample_weight = _checked_sample_weight(sample_weight, X)
             sample_weight = self._with_class_weight(y_orig, sample_weight)
@@ -961,7 +978,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self
 
     def _validate_first_partial(self, X, y):
-        X, y = _validate(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=True)
+        X, y = _validate(self, X, y, multi_output=True, dtype=self._float_dtype(), reset=True,
+                         accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not type_of_target(y).startswith("multilabel"):
@@ -1053,7 +1071,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset, classes=None):
         X, y = _validate(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=self._float_dtype(), reset=reset)
+                         dtype=self._float_dtype(), reset=reset, accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if reset and not incremental:

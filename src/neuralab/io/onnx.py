@@ -518,7 +518,8 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
 
     An ``nn.Module`` maps input ``"input"`` (float32, (N, in_features)) to ``"output"``.
     A classifier gives ``"probabilities"`` (softmax or sigmoid head) and ``"label"``; a
-    regressor ``"prediction"``. A CLI model takes ``"features"``: the columns listed in the
+    regressor ``"prediction"``; an estimator trained on SciPy sparse X (TF-IDF rows, say)
+    is exported the same way and its graph takes a dense float32 input. A CLI model takes ``"features"``: the columns listed in the
     model's ``feature_names`` metadata, numbers raw (NaN allowed: the median imputation and
     the standardisation are part of the graph) and categories one-hot.
     Dropout is left out; batch norm uses its running statistics. Needs ``opset >= 17``.

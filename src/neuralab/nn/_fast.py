@@ -75,6 +75,9 @@ def inference_layers(model: Any) -> list | None:
 def forward_layers(layers: list, X: np.ndarray) -> np.ndarray:
     """The chain's output for X: the eager forward's NumPy calls without the graph.
 
+    X may be a SciPy sparse CSR matrix: the first product is then sparse x dense, as in the
+    eager ``functions.Linear``, and gives a dense array.
+
     NOTE: a single-row prediction through Modules and Functions spends more time in Python
     than in the three matmuls; this is the same arithmetic, bit for bit, at NumPy's speed.
     """
@@ -101,7 +104,7 @@ def no_grad_forward(children: Any, x: Any) -> Any:
     """
     X = x.data
     if type(X) is not np.ndarray or X.ndim == 0:
-        return None
+        return None  # a GPU or SciPy sparse array: the eager modules take it
     layers: list = []  # [weight, bias, relu_after]
     for m in children:
         kind = type(m)

@@ -13,8 +13,10 @@ layers and ReLUs trained with softmax cross-entropy, the whole step is known in 
 ``capture_train_step`` recognises such a model and returns a step that does exactly these
 NumPy calls, in the eager engine's order, writing into buffers allocated once per batch
 shape (and into each parameter's ``grad``), so the gradients equal the eager ones bit for
-bit (``tests/test_fast_paths.py``). The optimizer step is the optimizer's own. Anything else
-(dropout, batch norm, another loss, sample weights, a GPU array) returns None, and ``fit``
+bit (``tests/test_fast_paths.py``). A SciPy sparse batch (CSR rows) is replayed too: its
+first product is the eager ``functions.Linear``'s sparse one, ``x @ W.T`` forward and
+``(x.T @ d).T`` for the weight's gradient. The optimizer step is the optimizer's own. Anything
+else (dropout, batch norm, another loss, sample weights, a GPU array) returns None, and ``fit``
 uses the eager step.
 
 Example:
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..functions import is_sparse
 from ..nn._fast import inference_layers
 
 __all__ = ["CapturedMLP", "capture_train_step"]
@@ -79,7 +82,10 @@ class CapturedMLP:
             bufs = {
                 "z": [e((m, w.data.shape[0]), dt) for w, _, _ in self.layers],
                 "mask": [e((m, w.data.shape[0]), bool) if r else None for w, _, r in self.layers],
-                "d": [e((m, w.data.shape[1]), dt) for w, _, _ in self.layers],
+                # no gradient for the data (layer 0's input): a 100000-wide sparse batch
+                # would otherwise get a dense (m, 100000) buffer it never uses
+                "d": [e((m, w.data.shape[1]), dt) if i else None
+                      for i, (w, _, _) in enumerate(self.layers)],
                 "rows": [np.arange(m)],
                 # the softmax cross-entropy's log-probabilities and gradient, and its 1/n
                 "logp": e((m, self.layers[-1][0].data.shape[0]), dt),
@@ -113,7 +119,10 @@ class CapturedMLP:
         acts = []
         for (w, b, relu), z, mask in zip(self.layers, zs, masks):
             acts.append(a)
-            np.matmul(a, w.data.T, out=z)
+            if is_sparse(a):  # SciPy's sparse x dense product has no out=: copied in
+                z[...] = a @ w.data.T
+            else:
+                np.matmul(a, w.data.T, out=z)
             if b is not None:
                 z += b.data
             if relu:
@@ -166,7 +175,10 @@ class CapturedMLP:
         for i in range(len(self.layers) - 1, -1, -1):
             w, b, _ = self.layers[i]
             gw = self._grad_buffer(w)
-            np.matmul(g.T, acts[i], out=gw)
+            if is_sparse(acts[i]):  # as functions.Linear: SciPy multiplies sparse x dense only
+                gw[...] = (acts[i].T @ g).T
+            else:
+                np.matmul(g.T, acts[i], out=gw)
             w.grad = gw
             if b is not None:
                 gb = self._grad_buffer(b)
@@ -188,8 +200,8 @@ def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: fl
     """A ``train_step(xb, yb, wb) -> (loss, logits)`` replaying a captured MLP step, or None.
 
     Captures only what it can reproduce exactly: a Linear/ReLU chain, loss "cross_entropy"
-    with integer labels, no l1/l2 penalty. Batches with sample weights go to ``fallback``
-    (the eager step). Set ``NEURALAB_EAGER=1`` to turn capturing off.
+    with integer labels, no l1/l2 penalty; NumPy or SciPy sparse (CSR) batches. Batches with
+    sample weights or on a GPU go to ``fallback`` (the eager step). Set ``NEURALAB_EAGER=1`` to turn capturing off.
 
     Example: ``step = capture_train_step(model, "cross_entropy", opt, fallback=eager_step)``
     """
@@ -200,7 +212,7 @@ def capture_train_step(model: Any, loss_name: str | None, optimizer: Any, l1: fl
         return None
 
     def train_step(xb: Any, yb: Any, wb: Any) -> tuple[float, Any]:
-        if wb is not None or type(xb) is not np.ndarray or getattr(yb, "dtype", np.float32).kind not in "iu":
+        if wb is not None or not (type(xb) is np.ndarray or is_sparse(xb)) or getattr(yb, "dtype", np.float32).kind not in "iu":
             return fallback(xb, yb, wb)
         value = cap.forward_backward(xb, yb)
         optimizer.step()

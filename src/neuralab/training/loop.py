@@ -33,7 +33,9 @@ from .. import functional as F
 from .. import optim
 from ..callbacks.base import Callback, CallbackList, History, get_lr, set_lr
 from ..callbacks.stock import ProgressBar, _EpochPrinter
-from ..data import BatchIterable, Batches, as_features, as_targets, check_finite, train_val_split
+from ..data import (BatchIterable, Batches, as_features, as_targets, check_finite, n_rows,
+                    train_val_split)
+from ..functions import is_sparse
 from ..metrics import Metric, get_metric
 from ..tensor import Tensor, no_grad
 
@@ -84,7 +86,7 @@ def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0
 
     def train_step(xb: Any, yb: Any, wb: Any) -> tuple[float, Any]:
         optimizer.zero_grad()
-        out = model(Tensor(xb))                      # forward
+        out = model(model_input(xb))                 # forward
         loss = loss_fn(out, Tensor(yb), wb)          # how wrong
         if penalised:
             loss = loss + penalty(penalised, l1, l2)
@@ -96,6 +98,15 @@ def make_train_step(model: Any, loss_fn: LossFn, optimizer: Any, l1: float = 0.0
     # (training/captured.py): no graph, no per-step allocations, the same gradients bit for bit.
     from .captured import capture_train_step  # noqa: PLC0415
     return capture_train_step(model, loss_name, optimizer, l1, l2, fallback=train_step) or train_step
+
+
+def model_input(xb: Any) -> Any:
+    """A batch as a model takes it: a Tensor, or a SciPy sparse batch as it is (``nn.Linear``
+    multiplies its rows sparse x dense; a Tensor cannot hold a sparse matrix).
+
+    Example: ``out = model(model_input(X[:32]))``
+    """
+    return xb if is_sparse(xb) else Tensor(xb)
 
 
 # ============================================================================ setup helpers
@@ -160,14 +171,17 @@ def _prepare(X: Any, y: Any, task: str, sample_weight: Any = None, device: str =
              name: str = "X", dtype: Any = None) -> tuple[Any, Any, Any]:
     """Check and cast arrays once (to ``dtype``, float32 unless told); move them to the device once."""
     X = as_features(X, dtype=dtype, name=name)
-    if len(X) == 0:
+    if is_sparse(X) and device != "cpu":
+        raise ValueError(f"{name} is a sparse matrix, which trains on the CPU only; use "
+                         f"device='cpu', or {name}.toarray() if it fits in the GPU's memory")
+    if n_rows(X) == 0:
         raise ValueError(f"{name} is empty (0 samples); there is nothing to train on or measure")
     check_finite(X, name)
-    y = as_targets(y, len(X), task, name="y" if name == "X" else name.replace("X", "y"), dtype=dtype)
+    y = as_targets(y, n_rows(X), task, name="y" if name == "X" else name.replace("X", "y"), dtype=dtype)
     if sample_weight is not None:
         w = np.asarray(backend.to_numpy(sample_weight), dtype=X.dtype)
-        if w.shape != (len(X),):
-            raise ValueError(f"sample_weight must have shape ({len(X)},), got {w.shape}")
+        if w.shape != (n_rows(X),):
+            raise ValueError(f"sample_weight must have shape ({n_rows(X)},), got {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError("sample_weight must be finite and non-negative")
         sample_weight = w
@@ -181,7 +195,7 @@ def _prepare(X: Any, y: Any, task: str, sample_weight: Any = None, device: str =
 def _check_outputs(model: Any, X: Any, y: Any, task: str, loss_name: str | None) -> None:
     """Run two rows through the model so that a shape mismatch is reported in words."""
     with _evaluating(model):
-        out = model(Tensor(np.ascontiguousarray(X[:2]) if isinstance(X, np.memmap) else X[:2]))
+        out = model(model_input(np.ascontiguousarray(X[:2]) if isinstance(X, np.memmap) else X[:2]))
     shape = tuple(out.shape)
     if task == "classification" and loss_name is not None:
         if len(shape) != 2 or shape[1] < 2:
@@ -371,7 +385,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         _check_outputs(model, X, y, task, loss_name)
         train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight,
                                 drop_last=drop_last, dtype=dtype)
-        steps, n_train = len(train_batches), len(X)
+        steps, n_train = len(train_batches), n_rows(X)
     val = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -438,12 +452,12 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                     xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
                     wb = None if wb is None else backend.to_device(wb, dev)
                 loss_value, out = train_step(xb, yb, wb)
-                size = len(xb) if wb is None else float(wb.sum())
+                size = xb.shape[0] if wb is None else float(wb.sum())
                 total += loss_value * size
                 count += size
                 for m in train_metrics:
                     m.update(out, yb, wb)
-                cbs.on_batch_end(batch, {"loss": loss_value, "size": len(xb)})
+                cbs.on_batch_end(batch, {"loss": loss_value, "size": xb.shape[0]})
                 if dist is not None:
                     run.stop_training = dist.any_rank(run.stop_training)
                 if run.stop_training:
@@ -488,8 +502,8 @@ def _evaluate(model: Any, X: Any, y: Any, w: Any, loss_fn: LossFn | None,
     total, count = 0.0, 0.0
     with _evaluating(model):
         for xb, yb, wb in Batches(X, y, batch_size, shuffle=False, sample_weight=w):
-            out = model(Tensor(xb))
-            size = len(xb) if wb is None else float(wb.sum())
+            out = model(model_input(xb))
+            size = xb.shape[0] if wb is None else float(wb.sum())
             if loss_fn is not None:
                 total += float(loss_fn(out, Tensor(yb), wb).item()) * size
                 count += size
@@ -530,15 +544,15 @@ def predict(model: Any, X: Any, batch_size: int = 1024) -> np.ndarray:
     """
     dev = _device_of(model, None)
     X = as_features(X)
-    if dev != "cpu" and not isinstance(X, np.memmap):
+    if dev != "cpu" and not isinstance(X, np.memmap) and not is_sparse(X):
         X = backend.to_device(X, dev)
     result = None
     with _evaluating(model):
         start = 0
         for xb, _, _ in Batches(X, None, batch_size, shuffle=False):
-            out = backend.to_numpy(model(Tensor(xb)).data)
+            out = backend.to_numpy(model(model_input(xb)).data)
             if result is None:
-                result = np.empty((len(X),) + out.shape[1:], dtype=out.dtype)
+                result = np.empty((n_rows(X),) + out.shape[1:], dtype=out.dtype)
             result[start:start + len(out)] = out
             start += len(out)
     return result if result is not None else np.empty((0,), dtype=backend.get_default_dtype())
