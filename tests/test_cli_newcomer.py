@@ -100,8 +100,15 @@ MARGIN = 0.03  # accuracy: one or two test rows of the small sets
 R2_MARGIN = 0.15
 
 
+# Full MNIST trains 60,000 rows with both libraries (about 10 minutes on 2 cores): run it with
+# NEURALAB_SLOW_TESTS=1 (measured: neuralab's default 0.973, keeping epoch 5 of 30).
+FULL_MNIST = pytest.mark.skipif(not os.environ.get("NEURALAB_SLOW_TESTS"),
+                                reason="full MNIST with both libraries takes ~10 minutes; "
+                                       "set NEURALAB_SLOW_TESTS=1 to run it")
+
+
 @pytest.mark.parametrize("name", FAST_SETS + [pytest.param("mnist1d", marks=pytest.mark.slow),
-                                              pytest.param("mnist", marks=pytest.mark.slow)])
+                                              pytest.param("mnist", marks=[pytest.mark.slow, FULL_MNIST])])
 def test_train_defaults_reach_sklearns_mlp(name):
     if name == "mnist":
         try:
