@@ -1428,3 +1428,65 @@ class GRUSequence(Function):
             dh += xp.matmul(self.w_hh.T, dhh, out=tmp)
         grads = (dx, dh.T, dw_ih, dw_hh)
         return grads + (db_ih, db_hh) if self.n_bias else grads
+
+
+# ============================================================================ tabular ops
+class Cos(Function):
+    """cos(x); d/dx = -sin(x). Periodic numeric embeddings (``nn.PeriodicEmbedding``) use it.
+
+    Example: ``Cos.apply(x)`` (what ``F.cos(x)`` calls)
+    """
+
+    def forward(self, x):
+        self.x = x
+        return xp_of(x).cos(x)
+
+    def backward(self, grad):
+        return (-grad * xp_of(grad).sin(self.x),)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class SELU(Function):
+    """scale * (x if x > 0 else alpha * (e**x - 1)) (Klambauer et al., 2017), PyTorch's constants.
+
+    Example: ``SELU.apply(x)`` (what ``F.selu(x)`` calls)
+    """
+
+    def forward(self, x):
+        xp = xp_of(x)
+        sa, scale = x.dtype.type(_SELU_SCALE * _SELU_ALPHA), x.dtype.type(_SELU_SCALE)
+        pos = x > 0
+        # the exponential only of the negative part, so large inputs never overflow
+        d = xp.minimum(x, 0)
+        xp.exp(d, out=d)
+        d *= sa                                   # the derivative where x <= 0
+        out = d - sa
+        xp.multiply(x, scale, out=out, where=pos)
+        d[pos] = scale                            # ... and where x > 0: kept for backward
+        self.d = d
+        return out
+
+    def backward(self, grad):
+        return (grad * self.d,)
+
+
+class Mish(Function):
+    """x * tanh(softplus(x)) (Misra, 2019); d/dx = tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)**2).
+
+    Example: ``Mish.apply(x)`` (what ``F.mish(x)`` calls)
+    """
+
+    def forward(self, x):
+        xp = xp_of(x)
+        softplus = xp.logaddexp(0, x)  # log(1 + e**x) without overflow
+        self.x, self.t = x, xp.tanh(softplus)
+        return x * self.t
+
+    def backward(self, grad):
+        xp = xp_of(grad)
+        e = xp.exp(-xp.abs(self.x))
+        sig = xp.where(self.x >= 0, 1 / (1 + e), e / (1 + e))
+        return (grad * (self.t + self.x * sig * (1 - self.t * self.t)),)

@@ -10,7 +10,7 @@ Example:
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
-from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LinearWarmup, LRScheduler,
+from .lr_scheduler import (CosineAnnealingLR, CosLogLR, ExponentialLR, LinearWarmup, LRScheduler,
                            ReduceLROnPlateau, StepLR)
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
@@ -18,5 +18,5 @@ from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-           "ReduceLROnPlateau", "clip_grad_norm", "clip_grad_norm_", "clip_grad_value",
+           "ReduceLROnPlateau", "CosLogLR", "clip_grad_norm", "clip_grad_norm_", "clip_grad_value",
            "clip_grad_value_"]
