@@ -421,6 +421,14 @@ class _TabularBase(BaseEstimator):
         """Check X as sklearn does (feature count and names), then return it as a DataFrame."""
         from sklearn.utils.validation import validate_data  # noqa: PLC0415
         if hasattr(X, "columns") and hasattr(X, "dtypes"):
+            names = getattr(self, "feature_names_in_", None)
+            if not reset and names is not None:
+                # columns are found by name: extra ones (the target, an ID) are ignored
+                cols = [str(c) for c in X.columns]
+                lost = [str(n) for n in names if str(n) not in cols]
+                if lost:
+                    raise ValueError(f"column(s) {lost[:8]} used in training are missing from the data")
+                X = X.set_axis(cols, axis=1)[[str(n) for n in names]]
             validate_data(self, X, reset=reset, skip_check_array=True)
             if len(X) == 0:
                 raise ValueError("X is empty (0 rows); a table needs at least one row")
@@ -444,6 +452,8 @@ class _TabularBase(BaseEstimator):
         y = column_or_1d(np.asarray(y), warn=True)
         if len(y) != len(table):
             raise ValueError(f"X has {len(table)} rows but y has {len(y)}; they must match row for row")
+        from ._checks import check_trainable  # noqa: PLC0415
+        check_trainable(len(table))
         target = self._encode_y(y)
         encoder = TableEncoder(one_hot_max=self.one_hot_max).fit(table)
         self.encoding_ = encoder.spec  # plain data (JSON in a model file)
@@ -605,7 +615,8 @@ class TabularClassifier(ClassifierMixin, _TabularBase):
 
         Example: ``clf.predict(df_new)``
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[best]
 
 
 class TabularRegressor(RegressorMixin, _TabularBase):
