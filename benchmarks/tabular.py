@@ -152,9 +152,9 @@ def run_model(model: str, entry: dict, Xtr, ytr, Xte, seed: int):
         import catboost as cb
         Xc = Xc.copy()
         Xe = Xe.copy()
-        for c in cats:
-            Xc[c] = Xc[c].astype(str)
-            Xe[c] = Xe[c].astype(str)
+        for c in cats:  # CatBoost wants text categories, a missing value as its own one
+            Xc[c] = Xc[c].astype(object).where(Xc[c].notna(), "<missing>").astype(str)
+            Xe[c] = Xe[c].astype(object).where(Xe[c].notna(), "<missing>").astype(str)
         est = (cb.CatBoostClassifier if cls else cb.CatBoostRegressor)(random_seed=seed, verbose=0,
                                                                         thread_count=2, cat_features=cats)
         est.fit(Xc, yt)

@@ -677,3 +677,124 @@ class TabularRegressor(RegressorMixin, _TabularBase):
 def _is_missing(y: np.ndarray) -> np.ndarray:
     import pandas as pd  # noqa: PLC0415
     return np.asarray(pd.isna(y), dtype=bool)
+
+
+# ============================================================================ ONNX
+def _onnx_network(net: Any, x: str, g: Any) -> str:
+    """Nodes computing ``net`` (a TabularMLP, eval mode) on the encoded rows ``x``: (N, k, n_out)."""
+    from onnx import TensorProto  # noqa: PLC0415
+    from .. import nn  # noqa: PLC0415
+    i64 = lambda v, hint="idx": g.const(np.asarray(v, np.int64), hint, np.int64)  # noqa: E731
+
+    def cols(t: str, start: int, stop: int) -> str:
+        return g.op("Slice", [t, i64([start]), i64([stop]), i64([1])], "cols")
+
+    n_num, n_in = net.n_numeric, net.n_numeric + net.n_binary
+    parts = []
+    if n_in:
+        z = g.op("Mul", [g.op("Sub", [cols(x, 0, n_in), g.const(net.scaler.center, "center")]),
+                         g.const(net.scaler.scale, "scale")], "scaled")
+        if net.scaler.clip:  # z / sqrt(1 + (z / 3)^2)
+            third = g.op("Mul", [z, g.const(1.0 / 3.0, "third")])
+            denom = g.op("Sqrt", [g.op("Add", [g.op("Mul", [third, third]), g.const(1.0, "one")])])
+            z = g.op("Div", [z, denom], "clipped")
+        if n_num:
+            num = cols(z, 0, n_num)
+            if net.periodic is not None:
+                pe = net.periodic
+                x3 = g.op("Reshape", [num, i64([0, n_num, 1], "shape")])
+                a = g.op("Add", [g.op("Mul", [x3, g.const(pe.weight_1.data * (2 * math.pi), "freq")]),
+                                 g.const(pe.bias_1.data, "phase")])
+                c = g.op("Transpose", [g.op("Cos", [a])], perm=[1, 0, 2])
+                m = g.op("Transpose", [g.op("MatMul", [c, g.const(pe.weight_2.data, "pbld_w")])], perm=[1, 0, 2])
+                m = g.op("Add", [m, g.const(pe.bias_2.data, "pbld_b")])
+                num = g.op("Reshape", [g.op("Concat", [x3, m], axis=2), i64([0, n_num * pe.out_dim], "shape")])
+            parts.append(num)
+        if net.n_binary:
+            parts.append(cols(z, n_num, n_in))
+    if net.embedding is not None:
+        emb = net.embedding
+        n_cat = len(emb.cardinalities)
+        codes = g.op("Cast", [cols(x, n_in, n_in + n_cat)], to=TensorProto.INT64)
+        codes = g.op("Min", [g.op("Max", [codes, i64(0, "zero")]), i64(np.asarray(emb.cardinalities) - 1, "top")])
+        rows = g.op("Gather", [g.const(emb.weight.data, "embedding"), g.op("Add", [codes, i64(emb.offsets, "offsets")])])
+        parts.append(g.op("Reshape", [rows, i64([0, n_cat * emb.dim], "shape")]))
+    h = parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
+    if net.front is not None:
+        h = g.op("Mul", [h, g.const(net.front.weight.data, "front_scale")])
+    for i, lin in enumerate(net.linears):
+        w = (lin.weight.data * lin._factor()).T
+        if isinstance(lin, nn.EnsembleLinear):
+            k = lin.k
+            if i == 0:
+                h = g.op("Reshape", [h, i64([1, -1, lin.in_features], "shape")])
+            h = g.op("Mul", [h, g.const(lin.r.data.reshape(k, 1, -1), "ens_r")])
+            h = g.op("Mul", [g.op("MatMul", [h, g.const(w, "weight")]), g.const(lin.s.data.reshape(k, 1, -1), "ens_s")])
+            h = g.op("Add", [h, g.const(lin.bias.data.reshape(k, 1, -1), "ens_bias")])
+        else:
+            h = g.op("MatMul", [h, g.const(w, "weight")])
+            if lin.bias is not None:
+                h = g.op("Add", [h, g.const(lin.bias.data, "bias")])
+        if i < len(net.acts):
+            act = net.acts[i]
+            f = _onnx_activation(act.activation, h, g)
+            if act.weight is not None:  # x + (f(x) - x) * w
+                f = g.op("Add", [h, g.op("Mul", [g.op("Sub", [f, h]), g.const(act.weight.data, "act_w")])])
+            h = f
+    if net.k > 1:
+        return g.op("Transpose", [h], perm=[1, 0, 2])  # (k, N, out) -> (N, k, out)
+    return g.op("Reshape", [h, i64([0, 1, net.n_out], "shape")])
+
+
+def _onnx_activation(name: str, h: str, g: Any) -> str:
+    from ..functions import _SELU_ALPHA, _SELU_SCALE  # noqa: PLC0415
+    if name == "selu":
+        return g.op("Selu", [h], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
+    if name == "mish":  # Mish is an operator only from opset 18: x * tanh(softplus(x))
+        return g.op("Mul", [h, g.op("Tanh", [g.op("Softplus", [h])])])
+    simple = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "identity": "Identity"}
+    if name not in simple:
+        raise ValueError(f"export_onnx: activation {name!r} of a tabular network is not supported; "
+                         f"use one of {sorted(['selu', 'mish', *simple])}")
+    return g.op(simple[name], [h])
+
+
+def _emit_onnx(self: Any, x: str, g: Any, outputs: list) -> None:
+    """ONNX head of a tabular estimator: input = ``TableEncoder.transform`` rows; members and bags averaged."""
+    from onnx import TensorProto  # noqa: PLC0415
+    outs = [_onnx_network(net, x, g) for net in self.networks_]
+    z = outs[0] if len(outs) == 1 else g.op("Concat", outs, axis=1)  # (N, all members, n_out)
+    if isinstance(self, TabularRegressor):
+        mean = g.op("ReduceMean", [z], axes=[1], keepdims=0)
+        y = g.op("Add", [g.op("Mul", [mean, g.const(self.y_std_, "y_std")]), g.const(self.y_mean_, "y_mean")])
+        y = g.op("Clip", [y, g.const(self.y_min_, "y_min"), g.const(self.y_max_, "y_max")])
+        outputs.append(("prediction", g.op("Reshape", [y, g.const([-1], "shape", np.int64)]),
+                        TensorProto.FLOAT, ["N"]))
+        return
+    proba = g.op("ReduceMean", [g.op("Softmax", [z], axis=2)], axes=[1], keepdims=0)
+    outputs.append(("probabilities", proba, TensorProto.FLOAT, ["N", len(self.classes_)]))
+    idx = g.op("ArgMax", [proba], axis=1, keepdims=0)
+    classes = np.asarray(self.classes_)
+    if classes.dtype.kind in "iub":
+        outputs.append(("label", g.op("Gather", [g.const(classes, "classes", np.int64), idx]),
+                        TensorProto.INT64, ["N"]))
+    elif classes.dtype.kind == "f":
+        outputs.append(("label", g.op("Gather", [g.const(classes, "classes"), idx]), TensorProto.FLOAT, ["N"]))
+    else:
+        const = g.fresh("classes")
+        g.initializers.append(g.helper.make_tensor(const, TensorProto.STRING, [len(classes)],
+                                                   [str(c).encode("utf-8") for c in classes]))
+        outputs.append(("label", g.op("Gather", [const, idx]), TensorProto.STRING, ["N"]))
+
+
+# export_onnx calls this hook; the graph's input is the encoded table (see ``onnx_input``)
+_TabularBase._emit_onnx = _emit_onnx
+_TabularBase._onnx_input_width = property(lambda self: len(self.feature_names_out_))
+
+
+def onnx_input(est: Any, X: Any) -> np.ndarray:
+    """The float32 rows an exported tabular graph takes: ``X`` encoded by the fitted recipe.
+
+    Example: ``sess.run(None, {"input": onnx_input(clf, df)})``
+    """
+    return est._encoder().transform(est._table(X, reset=False))
