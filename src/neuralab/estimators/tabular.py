@@ -467,6 +467,7 @@ class _TabularBase(BaseEstimator):
             self.networks_.append(net)
             self.best_epochs_.append(best)
             self.history_.append(hist)
+        self.n_iter_ = int(self._setting("n_epochs"))  # epochs run per network (sklearn's name)
         return self
 
     def _splits(self, target: np.ndarray, bags: int, rng: np.random.Generator) -> list:
@@ -554,7 +555,7 @@ class TabularClassifier(ClassifierMixin, _TabularBase):
     """ + _PARAMS_DOC + """        label_smoothing: mix the targets with the uniform distribution (0.1).
 
     Attributes: ``classes_``, ``encoding_`` (the column recipe, plain data), ``networks_`` (one
-    ``nn.TabularMLP`` per bag), ``best_epochs_``, ``history_``, ``n_features_in_``.
+    ``nn.TabularMLP`` per bag), ``best_epochs_``, ``history_``, ``n_iter_``, ``n_features_in_``.
 
     Example:
         >>> clf = nl.TabularClassifier(preset="fast", random_state=0).fit(X_train, y_train)
@@ -627,7 +628,7 @@ class TabularRegressor(RegressorMixin, _TabularBase):
     """ + _PARAMS_DOC + """        label_smoothing: unused (classification only).
 
     Attributes: ``y_mean_``, ``y_std_``, ``y_min_``, ``y_max_``, ``encoding_``, ``networks_``,
-    ``best_epochs_``, ``history_``, ``n_features_in_``.
+    ``best_epochs_``, ``history_``, ``n_iter_``, ``n_features_in_``.
 
     Example:
         >>> reg = nl.TabularRegressor(preset="fast", random_state=0).fit(X_train, y_train)
