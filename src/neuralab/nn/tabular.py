@@ -68,6 +68,9 @@ class RobustScale(Module):
         z = (x - Tensor(self.center)) * Tensor(self.scale)
         return F.smooth_clip(z, 3.0) if self.clip else z
 
+    def extra_repr(self) -> str:
+        return f"{self.n_features}, clip={self.clip}"
+
 
 def robust_statistics(x: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per-column median and 1 / IQR (2 / range if the IQR is 0; 0 for constant columns).
@@ -106,6 +109,9 @@ class ScaleLayer(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.weight
+
+    def extra_repr(self) -> str:
+        return f"{self.n_features}"
 
 
 class PeriodicEmbedding(Module):
@@ -151,6 +157,9 @@ class PeriodicEmbedding(Module):
         z = z.transpose(1, 0, 2) + self.bias_2
         return F.concatenate([x.reshape((b, n, 1)), z], axis=2).reshape((b, n * self.out_dim))
 
+    def extra_repr(self) -> str:
+        return f"{self.n_features}, frequencies={self.frequencies}, out_dim={self.out_dim}"
+
 
 class NTKLinear(Module):
     """Linear layer in NTK parametrisation: y = x W^T / sqrt(in_features) + b, with W ~ N(0, 1).
@@ -195,6 +204,9 @@ class NTKLinear(Module):
         pre = _data_init_weight(self.weight.data, x.reshape(-1, x.shape[-1]), self._factor())
         if self.bias is not None:
             self.bias.data[...] = _he5_bias(pre, self._rng)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, ntk={self.ntk}"
 
 
 def _data_init_weight(weight: np.ndarray, x: np.ndarray, factor: float) -> np.ndarray:
@@ -268,6 +280,9 @@ class EnsembleLinear(Module):
         for m in range(self.k):
             self.bias.data[m] = _he5_bias(pre[m], self._rng)
 
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, k={self.k}"
+
 
 class CategoricalEmbedding(Module):
     """A learned vector per category of each categorical column, concatenated.
@@ -298,6 +313,9 @@ class CategoricalEmbedding(Module):
         out = F.embedding(idx, self.weight)                      # (N, n_columns, dim)
         return out.reshape((idx.shape[0], len(self.cardinalities) * self.dim))
 
+    def extra_repr(self) -> str:
+        return f"cardinalities={self.cardinalities}, dim={self.dim}"
+
 
 class ParametricActivation(Module):
     """x + weight * (f(x) - x), one weight per unit initialised to 1 (RealMLP's parametric act).
@@ -321,6 +339,9 @@ class ParametricActivation(Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self._f(x)
         return y if self.weight is None else x + (y - x) * self.weight
+
+    def extra_repr(self) -> str:
+        return f"{self.activation!r}, {self.n_features}, parametric={self.parametric}"
 
 
 class TabularMLP(Module):
