@@ -98,10 +98,13 @@ def run_model(model: str, entry: dict, Xtr, ytr, Xte, seed: int):
     if model == "realmlp":
         from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
         est = (RealMLP_TD_Classifier if cls else RealMLP_TD_Regressor)(random_state=seed, n_threads=2)
-        Xc, _ = _as_category(Xtr)
+        Xc, cats = _as_category(Xtr)
+        Xe, _ = _as_category(Xte, cats)
+        # pytabkit refuses missing numbers: the training medians fill them (neuralab needs no help)
+        medians = Xc.drop(columns=cats).median()
+        Xc, Xe = Xc.fillna(medians), Xe.fillna(medians)
         t = time.perf_counter()
         est.fit(Xc, np.asarray(ytr).astype(str) if cls else np.asarray(ytr, dtype=float))
-        Xe, _ = _as_category(Xte, _categorical_columns(Xtr))
         return est.predict(Xe), time.perf_counter() - t
     if model == "sk_mlp":
         from sklearn.compose import ColumnTransformer
