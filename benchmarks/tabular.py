@@ -159,7 +159,8 @@ def run_model(model: str, entry: dict, Xtr, ytr, Xte, seed: int):
             Xc[c] = Xc[c].astype(object).where(Xc[c].notna(), "<missing>").astype(str)
             Xe[c] = Xe[c].astype(object).where(Xe[c].notna(), "<missing>").astype(str)
         est = (cb.CatBoostClassifier if cls else cb.CatBoostRegressor)(random_seed=seed, verbose=0,
-                                                                        thread_count=2, cat_features=cats)
+                                                                        thread_count=2, cat_features=cats,
+                                                                        allow_writing_files=False)
         est.fit(Xc, yt)
     elif model == "hgb":
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
