@@ -101,6 +101,17 @@ for name, (nl_fn, torch_fn, low) in UNARY.items():
     for shape in [(5,), (3, 4), (2, 3, 4)]:
         case(f"{name}{shape}", nl_fn, torch_fn, R(*shape, low=low))
 
+# the tabular ops (RealMLP's activations and periodic embeddings)
+TABULAR_UNARY = {
+    "cos": (F.cos, lambda x: x.cos()),
+    "selu": (F.selu, lambda x: __import__("torch").nn.functional.selu(x)),
+    "mish": (F.mish, lambda x: __import__("torch").nn.functional.mish(x)),
+    "smooth_clip": (F.smooth_clip, lambda x: x / (1 + (x / 3) ** 2).sqrt()),
+}
+for name, (nl_fn, torch_fn) in TABULAR_UNARY.items():
+    for shape in [(5,), (3, 4)]:
+        case(f"{name}{shape}", nl_fn, torch_fn, R(*shape) * 3)
+
 # --------------------------------------------------------------------------- reductions
 for red in ("sum", "mean", "max", "min"):
     for axis in (None, 0, -1, (0, 2), 1):

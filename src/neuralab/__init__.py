@@ -56,6 +56,8 @@ _LAZY = {
     "MLPClassifier": "neuralab.estimators:MLPClassifier",
     "MLPRegressor": "neuralab.estimators:MLPRegressor",
     "CNNClassifier": "neuralab.estimators:CNNClassifier",
+    "TabularClassifier": "neuralab.estimators:TabularClassifier",
+    "TabularRegressor": "neuralab.estimators:TabularRegressor",
 }
 
 

@@ -540,3 +540,40 @@ def _attention_bias(attn_mask: Any, is_causal: bool, L: int, S: int, dtype: Any,
         causal = xp.where(xp.tril(xp.ones((L, S), dtype=bool)), 0.0, -np.inf).astype(dtype)
         bias = causal if bias is None else bias + causal
     return bias
+
+
+# ============================================================================ tabular ops
+def cos(x: Tensor) -> Tensor:
+    """Elementwise cosine, with its gradient -sin(x).
+
+    Example: ``F.cos(nl.tensor([0.0])).item()  # 1.0``
+    """
+    return fn.Cos.apply(_tensor(x))
+
+
+def selu(x: Tensor) -> Tensor:
+    """Scaled exponential linear unit (Klambauer et al., 2017), as ``torch.nn.functional.selu``.
+
+    Example: ``F.selu(nl.tensor([-1.0, 1.0]))``
+    """
+    return fn.SELU.apply(_tensor(x))
+
+
+def mish(x: Tensor) -> Tensor:
+    """Mish, x * tanh(softplus(x)) (Misra, 2019), as ``torch.nn.functional.mish``.
+
+    Example: ``F.mish(nl.tensor([-1.0, 1.0]))``
+    """
+    return fn.Mish.apply(_tensor(x))
+
+
+def smooth_clip(x: Tensor, limit: float = 3.0) -> Tensor:
+    """x / sqrt(1 + (x / limit)**2): about x near 0, tending to +-limit (RealMLP's input clip).
+
+    Example: ``F.smooth_clip(nl.tensor([0.0, 3.0, 1e6]))  # [0, 2.12, ~3]``
+    """
+    x = _tensor(x)
+    return x / ((x * (1.0 / limit)) ** 2 + 1.0).sqrt()
+
+
+ACTIVATIONS.update({"selu": selu, "mish": mish})

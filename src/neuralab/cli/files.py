@@ -130,11 +130,16 @@ def model_info(path: str) -> str:
     est = model.estimator if isinstance(model, TabularModel) else model
     net = est if isinstance(est, Module) else next(
         (v for v in vars(est).values() if isinstance(v, Module)), None)
+    if net is None and not isinstance(est, Module):  # one network per bag (TabularClassifier)
+        net = next((v[0] for v in vars(est).values() if isinstance(v, list) and v
+                    and isinstance(v[0], Module)), None)
     if not isinstance(est, Module):
         params = est.get_params(deep=False)
         shown = {k: params[k] for k in ("hidden_layer_sizes", "activation", "solver", "alpha",
                                         "learning_rate_init", "max_iter", "batch_size", "dropout",
-                                        "batch_norm", "residual", "random_state") if k in params}
+                                        "batch_norm", "residual", "preset", "n_epochs",
+                                        "n_ensemble", "n_bags", "hidden", "random_state")
+                 if k in params}
         lines.append(f"estimator: {type(est).__name__}(" +
                      ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")")
     if net is not None:

@@ -1,4 +1,4 @@
-"""scikit-learn estimators: Perceptron, MLPClassifier and MLPRegressor.
+"""scikit-learn estimators: Perceptron, MLPClassifier, MLPRegressor, TabularClassifier, TabularRegressor.
 
 Same parameter names and fitted attributes as scikit-learn's, so they drop into
 ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``.
@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_CLASSES = {"Perceptron": "perceptron", "MLPClassifier": "mlp", "MLPRegressor": "mlp", "CNNClassifier": "cnn"}
+_CLASSES = {"Perceptron": "perceptron", "MLPClassifier": "mlp", "MLPRegressor": "mlp", "CNNClassifier": "cnn",
+            "TabularClassifier": "tabular", "TabularRegressor": "tabular"}
 
 
 def __getattr__(name: str) -> Any:

@@ -361,6 +361,9 @@ def _estimator_network(est: Any) -> Any:
 def _emit_estimator(est: Any, x: str, g: _OnnxGraph, outputs: list) -> None:
     """Network plus head: probabilities and labels for classifiers, values for regressors."""
     from onnx import TensorProto
+    if hasattr(est, "_emit_onnx"):  # an estimator that writes its own nodes (TabularClassifier)
+        est._emit_onnx(x, g, outputs)
+        return
     if hasattr(est, "coef_") and not hasattr(est, "predict_proba"):  # linear models (Perceptron)
         coef = np.atleast_2d(np.asarray(est.coef_, np.float64))
         intercept = np.atleast_1d(np.asarray(est.intercept_, np.float64))
@@ -567,7 +570,9 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
             if prep.spec.get("classes") is not None:
                 props["classes"] = json.dumps(prep.spec["classes"], ensure_ascii=False)
         elif _is_estimator(obj):
-            est, name, n_in, x = obj, "input", getattr(obj, "n_features_in_", None), "input"
+            # a tabular estimator's graph takes its encoded columns (``_onnx_input_width``)
+            n_in = getattr(obj, "_onnx_input_width", None) or getattr(obj, "n_features_in_", None)
+            est, name, x = obj, "input", "input"
             if getattr(obj, "feature_names_in_", None) is not None:
                 props["feature_names"] = json.dumps([str(n) for n in obj.feature_names_in_])
         else:

@@ -14,3 +14,5 @@ from .mlp import MLP
 from .conv import Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, BatchNorm2d, Dropout2d
 from .recurrent import RNN, LSTM, GRU
 from .attention import Embedding, PositionalEncoding, MultiheadAttention, TransformerEncoderLayer
+from .tabular import (RobustScale, ScaleLayer, PeriodicEmbedding, NTKLinear, EnsembleLinear,
+                      CategoricalEmbedding, ParametricActivation, TabularMLP)

@@ -10,8 +10,8 @@ Example:
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
-from .lr_scheduler import (AdaptiveLR, CosineAnnealingLR, ExponentialLR, InverseScalingLR,
-                           LinearWarmup, LRScheduler, ReduceLROnPlateau, StepLR)
+from .lr_scheduler import (AdaptiveLR, CosineAnnealingLR, CosLogLR, ExponentialLR,
+                           InverseScalingLR, LinearWarmup, LRScheduler, ReduceLROnPlateau, StepLR)
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -42,5 +42,6 @@ def get(name: str, params, **kwargs) -> Optimizer:  # noqa: ANN001 - params: lis
 
 __all__ = ["OPTIMIZERS", "get", "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
            "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-           "ReduceLROnPlateau", "InverseScalingLR", "AdaptiveLR", "clip_grad_norm", "clip_grad_norm_", "clip_grad_value",
+           "ReduceLROnPlateau", "InverseScalingLR", "AdaptiveLR", "CosLogLR", "clip_grad_norm",
+           "clip_grad_norm_", "clip_grad_value",
            "clip_grad_value_"]

@@ -328,3 +328,30 @@ class AdaptiveLR(_ScheduleState):
             group["lr"] = group["lr"] / self.divisor
         self._last_lr = [g["lr"] for g in groups]
         return True
+
+
+class CosLogLR(LRScheduler):
+    """RealMLP's "coslog" schedule: ``cycles`` cosine cycles evenly spaced on a log-time axis.
+
+    ``lr = base_lr * (1 - cos(2 pi log2(1 + (2**cycles - 1) t / total))) / 2`` (Holzmüller et
+    al., 2024): each cycle is half as long as the one before, so the rate rises and falls
+    faster towards the end of training and is 0 at the first and the last step.
+
+    Args:
+        optimizer: a neuralab optimizer (each group keeps its own base rate).
+        total_steps: the number of steps that make up the whole schedule.
+        cycles: number of cosine cycles (4 in RealMLP-TD).
+
+    Example: ``sched = optim.CosLogLR(opt, total_steps=epochs * steps_per_epoch)``
+    """
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, cycles: int = 4,
+                 last_epoch: int = -1) -> None:
+        if total_steps <= 0:
+            raise ValueError(f"CosLogLR: total_steps must be positive, got {total_steps}")
+        self.total_steps, self.cycles = int(total_steps), int(cycles)
+        super().__init__(optimizer, last_epoch)
+
+    def _lr(self, base_lr: float, t: int) -> float:
+        frac = min(t / self.total_steps, 1.0)
+        return base_lr * 0.5 * (1.0 - math.cos(2 * math.pi * math.log2(1.0 + (2 ** self.cycles - 1) * frac)))

@@ -1,0 +1,89 @@
+"""Each RealMLP-TD ingredient's gain, measured on validation folds of the TRAINING parts only.
+
+For a table and a seed, the benchmark's 80% training part (benchmarks/tabular.py, same split)
+is split again 75/25; every variant (the default with one ingredient switched off or changed)
+is fitted on the 75% and scored on the 25%. The test parts are never read, so these numbers
+can choose defaults. Results are cached per (variant, table, seed) like the benchmark's.
+
+Usage:
+    NEURALAB_DATA=... python benchmarks/tabular_ablation.py --only OJ,HMDA,concrete --seeds 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tabular import DATA, ROOT, load_table, score, split
+
+VARIANTS = {
+    "default": {},
+    "no_periodic": {"periodic": False},
+    "no_front_scale": {"front_scale": False},
+    "no_smooth_clip": {"smooth_clip": False},
+    "no_robust_scale": {"robust_scale": False},
+    "no_parametric_act": {"parametric_act": False},
+    "no_ntk": {"ntk": False},
+    "constant_lr": {"lr_schedule": "constant"},
+    "no_dropout": {"dropout": 0.0},
+    "no_weight_decay": {"weight_decay": 0.0},
+    "no_label_smoothing": {"label_smoothing": 0.0},
+    "relu": {"activation": "relu"},
+    "epochs_64": {"n_epochs": 64},
+    "ensemble_4": {"n_ensemble": 4},
+}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="OJ,HMDA,concrete")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "tabular_ablation.json"))
+    args = ap.parse_args(argv)
+    import neuralab as nl
+    from sklearn.model_selection import train_test_split
+
+    suite = {e["name"]: e for e in json.loads((DATA / "suite.json").read_text())}
+    cache_path = Path(args.cache)
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    variants = args.variants.split(",")
+    tables = args.only.split(",")
+    for name in tables:
+        entry = suite[name]
+        cls = entry["task"] == "classification"
+        X, y = load_table(entry)
+        for seed in range(args.seeds):
+            Xtr, _, ytr, _ = split(entry, X, y, seed)  # the test part is dropped here
+            Xa, Xv, ya, yv = train_test_split(Xtr, ytr, test_size=0.25, random_state=seed,
+                                              stratify=ytr if cls else None)
+            for v in variants:
+                key = f"{v}|{name}|{seed}"
+                if key in cache:
+                    continue
+                est = (nl.TabularClassifier if cls else nl.TabularRegressor)(random_state=seed, **VARIANTS[v])
+                t = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est.fit(Xa, ya)
+                cache[key] = {"score": score(entry["task"], yv, est.predict(Xv)),
+                              "fit_s": time.perf_counter() - t}
+                print(key, cache[key], flush=True)
+                cache_path.parent.mkdir(parents=True, exist_ok=True)
+                cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    print("\n| variant | " + " | ".join(tables) + " | mean gain of the ingredient |")
+    print("|---" * (len(tables) + 2) + "|")
+    seeds = range(args.seeds)
+    for v in variants:
+        vals = [np.mean([cache[f"{v}|{t}|{s}"]["score"] for s in seeds]) for t in tables]
+        base = [np.mean([cache[f"default|{t}|{s}"]["score"] for s in seeds]) for t in tables]
+        gain = np.mean(np.subtract(base, vals))
+        print(f"| {v} | " + " | ".join(f"{x:.4f}" for x in vals) + f" | {gain:+.4f} |")
+
+
+if __name__ == "__main__":
+    main()

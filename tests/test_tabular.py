@@ -1,0 +1,203 @@
+"""TabularClassifier / TabularRegressor: mixed tables, model files, bad input, sklearn's checks."""
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import neuralab as nl
+from neuralab.estimators.tabular import TableEncoder
+
+pd = pytest.importorskip("pandas")
+
+FAST = dict(n_epochs=3, hidden=(16, 16), batch_size=32, random_state=0)
+
+
+def mixed_table(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "num": rng.standard_normal(n),
+        "few": rng.choice(["a", "b", "c"], n),
+        "many": rng.choice([f"k{i}" for i in range(15)], n),
+        "flag": rng.random(n) > 0.5,
+        "when": pd.date_range("2021-01-01", periods=n, freq="D").astype(str),
+        "count": rng.integers(0, 5, n),
+    })
+    df.loc[::9, "num"] = np.nan
+    df.loc[::13, "many"] = None
+    y = np.where(df["num"].fillna(0) + (df["few"] == "a") > 0.2, "yes", "no")
+    return df, y
+
+
+def test_encoder_layout_and_names():
+    df, _ = mixed_table()
+    enc = TableEncoder().fit(df)
+    n_num, n_bin, cards = enc.layout()
+    # numbers: num, 4 date parts, count; 0/1: num's missing flag, few's 3 one-hots, flag
+    assert (n_num, n_bin, cards) == (6, 5, [16])
+    Z = enc.transform(df)
+    assert Z.shape == (len(df), n_num + n_bin + 1) and Z.dtype == np.float32
+    assert np.isfinite(Z).all()
+    assert enc.feature_names()[:2] == ["num", "when.year"]
+    assert Z[:, -1].min() == 0 and Z[:, -1].max() == 15  # code 0: missing
+
+
+def test_classifier_on_a_mixed_table():
+    df, y = mixed_table()
+    clf = nl.TabularClassifier(**FAST).fit(df, y)
+    p = clf.predict_proba(df)
+    assert p.shape == (len(df), 2)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert set(clf.predict(df)) <= {"yes", "no"}
+    assert list(clf.feature_names_in_) == list(df.columns)
+
+
+def test_regressor_on_arrays_standardises_and_clips():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 4))
+    y = 1000 + 50 * X[:, 0]
+    reg = nl.TabularRegressor(n_epochs=20, hidden=(32,), random_state=0).fit(X, y)
+    pred = reg.predict(X)
+    assert reg.y_mean_ == pytest.approx(y.mean()) and reg.y_std_ == pytest.approx(y.std())
+    assert pred.min() >= y.min() and pred.max() <= y.max()
+    assert reg.score(X, y) > 0.5
+
+
+def test_learns_an_easy_problem():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 3))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    clf = nl.TabularClassifier(n_epochs=30, hidden=(32, 32), random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("est", [nl.TabularClassifier, nl.TabularRegressor])
+@pytest.mark.parametrize("k, bags", [(1, 1), (2, 2)])
+def test_model_file_round_trip_is_bit_identical(tmp_path, est, k, bags):
+    df, y = mixed_table()
+    target = y if est is nl.TabularClassifier else np.random.default_rng(0).standard_normal(len(df))
+    model = est(n_ensemble=k, n_bags=bags, **FAST).fit(df, target)
+    path = tmp_path / "tab.safetensors"
+    nl.save(model, path)
+    loaded = nl.load(path)
+    assert type(loaded) is est
+    assert np.array_equal(loaded.predict(df), model.predict(df))
+    if est is nl.TabularClassifier:
+        assert np.array_equal(loaded.predict_proba(df), model.predict_proba(df))
+    assert loaded.encoding_ == model.encoding_
+    assert nl.io.read_metadata(path)["kind"] == "estimator"
+
+
+def test_reproducible_with_random_state():
+    df, y = mixed_table()
+    a = nl.TabularClassifier(**FAST).fit(df, y).predict_proba(df)
+    b = nl.TabularClassifier(**FAST).fit(df, y).predict_proba(df)
+    assert np.array_equal(a, b)
+
+
+def test_unseen_categories_at_predict_time_map_to_unknown():
+    df, y = mixed_table()
+    clf = nl.TabularClassifier(**FAST).fit(df, y)
+    new = df.head(4).copy()
+    new["few"] = ["zzz", "a", None, "b"]
+    new["many"] = ["never-seen", "k1", None, "k2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = clf.predict_proba(new)
+    assert np.isfinite(p).all()
+    Z = TableEncoder().fit(df).transform(new)
+    assert Z[0, -1] == 0 and Z[2, -1] == 0  # unknown and missing share code 0
+
+
+def _one_line_error(fn, *words):
+    with pytest.raises(ValueError) as info:
+        fn()
+    msg = str(info.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+    return msg
+
+
+def test_bad_tables_give_one_clear_line():
+    df, y = mixed_table()
+    _one_line_error(lambda: nl.TabularClassifier(**FAST).fit(df.assign(empty=np.nan), y),
+                    "'empty'", "missing")
+    _one_line_error(lambda: nl.TabularClassifier(**FAST).fit(df, np.array(["same"] * len(df))),
+                    "single class", "'same'")
+    n = 10_000
+    text = pd.DataFrame({"x": np.arange(n, dtype=float), "note": [f"note {i}" for i in range(n)]})
+    _one_line_error(lambda: nl.TabularClassifier(**FAST).fit(text, np.arange(n) % 2),
+                    "'note'", "10000 distinct")
+    _one_line_error(lambda: nl.TabularRegressor(**FAST).fit(df, ["a"] * len(df)), "numbers")
+    clf = nl.TabularClassifier(**FAST).fit(df, y)
+    _one_line_error(lambda: clf.predict(df.drop(columns=["few"])), "few")
+    bad = df.copy()
+    bad["num"] = bad["num"].astype(object)
+    bad.loc[3, "num"] = "oops"
+    _one_line_error(lambda: clf.predict(bad), "'num'", "'oops'")
+
+
+def test_presets_and_lazy_names():
+    assert nl.TabularClassifier is nl.estimators.TabularClassifier
+    with pytest.raises(ValueError, match="preset"):
+        nl.TabularClassifier(preset="huge").fit(np.zeros((10, 2)), np.arange(10) % 2)
+    from neuralab.estimators.tabular import PRESETS
+    assert set(PRESETS) == {"fast", "default", "best"}
+    assert PRESETS["default"]["n_epochs"] == 256
+
+
+def test_info_command_shows_the_estimator(tmp_path):
+    from click.testing import CliRunner
+
+    from neuralab.cli import main
+    df, y = mixed_table()
+    path = tmp_path / "m.safetensors"
+    nl.save(nl.TabularClassifier(**FAST).fit(df, y), path)
+    out = CliRunner().invoke(main, ["info", str(path)])
+    assert out.exit_code == 0 and "TabularClassifier" in out.output
+
+
+# sklearn's own checks, on small instances (they test the API, not accuracy)
+CHECKED = [nl.TabularClassifier(n_epochs=2, hidden=(8,), random_state=0),
+           nl.TabularRegressor(n_epochs=2, hidden=(8,), random_state=0)]
+_OBJECT = ("an object array is a table of categories by design: any value, a dict too, is "
+           "a category (text), so no TypeError")
+_SUBSET = ("float32 predictions of a batch of 10 rows and of 20 differ in the last bits (2e-7 "
+           "relative: BLAS blocks matrices by row count); sklearn's tolerance is 1e-7")
+EXPECTED_FAILURES = {
+    "TabularClassifier": {
+        "check_dtype_object": _OBJECT,
+        "check_classifiers_train": "a 2-epoch net is not meant to reach sklearn's accuracy bar "
+                                   "(tested with more epochs in test_learns_an_easy_problem)",
+    },
+    "TabularRegressor": {
+        "check_dtype_object": _OBJECT,
+        "check_methods_subset_invariance": _SUBSET,
+        "check_regressors_train": "a 2-epoch net does not reach sklearn's R^2 bar "
+                                  "(tested with more epochs in test_regressor_on_arrays...)",
+    },
+}
+
+
+@parametrize_with_checks(CHECKED, expected_failed_checks=lambda e: EXPECTED_FAILURES.get(type(e).__name__, {}))
+@pytest.mark.slow
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("est", [nl.TabularClassifier, nl.TabularRegressor])
+@pytest.mark.parametrize("k, bags", [(1, 1), (3, 2)])
+def test_onnx_export_matches_onnxruntime(tmp_path, est, k, bags):
+    ort = pytest.importorskip("onnxruntime")
+    from neuralab.estimators.tabular import onnx_input
+    df, y = mixed_table()
+    target = y if est is nl.TabularClassifier else np.random.default_rng(0).standard_normal(len(df))
+    model = est(n_ensemble=k, n_bags=bags, **FAST).fit(df, target)
+    path = nl.export_onnx(model, tmp_path / "tab.onnx")
+    outs = ort.InferenceSession(str(path)).run(None, {"input": onnx_input(model, df)})
+    if est is nl.TabularClassifier:
+        np.testing.assert_allclose(outs[0], model.predict_proba(df), atol=1e-5)
+        assert list(outs[1]) == list(model.predict(df))
+    else:
+        np.testing.assert_allclose(outs[0], model.predict(df), atol=1e-5)
