@@ -132,6 +132,9 @@ LAYERS = [
     nn.MultiheadAttention(8, 2), nn.RNN(3, 4, num_layers=2, bidirectional=True), nn.GRU(3, 5),
     nn.LSTM(3, 4, num_layers=3), nn.TransformerEncoderLayer(8, 2, dim_feedforward=16),
     nn.MLP(3, (4, 5), 2, norm="batch", residual=True), nn.Residual(nn.Linear(3, 5), 3, 5),
+    nn.RobustScale(4), nn.ScaleLayer(5), nn.PeriodicEmbedding(3, frequencies=4, out_dim=2),
+    nn.NTKLinear(6, 3), nn.EnsembleLinear(6, 3, k=2), nn.CategoricalEmbedding([3, 5], dim=2),
+    nn.ParametricActivation("selu", 4),
 ]
 
 

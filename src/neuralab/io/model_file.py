@@ -70,6 +70,11 @@ ALLOWED_CLASSES: dict[str, str] = {
     "Perceptron": "neuralab.estimators.perceptron:Perceptron",
     "NCFRecommender": "neuralab.apps.recommend:NCFRecommender",
     "FastTextClassifier": "neuralab.apps.text:FastTextClassifier",
+    **{name: f"neuralab.nn.tabular:{name}" for name in (
+        "RobustScale", "ScaleLayer", "PeriodicEmbedding", "NTKLinear", "EnsembleLinear",
+        "CategoricalEmbedding", "ParametricActivation", "TabularMLP")},
+    "TabularClassifier": "neuralab.estimators.tabular:TabularClassifier",
+    "TabularRegressor": "neuralab.estimators.tabular:TabularRegressor",
     # the one scikit-learn helper the estimators keep (MLPClassifier's label encoding)
     "LabelBinarizer": "sklearn.preprocessing:LabelBinarizer",
 }
@@ -222,6 +227,20 @@ def _date_translator(c: dict) -> int:
             + 4 * h2 * h2)  # bridge, attention, combine
 
 
+def _ints(v: Any) -> list[int]:
+    return [_pos(x) for x in v] if isinstance(v, (list, tuple)) else []
+
+
+def _tabular_mlp(c: dict) -> int:
+    """The weight matrices of nn.TabularMLP's linear layers (a lower bound of what it holds)."""
+    n_num, n_bin, cards = _pos(c.get("n_numeric")), _pos(c.get("n_binary", 0)), _ints(c.get("cardinalities"))
+    periodic = c.get("periodic", True) is not False and n_num
+    width = (n_num * _pos(c.get("periodic_dim", 4)) if periodic else n_num) + n_bin \
+        + len(cards) * _pos(c.get("embedding_dim", 8))
+    hidden = _ints(c.get("hidden", (256, 256, 256)))
+    return _widths_product([width, *hidden, _pos(c.get("n_out", 1))])
+
+
 _LAYER_VALUES = {
     "Linear": lambda c: _pos(c.get("in_features")) * _pos(c.get("out_features")),
     "Conv1d": lambda c: _pos(c.get("out_channels")) * _pos(c.get("in_channels")) * _kernel(c, 1)
@@ -249,6 +268,18 @@ _LAYER_VALUES = {
     "FastText": lambda c: _pos(c.get("embed_dim")) * (_pos(c.get("vocab_size"))
                                                       + _pos(c.get("num_classes"))),
     "DateTranslator": _date_translator,
+    # the tabular layers (nn.tabular)
+    "RobustScale": lambda c: 2 * _pos(c.get("n_features")),
+    "ScaleLayer": lambda c: _pos(c.get("n_features")),
+    "ParametricActivation": lambda c: _pos(c.get("n_features", 1)),
+    # w1, b1 (n, h); w2 (n, h, o - 1); b2 (n, o - 1): x itself is the first output value
+    "PeriodicEmbedding": lambda c: _pos(c.get("n_features")) * (
+        _pos(c.get("frequencies", 16)) * (1 + _pos(c.get("out_dim", 4))) + _pos(c.get("out_dim", 4)) - 1),
+    "NTKLinear": lambda c: _pos(c.get("in_features")) * _pos(c.get("out_features")),
+    "EnsembleLinear": lambda c: (_pos(c.get("in_features")) + _pos(c.get("k", 4)))
+    * _pos(c.get("out_features")),
+    "CategoricalEmbedding": lambda c: sum(_ints(c.get("cardinalities"))) * _pos(c.get("dim", 8)),
+    "TabularMLP": _tabular_mlp,
 }
 
 
