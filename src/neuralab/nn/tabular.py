@@ -45,7 +45,10 @@ class RobustScale(Module):
         clip: apply the smooth clip (to about +-3) after scaling.
 
     Example:
-        >>> rs = nn.RobustScale(2); rs.fit_statistics(X); rs(X)
+        >>> X2 = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]], np.float32)
+        >>> rs = nn.RobustScale(2).fit_statistics(X2)
+        >>> rs(X2).shape
+        (3, 2)
     """
 
     lr_factors: dict = {}
