@@ -88,7 +88,9 @@ def main(mode: str, out: str) -> None:
         def on_batch_end(self, batch, logs=None):
             if rank == 1 and batch == 1:
                 w = self.model.parameters()[0].data
-                w.flat[0] = np.nextafter(w.flat[0], np.float32(np.inf))
+                # 0.1% (not one ulp: the next update's rounding can absorb a 1-ulp nudge,
+                # how often depends on the BLAS kernel)
+                w.flat[0] = w.flat[0] * np.float32(1.001) + np.float32(1e-3)
 
     class Slow(Callback):
         def on_epoch_end(self, epoch, logs=None):

