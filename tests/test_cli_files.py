@@ -16,7 +16,9 @@ import neuralab as nl
 pd = pytest.importorskip("pandas")
 from neuralab.cli import main  # noqa: E402
 
-FAST = ["--hidden", "16", "--epochs", "40", "--batch-size", "32", "--lr", "0.01", "--seed", "0"]
+# These tests check the plain MLP's file model (a TabularModel: preprocessing + MLP);
+# test_cli_tabular_default.py checks the default tabular model on files.
+FAST = ["--model", "mlp", "--hidden", "16", "--epochs", "40", "--batch-size", "32", "--lr", "0.01", "--seed", "0"]
 
 
 def _people(n=160, seed=0):

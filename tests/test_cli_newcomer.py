@@ -17,7 +17,8 @@ from neuralab.cli import main
 from neuralab.cli.train import parse_hidden
 
 pd = pytest.importorskip("pandas")
-FAST = ["--hidden", "16", "--epochs", "20", "--lr", "0.01", "-q"]
+# the plain MLP on files (the default tabular model: test_cli_tabular_default.py)
+FAST = ["--model", "mlp", "--hidden", "16", "--epochs", "20", "--lr", "0.01", "-q"]
 
 
 def _invoke(*args):

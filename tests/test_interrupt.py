@@ -131,7 +131,7 @@ def test_sigint_on_a_data_file_saves_the_model_so_far(tmp_path):
     data = tmp_path / "data.csv"
     frame.to_csv(data, index=False)
     out = tmp_path / "m.safetensors"
-    proc = _cli("train", str(data), "--target", "y", "--hidden", "16", "--epochs", "50",
+    proc = _cli("train", str(data), "--target", "y", "--model", "mlp", "--hidden", "16", "--epochs", "50",
                 "--batch-size", "32", "--lr", "0.01", "--seed", "1", "--out", str(out),
                 delay=0.02)
     lines = []

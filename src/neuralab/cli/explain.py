@@ -42,6 +42,22 @@ def _source_columns(prep: Any) -> list[str]:
     return sources
 
 
+def _tabular_sources(spec: dict) -> list[str]:
+    """The original column behind each encoded input of a tabular estimator, in the order of
+    ``TableEncoder.feature_names`` ([numbers | 0/1 columns | codes])."""
+    num, binary, codes = [], [], []
+    for c in spec["columns"]:
+        if c["kind"] in ("numeric", "date"):
+            num.append(c["name"])
+            if c["missing"]:
+                binary.append(c["name"])
+        elif c["kind"] == "one_hot":
+            binary += [c["name"]] * (1 if len(c["categories"]) <= 2 else len(c["categories"]))
+        else:
+            codes.append(c["name"])
+    return num + binary + codes
+
+
 class Explained:
     """The model's numeric inputs for a table, with names, source columns and label decoding.
 
@@ -51,7 +67,14 @@ class Explained:
     def __init__(self, model: Any, frame: Any) -> None:
         from ..preprocessing import TabularModel
 
-        if isinstance(model, TabularModel):
+        if isinstance(getattr(model, "encoding_", None), dict):  # the tabular model
+            self.estimator = model
+            table = model._table(frame, reset=False)
+            self.X = model._encoder().transform(table)
+            self.names = list(model.feature_names_out_)
+            self.sources = _tabular_sources(model.encoding_)
+            self.classes = list(getattr(model, "classes_", [])) or None
+        elif isinstance(model, TabularModel):
             self.estimator = model.estimator
             self.X = np.asarray(model.features(frame), dtype=np.float32)
             self.names = list(model.preprocessor.feature_names)
@@ -66,12 +89,26 @@ class Explained:
                 [str(c) for c in frame.select_dtypes("number").columns[:self.X.shape[1]]]
             self.sources = list(self.names)
             self.classes = list(getattr(model, "classes_", [])) or None
+        spec = getattr(getattr(model, "preprocessor", None), "spec", None)
+        self.target = spec.get("target") if isinstance(spec, dict) else None
         if not hasattr(self.estimator, "model_"):
             raise BadInput(f"explain needs a neural network model; this file holds a "
                            f"{type(self.estimator).__name__}")
         side = math.isqrt(self.X.shape[1])
         numeric_only = self.sources == self.names
         self.image_side = side if numeric_only and side * side == self.X.shape[1] and side >= 8 else None
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray | None:
+        """Class probabilities of ``rows`` (None for a regressor).
+
+        Example: ``exp.probabilities(np.array([0, 5]))``
+        """
+        if not hasattr(self.estimator, "predict_proba"):
+            return None
+        if isinstance(getattr(self.estimator, "encoding_", None), dict):  # X is encoded already
+            from ..explain import _Explained
+            return _Explained(self.estimator).outputs(self.X[rows])
+        return self.estimator.predict_proba(self.X[rows])
 
     def label(self, index: int) -> str:
         """The name of output ``index``: its class label, or "output <index>" without classes.
@@ -154,6 +191,11 @@ def explain_command(model: str, data: str, rows: str, method: str, global_: bool
         loaded = load_model(model)
         frame = _read(data, sep)
         exp = Explained(loaded, frame)
+        if exp.target is None:  # a tabular model's file names its target column
+            from ..io import read_metadata
+            user = read_metadata(model).get("user")
+            name = user.get("target") if isinstance(user, dict) else None
+            exp.target = name if isinstance(name, str) else None
         if global_:
             _explain_global(exp, loaded, frame, method, top, plot)
         else:
@@ -165,7 +207,7 @@ def _explain_rows(exp: Explained, rows: np.ndarray, method: str, top: int, plot:
 
     values, targets = attributions(exp, rows, method)
     grouped, sources = group_by_source(values.reshape(len(rows), -1), exp.sources)
-    probs = exp.estimator.predict_proba(exp.X[rows]) if hasattr(exp.estimator, "predict_proba") else None
+    probs = exp.probabilities(rows)
     for i, r in enumerate(rows):
         head = f"row {r}: explaining {exp.label(int(targets[i]))}"
         if probs is not None:
@@ -214,12 +256,17 @@ def _explain_global(exp: Explained, loaded: Any, frame: Any, method: str, top: i
     grouped, sources = group_by_source(np.abs(values.reshape(len(rows), -1)), exp.sources)
     mean_abs = grouped.mean(axis=0)
     perm = None
-    target = getattr(getattr(loaded, "preprocessor", None), "spec", {}).get("target")
+    target = exp.target
     if target is not None and target in frame.columns:
         from sklearn.inspection import permutation_importance
 
-        y = loaded.preprocessor.transform_target(frame)
-        scorer_model = _SourceModel(loaded)
+        if hasattr(loaded, "preprocessor"):
+            y = loaded.preprocessor.transform_target(frame)
+            scorer_model = _SourceModel(loaded)
+        else:  # an estimator on the raw table (the tabular model): its own score
+            frame = frame[frame[target].notna()]
+            y = frame[target].to_numpy()
+            scorer_model = _SourceModel(loaded, raw=True)
         perm = permutation_importance(scorer_model, frame.drop(columns=[target]), y,
                                       n_repeats=3, random_state=0)
         names = list(frame.drop(columns=[target]).columns)
@@ -260,13 +307,15 @@ def _explain_global(exp: Explained, loaded: Any, frame: Any, method: str, top: i
 class _SourceModel:
     """Adapts a CLI model to scikit-learn's scorer protocol on the raw table (for permutations)."""
 
-    def __init__(self, model: Any) -> None:
-        self.model = model
+    def __init__(self, model: Any, raw: bool = False) -> None:
+        self.model, self.raw = model, raw
 
     def fit(self, *args: Any) -> "_SourceModel":  # pragma: no cover - never refitted
         return self
 
     def score(self, frame: Any, y: Any) -> float:
+        if self.raw:  # accuracy or R^2 on the table as it is
+            return float(self.model.score(frame, y))
         pred = self.model.estimator.predict(self.model.features(frame))
         if self.model.task == "classification":
             return float(np.mean(pred == y))

@@ -163,7 +163,17 @@ def model_info(path: str) -> str:
             lines.append(f"  ... and {len(described) - len(shown)} more columns")
     elif meta.get("classes") is not None:
         lines.append(f"classes: {', '.join(map(str, meta['classes']))}")
+    encoding = getattr(est, "encoding_", None)
+    if isinstance(encoding, dict):  # a tabular estimator: how each column is encoded
+        lines.append("encoding:")
+        described = [_encoded(c) for c in encoding.get("columns", [])]
+        lines.extend("  " + line for line in described[:24])
+        if len(described) > 24:
+            lines.append(f"  ... and {len(described) - 24} more columns")
     summary = dict(meta.get("training") or {})
+    user = meta.get("user")
+    if isinstance(user, dict) and isinstance(user.get("info"), dict):  # `neuralab train`'s record
+        summary.update(user["info"])
     if isinstance(model, TabularModel):
         summary.update({k: v for k, v in model.info.items() if k not in ("command",)})
     if summary:
@@ -172,6 +182,19 @@ def model_info(path: str) -> str:
     # every string above may come from the file: control characters are shown escaped, so a
     # file cannot drive the terminal (clear it, retitle it, hide text)
     return "\n".join(printable(line, limit=None) for line in lines)
+
+
+def _encoded(col: dict) -> str:
+    """One line of a tabular estimator's column recipe, for ``neuralab info``."""
+    kind = col.get("kind")
+    if kind in ("numeric", "date"):
+        name = col["name"] if kind == "numeric" else f"{col['name']}.{col.get('part')}"
+        missing = ", missing -> median + flag" if col.get("missing") else ""
+        return f"{name}: number{missing} (median {plain(col.get('median'))})"
+    cats = col.get("categories") or []
+    how = "one-hot" if kind == "one_hot" else "learned embedding"
+    shown = ", ".join(map(str, cats[:5])) + (", ..." if len(cats) > 5 else "")
+    return f"{col['name']}: {len(cats)} categories, {how} ({shown})"
 
 
 # ============================================================================ commands
@@ -241,6 +264,11 @@ def evaluate_command(model: str, data: str, target: str | None, sep: str | None,
     with guard():
         m = load_model(model)
         frame = _read(data, sep, decimal)
+        if target is None:  # a file of `neuralab train` names its target column
+            from ..io import read_metadata
+            user = read_metadata(model).get("user")
+            target = user.get("target") if isinstance(user, dict) else None
+            target = target if isinstance(target, str) else None
         with echo_warnings():
             result = evaluate_frame(m, frame, target)
     click.echo(json.dumps(result, indent=2) if as_json else format_metrics(result))

@@ -10,7 +10,8 @@ batch, saves the best model so far with what ``--resume`` needs, and exits 130.
 
 Example (shell):
     neuralab train --dataset digits
-    neuralab train houses.csv --target price --hidden 64,32 --out price.safetensors
+    neuralab train houses.csv --target price --out price.safetensors        # tabular model
+    neuralab train houses.csv --target price --model mlp --hidden 64,32
 """
 from __future__ import annotations
 
@@ -77,10 +78,19 @@ def fit_mlp(X_tr: Any, y_tr: Any, X_val: Any, y_val: Any, task: str, n_out: int,
     return model, hist
 
 
-# The networks `train --model` offers: name -> the function that trains it on the prepared
-# arrays. Switching the default is the one line below.
+# The networks `train --model` offers on the prepared arrays: name -> the function that
+# trains it. "tabular" (train_tabular.py) takes the table's columns as they are instead.
 MODELS: dict[str, Callable[..., Any]] = {"mlp": fit_mlp}
-DEFAULT_MODEL = "mlp"
+MODEL_CHOICES = ["tabular", *MODELS]
+# A DATA file trains the tabular recipe; a built-in data set (pixels, mostly) the plain MLP.
+DEFAULT_MODEL = {"file": "tabular", "dataset": "mlp"}
+# The plain MLP's settings of the flags whose default depends on the model (the tabular
+# model's are its estimator's: 3 x 256 units, its preset's epochs, batch 256, lr by task)
+MLP_DEFAULTS = {"hidden": "128,128", "activation": "relu", "dropout": 0.0, "lr": 1e-3,
+                "epochs": 200, "batch_size": 32}
+# Flags only the plain MLP reads: with the tabular model they are refused with one line
+MLP_ONLY = ("optimizer", "l2", "norm", "batch_norm", "residual", "patience", "min_epochs",
+            "early_stopping")
 
 
 # ============================================================================ the engine
@@ -142,6 +152,13 @@ def run_training(args: dict, out: str | None, quiet: bool, snapshot: Any = None,
             save_checkpoint(result, args, out or "interrupted.safetensors", comm)
             sys.exit(130)
         return result
+    if result["interrupted"] and args.get("model") == "tabular":
+        from .train_tabular import save_tabular  # noqa: PLC0415
+
+        path = save_tabular(result, out or "interrupted.safetensors")
+        click.echo(f"interrupted: finished the current batch and saved the best epoch so far to "
+                   f"{path} (a tabular run is not resumable: train again to finish it)", err=True)
+        sys.exit(130)
     if result["interrupted"]:
         path = save_checkpoint(result, args, out or "interrupted.safetensors", comm)
         click.echo(f"interrupted: finished the current batch and saved the best model so far to "
@@ -151,7 +168,11 @@ def run_training(args: dict, out: str | None, quiet: bool, snapshot: Any = None,
         click.echo(f"warning: {result['diverged']}", err=True)
     click.echo(result["report"])
     if out:
-        path = save_trained(result, out)
+        if args.get("model") == "tabular":
+            from .train_tabular import save_tabular  # noqa: PLC0415
+            path = save_tabular(result, out)
+        else:
+            path = save_trained(result, out)
         click.echo(f"saved the model to {path}")
     if args.get("plot"):
         plot_curves(result["history"], args["plot"])
@@ -177,7 +198,9 @@ def train_table(args: dict, progress: bool = True, resume: Any = None, comm: Any
     from ._resume import ResumableRun  # noqa: PLC0415
 
     p = dict(args)
-    p["hidden"] = tuple(p["hidden"])
+    p.setdefault("model", "mlp")
+    if p["hidden"] is not None:
+        p["hidden"] = tuple(p["hidden"])
     rank = 0 if comm is None else comm.Get_rank()
     say = click.echo if rank == 0 else (lambda *a, **k: None)
     if comm is not None:
@@ -208,6 +231,20 @@ def train_table(args: dict, progress: bool = True, resume: Any = None, comm: Any
                                            f"{sizes[short][0]} training and {sizes[short][1]} "
                                            "validation rows; every rank needs both (more rows "
                                            "per rank, or fewer ranks)")])
+    if p["model"] == "tabular":
+        from .train_tabular import StopOnSignal, progress_callbacks, train_tabular  # noqa: PLC0415
+
+        stop = StopOnSignal()
+        stop.install()
+        say("training... Ctrl-C stops after the current batch and saves the best epoch so far",
+            err=True)
+        try:
+            result = train_tabular(p, frame, test_frame, target, name, (idx_tr, idx_val),
+                                   [stop, *progress_callbacks(progress), *EXTRA_CALLBACKS], say)
+        finally:
+            stop.uninstall()
+        result["interrupted"] = result["interrupted"] and stop.interrupted
+        return result
     tr, val = known.iloc[idx_tr], known.iloc[idx_val]
     pixels = bool(args.get("dataset")) and datasets.is_pixels(name)
     prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
@@ -460,7 +497,9 @@ def plot_curves(history: dict, path: str) -> None:
 TRAIN_EXAMPLE = """Examples:
 
 \b
-  neuralab train houses.csv --target price --hidden 64,32 --out price.safetensors
+  neuralab train houses.csv --target price --out price.safetensors
+  neuralab train churn.csv --target churn --preset fast
+  neuralab train houses.csv --target price --model mlp --hidden 64,32
   neuralab train --dataset digits
   neuralab train --dataset mnist --hidden 256,256 --epochs 15 --out mnist.safetensors
   neuralab train --dataset diabetes --hidden 32 --lr 0.003"""
@@ -506,25 +545,34 @@ def _optimizers() -> list[str]:
                    "like 3,14, else '.').")
 @click.option("--text", metavar="COLS", help="DATA: comma-separated free-text columns (TF-IDF "
               "features; vocabulary and idf stored in the model file).")
-@click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
-              type=click.Choice(list(MODELS)), help="The network to train.")
-@click.option("--hidden", default="128,128", show_default=True,
+@click.option("--model", "model_name", default=None, type=click.Choice(MODEL_CHOICES),
+              help="tabular: the RealMLP-TD recipe on the table's columns as they are (default "
+                   "for a DATA file); mlp: a plain MLP on preprocessed columns (default for "
+                   "--dataset, and with --text or --distributed).")
+@click.option("--preset", type=click.Choice(["fast", "default", "best"]), default=None,
+              help="--model tabular: fast (32 epochs), default, or best (a 4-member ensemble "
+                   "bagged over 3 folds: about 12x the time) [default: default].")
+@click.option("--hidden", default=None,
               help="Hidden layer widths, positive integers separated by commas ('none': no "
-                   "hidden layer).")
-@click.option("--activation", default="relu", show_default=True, type=click.Choice(_activations()))
-@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+                   "hidden layer) [mlp: 128,128; tabular: 256,256,256].")
+@click.option("--activation", default=None, type=click.Choice(_activations()),
+              help="[mlp: relu; tabular: selu (classification), mish (regression)]")
+@click.option("--dropout", default=None, type=click.FloatRange(0, 1, max_open=True),
+              help="[mlp: 0; tabular: 0.15, on a schedule]")
 @click.option("--norm", default="none", show_default=True, type=click.Choice(["none", "batch", "layer"]))
 @click.option("--batch-norm", is_flag=True, help="Same as --norm batch.")
 @click.option("--residual", is_flag=True, help="Residual hidden blocks.")
 @click.option("--optimizer", "--solver", "optimizer", default="adam", show_default=True,
               type=click.Choice(_optimizers()))
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True),
-              callback=_finite)
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), callback=_finite,
+              help="Learning rate [mlp: 0.001; tabular: 0.04 (classification), 0.2 "
+                   "(regression), on a schedule].")
 @click.option("--l2", default=0.0, show_default=True, type=click.FloatRange(0), callback=_finite,
               help="L2 penalty on weights.")
-@click.option("--epochs", default=200, show_default=True, type=click.IntRange(1),
-              help="Most epochs; early stopping usually ends sooner.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=None, type=click.IntRange(1),
+              help="mlp: most epochs, early stopping usually ends sooner [200]; tabular: the "
+                   "epochs run, the best on validation is kept [the preset's: 256, fast 32].")
+@click.option("--batch-size", default=None, type=click.IntRange(1), help="[mlp: 32; tabular: 256]")
 @click.option("--patience", default=10, show_default=True, type=click.IntRange(0),
               help="Early stopping: epochs without validation improvement (0: off).")
 @click.option("--min-epochs", default=30, show_default=True, type=click.IntRange(0),
@@ -553,11 +601,14 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
     """Train a network on a CSV/TSV/Parquet file (DATA --target COL) or a built-in data set
     (--dataset NAME) and report train, validation (and test) scores.
 
-    Both go through the same steps: --validation-split of the rows is held out, the
-    preprocessing is fitted on the training part only (numbers median-imputed and
+    Both hold out --validation-split of the rows and keep the epoch with the best
+    validation score. A DATA file trains the tabular model (--model tabular: the RealMLP-TD
+    recipe, which encodes the columns itself: robust scaling, categories one-hot or
+    embedded, periodic numeric embeddings; --preset fast|default|best). --dataset (and
+    --model mlp) trains a plain MLP on preprocessed columns (numbers median-imputed and
     standardised, pixels scaled together, text/boolean columns one-hot encoded, ID-like
-    columns left out), and early stopping keeps the epoch with the best validation loss. The
-    model file keeps the preprocessing: `neuralab predict` takes raw rows.
+    columns left out) with early stopping. The model file keeps the preprocessing:
+    `neuralab predict` takes raw rows.
     """
     # a launcher's rank: without --distributed only rank 0 reports a bad --resume file
     rank = int(os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or 0)
@@ -569,8 +620,12 @@ def train_command(data: str | None, dataset: str | None, out: str | None, force:
         rank = comm.Get_rank()
         if note:
             click.echo(note, err=True)
+    from click.core import ParameterSource  # noqa: PLC0415
+
+    ctx = click.get_current_context()
+    given = {k for k in flags if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
     try:
-        _train(data, dataset, out, force, quiet, resume, comm, flags)
+        _train(data, dataset, out, force, quiet, resume, comm, flags, given)
     except click.ClickException:
         if rank != 0:  # every rank found it; rank 0 says it
             sys.exit(2)
@@ -587,7 +642,7 @@ def _resumes_distributed(path: str) -> bool:
 
 
 def _train(data: str | None, dataset: str | None, out: str | None, force: bool, quiet: bool,
-           resume: str | None, comm: Any, flags: dict) -> None:
+           resume: str | None, comm: Any, flags: dict, given: set | frozenset = frozenset()) -> None:
     with guard():
         if resume is not None:
             from ._resume import load_checkpoint  # noqa: PLC0415
@@ -596,7 +651,7 @@ def _train(data: str | None, dataset: str | None, out: str | None, force: bool, 
             # a checkpoint of an older version lacks the newer settings: theirs were these
             for key, value in {"data": None, "target": None, "task": None, "features": None,
                                "drop": None, "sep": None, "decimal": None, "text": None,
-                               "model": DEFAULT_MODEL, "residual": False, "min_epochs": 0,
+                               "model": "mlp", "residual": False, "min_epochs": 0,
                                "plot": None}.items():
                 args.setdefault(key, value)
             target = out or resume
@@ -626,7 +681,7 @@ def _train(data: str | None, dataset: str | None, out: str | None, force: bool, 
                            f"{', '.join(datasets.list_datasets())})")
         if data is not None and out is None:
             out = "model.safetensors"
-        args = _args(data, dataset, flags)
+        args = _args(data, dataset, flags, given, distributed=comm is not None)
         args["distributed"] = comm is not None
         _checked_output(out, args, force, comm)
         _run(args, out, quiet, None, comm)
@@ -673,8 +728,36 @@ def _run(args: dict, out: str | None, quiet: bool, snapshot: Any, comm: Any) -> 
         _ranks.abort(comm, e)
 
 
-def _args(data: str | None, dataset: str | None, f: dict) -> dict:
+def _model_for(data: str | None, dataset: str | None, f: dict, given: set | frozenset,
+               distributed: bool) -> str:
+    """The model a run trains: --model, or the default for its data and flags; refuses flags
+    the chosen model does not read."""
+    model = f["model_name"]
+    if model is None:
+        plain = dataset is not None or f["text"] or distributed or f["device"] == "cuda"
+        model = DEFAULT_MODEL["dataset" if plain else "file"]
+    if model == "tabular":
+        from .train_tabular import refuse_mlp_flags  # noqa: PLC0415
+        for flag, why in (("text", "--text (TF-IDF columns)"), ("distributed", "--distributed"),
+                          ("device", "--device cuda")):
+            if (f.get(flag) if flag != "distributed" else distributed) and \
+                    (flag != "device" or f["device"] == "cuda"):
+                raise BadInput(f"{why} trains the plain MLP: use --model mlp (the tabular model "
+                               f"runs on the CPU, on one process)")
+        refuse_mlp_flags(["--" + k.replace("_", "-") for k in MLP_ONLY if k in given])
+        if f["hidden"] is not None and not parse_hidden(f["hidden"]):
+            raise BadInput("--hidden none (no hidden layer) needs --model mlp")
+    elif f.get("preset") is not None:
+        raise BadInput("--preset sets the tabular model (--model tabular); --model mlp has none")
+    return model
+
+
+def _args(data: str | None, dataset: str | None, f: dict, given: set | frozenset = frozenset(),
+          distributed: bool = False) -> dict:
     """The JSON-able settings of a run (what a checkpoint stores for --resume)."""
+    model = _model_for(data, dataset, f, given, distributed)
+    if model != "tabular":
+        f = {**f, **{k: v for k, v in MLP_DEFAULTS.items() if f[k] is None}}
     norm = "batch" if f["batch_norm"] else (None if f["norm"] == "none" else f["norm"])
     if f["device"] == "cuda":
         from .. import backend  # noqa: PLC0415
@@ -685,8 +768,9 @@ def _args(data: str | None, dataset: str | None, f: dict) -> dict:
     return {"data": None if data is None else str(data), "dataset": dataset,
             "target": f["target"], "task": f["task"], "features": _split_list(f["features"]),
             "drop": _split_list(f["drop"]), "sep": f["sep"], "decimal": f["decimal"],
-            "text": _split_list(f["text"]), "model": f["model_name"],
-            "hidden": list(parse_hidden(f["hidden"])), "activation": f["activation"],
+            "text": _split_list(f["text"]), "model": model, "preset": f.get("preset"),
+            "hidden": None if f["hidden"] is None else list(parse_hidden(f["hidden"])),
+            "activation": f["activation"],
             "dropout": f["dropout"], "norm": norm, "residual": f["residual"],
             "optimizer": f["optimizer"], "lr": f["lr"], "l2": f["l2"], "epochs": f["epochs"],
             "batch_size": f["batch_size"],

@@ -449,9 +449,15 @@ class _TabularBase(BaseEstimator):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any) -> "_TabularBase":
+    def fit(self, X: Any, y: Any, *, validation_data: tuple | None = None,
+            callbacks: Sequence[Callback] | None = None) -> "_TabularBase":
         """Encode the table, train the network(s) and keep the best validation epoch; returns self.
 
+        ``validation_data=(X_val, y_val)`` picks the best epoch on those rows instead of
+        holding out ``validation_fraction`` of ``X`` (one network; with ``n_bags > 1`` the
+        folds of ``X`` pick it and ``validation_data`` is not used). ``callbacks`` ride along
+        with every network's ``nl.fit``; one that stops training (Ctrl-C) also ends the bagging:
+        the networks trained so far are kept.
         Example: ``est.fit(df.drop(columns="y"), df["y"])``
         """
         from sklearn.utils.validation import column_or_1d  # noqa: PLC0415
@@ -468,14 +474,40 @@ class _TabularBase(BaseEstimator):
         self.feature_names_out_ = encoder.feature_names()
         rng = np.random.default_rng(self.random_state)
         bags = int(self._setting("n_bags"))
+        epochs = int(self._setting("n_epochs"))
+        if validation_data is not None and bags == 1:
+            X_val, y_val = validation_data
+            Z_val = encoder.transform(self._table(X_val, reset=False))
+            splits = [(np.arange(len(Z)), (Z_val, self._encode_validation(
+                column_or_1d(np.asarray(y_val), warn=True), len(Z_val))))]
+        else:
+            splits = [(tr, None if va is None else (Z[va], target[va]))
+                      for tr, va in self._splits(target, bags, rng)]
         self.networks_, self.best_epochs_, self.history_ = [], [], []
-        for train_idx, val_idx in self._splits(target, bags, rng):
-            net, best, hist = self._train_one(Z, target, train_idx, val_idx, rng)
+        for train_idx, val in splits:
+            net, best, hist = self._train_one(Z, target, train_idx, val, rng, callbacks)
             self.networks_.append(net)
             self.best_epochs_.append(best)
             self.history_.append(hist)
-        self.n_iter_ = int(self._setting("n_epochs"))  # epochs run per network (sklearn's name)
+            if len(hist.get("loss", ())) < epochs:  # a callback stopped training: no more bags
+                break
+        self.n_iter_ = epochs  # epochs run per network (sklearn's name)
         return self
+
+    def _encode_validation(self, y: np.ndarray, n: int) -> np.ndarray:
+        """Validation targets in the encoding ``_encode_y`` chose for the training targets."""
+        if len(y) != n:
+            raise ValueError(f"validation_data: X has {n} rows but y has {len(y)}")
+        if self._task == "regression":
+            values = np.asarray(y, dtype=np.float64)
+            return (values - self.y_mean_) / self.y_std_
+        pos = np.searchsorted(self.classes_, y)
+        pos = np.minimum(pos, len(self.classes_) - 1)
+        unseen = self.classes_[pos] != y
+        if unseen.any():
+            raise ValueError(f"validation_data: label {y[np.flatnonzero(unseen)[0]]!r} is not "
+                             f"among the training labels {list(self.classes_)[:8]}")
+        return pos.astype(np.int64)
 
     def _splits(self, target: np.ndarray, bags: int, rng: np.random.Generator) -> list:
         n = len(target)
@@ -502,7 +534,8 @@ class _TabularBase(BaseEstimator):
         return enc
 
     def _train_one(self, Z: np.ndarray, target: np.ndarray, train_idx: np.ndarray,
-                   val_idx: np.ndarray | None, rng: np.random.Generator) -> tuple:
+                   val: tuple | None, rng: np.random.Generator,
+                   extra_callbacks: Sequence[Callback] | None = None) -> tuple:
         from .. import nn, optim  # noqa: PLC0415
         from ..training import fit  # noqa: PLC0415
         k = int(self._setting("n_ensemble"))
@@ -528,15 +561,18 @@ class _TabularBase(BaseEstimator):
         steps = epochs * max(len(train_idx) // batch, 1)
         callbacks: list = [RecipeSchedule(steps, self.lr_schedule, self.wd_schedule, self.dropout,
                                           self.dropout_schedule)]
-        val = None
         best = BestEpoch("val_" + self._val_metric(k).__name__)
-        if val_idx is not None and len(val_idx):
-            val = (Z[val_idx], self._fit_target(target[val_idx], k))
+        if val is not None and len(val[0]):
+            val = (val[0], self._fit_target(val[1], k))
             callbacks.append(best)
+        else:
+            val = None
+        callbacks += list(extra_callbacks or ())
         hist = fit(net, Ztr, y_tr, loss=self._loss(k), optimizer=opt, epochs=epochs, batch_size=batch,
                    validation_data=val, metrics=[self._val_metric(k)] if val else None,
                    callbacks=callbacks, seed=rng, verbose=self.verbose, drop_last=True)
-        best_epoch = best.best_epoch + 1 if val is not None and best.best_epoch is not None else epochs
+        ran = len(hist.history.get("loss", ()))  # fewer than ``epochs`` when a callback stopped it
+        best_epoch = best.best_epoch + 1 if val is not None and best.best_epoch is not None else ran
         return net, best_epoch, {k_: [float(v) for v in vals] for k_, vals in hist.history.items()}
 
     # ------------------------------------------------------------------ predict
@@ -552,6 +588,38 @@ class _TabularBase(BaseEstimator):
             out = predict(net, Z).astype(np.float64)
             outs.append(out.reshape(len(Z), net.k, net.n_out).transpose(1, 0, 2))
         return np.stack(outs)
+
+
+def _averaged_network(est: Any) -> Any:
+    """One differentiable network for explanations: encoded rows (``TableEncoder.transform``)
+    -> class probabilities or values, averaged over ensemble members and bags as predict does."""
+    from .. import nn  # noqa: PLC0415
+
+    class AveragedTabular(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.networks = nn.ModuleList(est.networks_)
+
+        def forward(self, x: Any) -> Any:
+            total = None
+            for net in self.networks:
+                out = net(x).reshape(x.shape[0], net.k, net.n_out)
+                out = out.softmax(axis=2) if est._task == "classification" else out
+                total = out.mean(axis=1) if total is None else total + out.mean(axis=1)
+            mean = total * (1.0 / len(self.networks))
+            return mean if est._task == "classification" else mean * est.y_std_ + est.y_mean_
+
+    return AveragedTabular()
+
+
+# ``model_`` is what neuralab.explain differentiates (as for MLPClassifier); it is built from
+# ``networks_`` when asked for, so a model file stores the networks once
+_TabularBase.model_ = property(lambda self: _averaged_network(self) if hasattr(self, "networks_")
+                               else _not_fitted(self))
+
+
+def _not_fitted(est: Any) -> Any:
+    raise AttributeError(f"this {type(est).__name__} is not fitted yet: it has no model_")
 
 
 class TabularClassifier(ClassifierMixin, _TabularBase):
