@@ -222,3 +222,29 @@ def test_fit_takes_a_train_step_and_casts_data_to_the_models_dtype():
     assert set(seen) == {(np.dtype(np.float64), np.dtype(np.float64))}
     with pytest.raises(TypeError, match="train_step must be a function"):
         nl.fit(model, X, X[:, 0], loss="mse", train_step=3, verbose=0)
+
+
+def test_fit_hands_batches_to_a_train_step_as_given():
+    # ids, a (users, items) tuple and y=None reach the step uncast (without it, X becomes float32)
+    model = nn.Linear(2, 1, rng=0)
+    ids = np.array([[1, 2], [3, 4], [5, 6]], np.int64)
+    tgt = np.array([[7, 8], [9, 10], [11, 12]], np.int64)
+    seen, sizes = [], []
+
+    class Sizes(nl.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            sizes.append(logs["size"])
+
+    def step(xb, yb, wb):
+        rows = len(xb[0]) if isinstance(xb, tuple) else len(xb)
+        seen.append((type(xb).__name__, (xb[0] if isinstance(xb, tuple) else xb).dtype,
+                     None if yb is None else yb.dtype, wb))
+        return float(rows), None          # a loss equal to the batch's rows
+
+    batches = [((ids[:2, 0], ids[:2, 1]), None), (ids[2:], tgt[2:])]
+    hist = nl.fit(model, batches, epochs=1, train_step=step, callbacks=[Sizes()], verbose=0)
+    assert seen == [("tuple", np.dtype(np.int64), None, None),
+                    ("ndarray", np.dtype(np.int64), np.dtype(np.int64), None)]
+    assert sizes == [2, 1]
+    # each batch weighs by its rows (a tuple's first array): (2 * 2 + 1 * 1) / 3
+    assert hist.history["loss"] == [pytest.approx(5 / 3)]

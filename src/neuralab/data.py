@@ -283,9 +283,21 @@ def _drop_mapped_pages(X: Any) -> None:
         pass
 
 
+def batch_rows(xb: Any) -> int:
+    """The rows of one batch: ``n_rows(xb)``, or its first part's for a tuple/list of arrays
+    (e.g. a recommender's ``(users, items)``).
+
+    Example: ``batch_rows((np.arange(4), np.arange(4)))  # 4``
+    """
+    return n_rows(xb[0]) if isinstance(xb, (tuple, list)) else n_rows(xb)
+
+
 class BatchIterable:
     """Re-iterable batches from user data: a list of (X, y) pairs or a callable returning an
     iterator of them (called once per epoch), for data that does not fit in memory.
+
+    With ``raw=True`` each batch is passed on as given (only its form is checked): for a
+    training step of one's own, whose batches may be integer ids, tuples or ``y=None``.
 
     Example:
         >>> def batches():
@@ -296,13 +308,13 @@ class BatchIterable:
     """
 
     def __init__(self, source: Iterable | Callable[[], Iterable], task: str,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, raw: bool = False) -> None:
         if isinstance(source, Iterator):
             raise ValueError("fit needs data it can go through once per epoch, got a one-shot "
                              "iterator (a generator object); pass a list of (X, y) batches or a "
                              "function that returns a fresh generator")
         self.source, self.task = source, task
-        self.dtype = dtype
+        self.dtype, self.raw = dtype, raw
 
     def __len__(self) -> int:
         return len(self.source)  # TypeError for callables: the caller checks hasattr(__len__)
@@ -313,6 +325,9 @@ class BatchIterable:
             if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
                 raise ValueError(f"batch {i} must be a pair (X, y) or a triple (X, y, sample_weight), "
                                  f"got {type(item).__name__}")
+            if self.raw:
+                yield item[0], item[1], item[2] if len(item) == 3 else None
+                continue
             xb = as_features(item[0], self.dtype, name=f"X of batch {i}")
             yb = as_targets(item[1], n_rows(xb), self.task, name=f"y of batch {i}")
             wb = None if len(item) == 2 or item[2] is None else np.asarray(item[2], dtype=xb.dtype)

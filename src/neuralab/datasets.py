@@ -47,7 +47,8 @@ import numpy as np
 __all__ = ["Dataset", "list_datasets", "load", "describe", "task", "is_pixels", "canonical_name",
            "column_names", "as_frames", "load_digits", "load_iris",
            "load_breast_cancer", "load_wine", "load_diabetes", "make_xor", "make_spirals",
-           "make_circles", "make_moons", "make_blobs", "load_mnist", "load_mnist1d"]
+           "make_circles", "make_moons", "make_blobs", "load_mnist", "load_mnist1d",
+           "ImplicitFeedback", "make_implicit_feedback"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -666,16 +667,53 @@ def load(name: str, **kwargs: Any) -> Dataset:
     return _LOADERS[key](**kwargs)
 
 
+@dataclass
+class ImplicitFeedback:
+    """Interactions (``users[j]`` touched ``items[j]``) and the hidden truth that generated them.
+
+    Example: ``data = datasets.make_implicit_feedback(random_state=0); len(data.users)``
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    item_popularity: np.ndarray
+
+
 def make_implicit_feedback(n_users: int = 500, n_items: int = 300, n_factors: int = 8,
                            interactions_per_user: tuple[int, int] = (10, 40),
                            popularity: float = 1.0, temperature: float = 0.5,
-                           random_state: Any = None) -> Any:
-    """User-item interactions generated from known latent factors plus item popularity.
+                           random_state: Any = None) -> ImplicitFeedback:
+    """Implicit feedback with a known latent structure (the data of ``neuralab.apps.recommend``).
 
-    The generator (documented in ``neuralab.recommend.make_implicit_feedback``) lives with the
-    recommender; it returns an ``ImplicitFeedback`` (``users``, ``items``, and the factors).
+    Generator: user factors ``P`` (n_users, k) and item factors ``Q`` (n_items, k) are drawn
+    N(0, 1); an item's popularity ``b_i = popularity * log(1 / rank_i)`` for a random rank
+    (a Zipf-like long tail). User u's affinity for item i is ``s_ui = P_u . Q_i / sqrt(k) + b_i``;
+    u touches ``n_u ~ U(interactions_per_user)`` distinct items drawn without replacement with
+    probabilities proportional to ``exp(s_ui / temperature)`` (the Gumbel top-k trick). Lower
+    ``temperature`` makes tastes sharper; ``popularity=0`` removes the popularity signal.
+
+    Returns an ``ImplicitFeedback`` with ``users``/``items`` (int arrays, one row per
+    interaction) and the factors that made them.
     Example: ``data = datasets.make_implicit_feedback(n_users=100, n_items=50, random_state=0)``
     """
-    from .apps.recommend import make_implicit_feedback as make  # lazy: recommend imports nn and sklearn
-    return make(n_users, n_items, n_factors, interactions_per_user, popularity, temperature,
-                random_state)
+    lo, hi = interactions_per_user
+    if not 1 <= lo <= hi <= n_items:
+        raise ValueError(f"interactions_per_user must satisfy 1 <= low <= high <= n_items "
+                         f"({n_items}), got {interactions_per_user}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    rng = np.random.default_rng(random_state)
+    P = rng.standard_normal((n_users, n_factors))
+    Q = rng.standard_normal((n_items, n_factors))
+    bias = popularity * np.log(1.0 / (1 + rng.permutation(n_items)))
+    logits = (P @ Q.T / np.sqrt(n_factors) + bias) / temperature
+    gumbel = logits - np.log(-np.log(rng.random(logits.shape)))
+    counts = rng.integers(lo, hi + 1, size=n_users)
+    users, items = [], []
+    for u in range(n_users):
+        top = np.argpartition(-gumbel[u], counts[u] - 1)[: counts[u]]
+        users.append(np.full(counts[u], u))
+        items.append(top)
+    return ImplicitFeedback(np.concatenate(users), np.concatenate(items), P, Q, bias)

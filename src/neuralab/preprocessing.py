@@ -215,7 +215,7 @@ class TabularPreprocessor:
         chosen += [c for c in self.text if c not in chosen and c != target]
         for name in chosen:
             if name in self.text:
-                from .apps.text import text_column_spec
+                from .apps.text_features import text_column_spec
                 spec["columns"].append(text_column_spec(name, frame[name]))
                 continue
             spec["columns"].extend(self._fit_column(name, frame[name], spec["dropped"]))
@@ -422,7 +422,7 @@ class TabularPreprocessor:
                 blocks.append(self._one_hot(col, s, warn))
                 continue
             if col["kind"] == "text":
-                from .apps.text import transform_text_column
+                from .apps.text_features import transform_text_column
                 blocks.append(transform_text_column(col, s))
                 continue
             if col["kind"] == "date":
@@ -802,7 +802,7 @@ def _feature_names(columns: list[dict]) -> list[str]:
         elif col["kind"] == "date":
             names.append(f"{col['name']}.{col['part']}")
         elif col["kind"] == "text":
-            from .apps.text import text_feature_names
+            from .apps.text_features import text_feature_names
             names.extend(text_feature_names(col))
         else:
             cats = list(col["categories"]) + ([OTHER] if col["other"] else []) + (

@@ -28,14 +28,13 @@ Example:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from threadpoolctl import threadpool_limits
 
 from .. import functional as F
+from ..datasets import ImplicitFeedback, make_implicit_feedback  # the generator lives with the data sets
 from ..nn import MLP, Embedding, Linear, Module
 from ..tensor import Tensor, no_grad
 
@@ -45,58 +44,6 @@ __all__ = ["ImplicitFeedback", "make_implicit_feedback", "NCF", "NCFRecommender"
 
 
 # ============================================================================ data
-@dataclass
-class ImplicitFeedback:
-    """Interactions (``users[j]`` touched ``items[j]``) and the hidden truth that generated them.
-
-    Example: ``data = make_implicit_feedback(random_state=0); len(data.users)``
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    item_popularity: np.ndarray
-
-
-def make_implicit_feedback(n_users: int = 500, n_items: int = 300, n_factors: int = 8,
-                           interactions_per_user: tuple[int, int] = (10, 40),
-                           popularity: float = 1.0, temperature: float = 0.5,
-                           random_state: Any = None) -> ImplicitFeedback:
-    """Implicit feedback with a known latent structure.
-
-    Generator: user factors ``P`` (n_users, k) and item factors ``Q`` (n_items, k) are drawn
-    N(0, 1); an item's popularity ``b_i = popularity * log(1 / rank_i)`` for a random rank
-    (a Zipf-like long tail). User u's affinity for item i is ``s_ui = P_u . Q_i / sqrt(k) + b_i``;
-    u touches ``n_u ~ U(interactions_per_user)`` distinct items drawn without replacement with
-    probabilities proportional to ``exp(s_ui / temperature)`` (the Gumbel top-k trick). Lower
-    ``temperature`` makes tastes sharper; ``popularity=0`` removes the popularity signal.
-
-    Returns an ``ImplicitFeedback`` with ``users``/``items`` (int arrays, one row per
-    interaction) and the factors that made them.
-    Example: ``data = make_implicit_feedback(n_users=100, n_items=50, random_state=0)``
-    """
-    lo, hi = interactions_per_user
-    if not 1 <= lo <= hi <= n_items:
-        raise ValueError(f"interactions_per_user must satisfy 1 <= low <= high <= n_items "
-                         f"({n_items}), got {interactions_per_user}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    rng = np.random.default_rng(random_state)
-    P = rng.standard_normal((n_users, n_factors))
-    Q = rng.standard_normal((n_items, n_factors))
-    bias = popularity * np.log(1.0 / (1 + rng.permutation(n_items)))
-    logits = (P @ Q.T / np.sqrt(n_factors) + bias) / temperature
-    gumbel = logits - np.log(-np.log(rng.random(logits.shape)))
-    counts = rng.integers(lo, hi + 1, size=n_users)
-    users, items = [], []
-    for u in range(n_users):
-        top = np.argpartition(-gumbel[u], counts[u] - 1)[: counts[u]]
-        users.append(np.full(counts[u], u))
-        items.append(top)
-    return ImplicitFeedback(np.concatenate(users), np.concatenate(items), P, Q, bias)
-
-
 def _index(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Distinct ids (sorted) and each value's position among them."""
     ids, idx = np.unique(np.asarray(values), return_inverse=True)
@@ -310,31 +257,30 @@ class NCFRecommender(BaseEstimator):
         seen = _seen_matrix(pairs[:, 0], pairs[:, 1], n_users, n_items)
         layers = tuple(self.mlp_layers)
         self.loss_curve_ = []
-        # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
-        with threadpool_limits(1, user_api="blas"):
-            if self.model == "neumf" and self.pretrain:
-                towers = {}
-                for name in ("gmf", "mlp"):
-                    towers[name] = NCF(n_users, n_items, self.factors, layers, name, rng=rng)
-                    opt = optim.Adam(towers[name].parameters(), lr=self.lr)
-                    self._train(towers[name], opt, pairs, seen, n_items, rng)
-                self.model_ = _neumf_from_pretrained(towers["gmf"], towers["mlp"], self.alpha,
-                                                     n_users, n_items, self.factors, layers)
-                # Adam's moments are not pretrained, so the paper fine-tunes with plain SGD.
-                opt = optim.SGD(self.model_.parameters(), lr=self.finetune_lr)
-            else:
-                self.model_ = NCF(n_users, n_items, self.factors, layers, self.model, rng=rng)
-                opt = optim.Adam(self.model_.parameters(), lr=self.lr)
-            self._train(self.model_, opt, pairs, seen, n_items, rng)
-        self.model_.eval()
+        if self.model == "neumf" and self.pretrain:
+            towers = {}
+            for name in ("gmf", "mlp"):
+                towers[name] = NCF(n_users, n_items, self.factors, layers, name, rng=rng)
+                opt = optim.Adam(towers[name].parameters(), lr=self.lr)
+                self._train(towers[name], opt, pairs, seen, n_items, rng)
+            self.model_ = _neumf_from_pretrained(towers["gmf"], towers["mlp"], self.alpha,
+                                                 n_users, n_items, self.factors, layers)
+            # Adam's moments are not pretrained, so the paper fine-tunes with plain SGD.
+            opt = optim.SGD(self.model_.parameters(), lr=self.finetune_lr)
+        else:
+            self.model_ = NCF(n_users, n_items, self.factors, layers, self.model, rng=rng)
+            opt = optim.Adam(self.model_.parameters(), lr=self.lr)
+        self._train(self.model_, opt, pairs, seen, n_items, rng)
         return self
 
     def _train(self, model: NCF, opt: Any, pairs: np.ndarray, seen: np.ndarray, n_items: int,
                rng: np.random.Generator) -> None:
+        """Train ``model`` with ``nl.fit``: each epoch, the positives and fresh negatives, shuffled."""
+        from ..training import fit
         n_pos = len(pairs)
         labels = np.concatenate([np.ones(n_pos), np.zeros(n_pos * self.negatives)]).astype(np.float32)
-        model.train()
-        for _ in range(self.epochs):
+
+        def batches() -> Iterator[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
             u = np.concatenate([pairs[:, 0], np.repeat(pairs[:, 0], self.negatives)])
             neg = rng.integers(0, n_items, n_pos * self.negatives)
             clash = seen[u[n_pos:], neg]
@@ -345,19 +291,26 @@ class NCFRecommender(BaseEstimator):
                 clash = seen[u[n_pos:], neg]
             i = np.concatenate([pairs[:, 1], neg])
             order = rng.permutation(len(u))
-            total = 0.0
             for start in range(0, len(order), self.batch_size):
                 b = order[start:start + self.batch_size]
-                logits, penalty = model.logits_and_penalty(u[b], i[b])
-                loss = F.binary_cross_entropy_with_logits(logits, labels[b])
-                total += loss.item() * len(b)
-                if self.l2:
-                    loss = loss + penalty * (self.l2 / len(b))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            self.loss_curve_.append(total / len(order))
-        model.eval()
+                yield (u[b], i[b]), labels[b]
+
+        def train_step(ui: tuple[np.ndarray, np.ndarray], yb: np.ndarray, _: Any) -> tuple[float, None]:
+            logits, penalty = model.logits_and_penalty(*ui)
+            loss = F.binary_cross_entropy_with_logits(logits, yb)
+            value = loss.item()  # the curve shows the data loss, without the L2 term
+            if self.l2:
+                loss = loss + penalty * (self.l2 / len(yb))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return value, None
+
+        # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
+        hist = fit(model, batches, loss="bce", optimizer=opt, epochs=self.epochs,
+                   batch_size=self.batch_size, seed=rng, verbose=0, blas_threads=1,
+                   train_step=train_step)
+        self.loss_curve_ += [float(v) for v in hist.history["loss"]]
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Logits for (user index, item index) pairs; higher means more likely to interact."""

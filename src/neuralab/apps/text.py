@@ -1,6 +1,7 @@
 """Text classification: a tokenizer, TF-IDF features stored as data, and a fastText-style model.
 
-Three pieces, each usable alone:
+Three pieces, each usable alone (the first two live in ``apps.text_features``, which trains
+nothing, and are re-exported here):
 
 - ``tokenize(text)``: lower-cased words, numbers and a few symbols; runs of 5+ digits (phone
   numbers, short codes) also give the token ``<longnum>``, since spam leans on them.
@@ -22,38 +23,21 @@ Example:
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from threadpoolctl import threadpool_limits
 
 from ..nn import Embedding, Linear, Module
 from ..tensor import Tensor
+from .text_features import (LONGNUM, TfidfFeatures, _as_texts, text_column_spec,  # noqa: F401
+                            text_feature_names, tokenize, transform_text_column)
 
 __all__ = ["tokenize", "TfidfFeatures", "FastText", "FastTextClassifier", "load_sms_spam",
            "text_column_spec", "transform_text_column"]
 
-_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[£$€!?&]")
-LONGNUM = "<longnum>"
 PAD, UNK = "<pad>", "<unk>"
-
-
-def tokenize(text: Any) -> list[str]:
-    """Lower-cased words, digit runs and the symbols £ $ € ! ? &; 5+ digits add ``<longnum>``.
-
-    Example: ``tokenize("Call 09061701461 now!")  # ['call', '09061701461', '<longnum>', 'now', '!']``
-    """
-    if text is None or (isinstance(text, float) and np.isnan(text)):
-        return []
-    out = []
-    for tok in _TOKEN.findall(str(text).lower()):
-        out.append(tok)
-        if tok.isdigit() and len(tok) >= 5:
-            out.append(LONGNUM)
-    return out
 
 
 def load_sms_spam(path: str | None = None) -> tuple[list[str], np.ndarray]:
@@ -80,125 +64,6 @@ def load_sms_spam(path: str | None = None) -> tuple[list[str], np.ndarray]:
     where = path or ", ".join(str(d) for d in data_dirs())
     raise FileNotFoundError(f"sms_spam.tsv not found in {where}; pass its path or put it in one of "
                             f"these folders (NEURALAB_DATA names your own)")
-
-
-# ============================================================================ TF-IDF as data
-class TfidfFeatures:
-    """TF-IDF features whose fitted state is plain data: ``vocabulary`` (list) and ``idf`` (list).
-
-    Fitting uses scikit-learn's ``TfidfVectorizer`` (with ``tokenize``); transforming recomputes
-    the same numbers from the stored lists: counts of each vocabulary n-gram, ``1 + log(count)``
-    if ``sublinear_tf``, times idf, rows scaled to unit length.
-
-    Args:
-        max_features: keep the most frequent n-grams only.
-        ngram_range: (1, 2) for words and word pairs.
-        min_df: drop n-grams seen in fewer documents.
-        sublinear_tf: use 1 + log(tf) instead of tf.
-
-    Example:
-        >>> tf = TfidfFeatures(max_features=3000).fit(texts)
-        >>> X = tf.transform(["free prize, call now"])            # (1, 3000) float32
-        >>> same = TfidfFeatures.from_dict(tf.to_dict())          # JSON-able
-    """
-
-    def __init__(self, max_features: int | None = 5000, ngram_range: tuple[int, int] = (1, 2),
-                 min_df: int = 2, sublinear_tf: bool = True) -> None:
-        self.max_features, self.ngram_range = max_features, tuple(ngram_range)
-        self.min_df, self.sublinear_tf = min_df, sublinear_tf
-        self.vocabulary: list[str] | None = None
-        self.idf: list[float] | None = None
-
-    def fit(self, texts: Iterable[Any]) -> "TfidfFeatures":
-        """Learn the vocabulary and idf weights from ``texts``; returns self."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        texts = _as_texts(texts)
-        vec = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
-                              ngram_range=self.ngram_range, min_df=self.min_df,
-                              max_features=self.max_features, sublinear_tf=self.sublinear_tf)
-        try:
-            vec.fit(texts)
-        except ValueError as e:  # e.g. "empty vocabulary"
-            raise ValueError(f"TF-IDF: cannot build a vocabulary from {len(texts)} texts ({e})") from None
-        self.vocabulary = [str(w) for w in vec.get_feature_names_out()]
-        self.idf = [float(v) for v in vec.idf_]
-        return self
-
-    def _vectorizer(self):
-        from sklearn.feature_extraction.text import CountVectorizer
-        if self.vocabulary is None:
-            raise ValueError("TfidfFeatures is not fitted yet; call fit(texts) first")
-        return CountVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
-                               ngram_range=self.ngram_range,
-                               vocabulary={w: i for i, w in enumerate(self.vocabulary)})
-
-    def transform_sparse(self, texts: Iterable[Any]):
-        """The TF-IDF matrix as a SciPy CSR matrix (rows: texts, columns: ``vocabulary``)."""
-        from sklearn.preprocessing import normalize
-        counts = self._vectorizer().transform(_as_texts(texts)).astype(np.float64)
-        if self.sublinear_tf:
-            np.log(counts.data, out=counts.data)
-            counts.data += 1.0
-        weighted = counts.multiply(np.asarray(self.idf)[None, :]).tocsr()
-        return normalize(weighted, norm="l2", copy=False)
-
-    def transform(self, texts: Iterable[Any]) -> np.ndarray:
-        """The TF-IDF matrix as a dense float32 array (what the MLP takes)."""
-        return self.transform_sparse(texts).toarray().astype(np.float32)
-
-    def fit_transform(self, texts: Iterable[Any]) -> np.ndarray:
-        """``fit(texts).transform(texts)``."""
-        texts = _as_texts(texts)
-        return self.fit(texts).transform(texts)
-
-    def to_dict(self) -> dict:
-        """The fitted state as JSON-able data."""
-        if self.vocabulary is None:
-            raise ValueError("TfidfFeatures is not fitted yet; call fit(texts) first")
-        return {"kind": "tfidf", "tokenizer": "neuralab.text.tokenize/1",
-                "vocabulary": list(self.vocabulary), "idf": list(self.idf),
-                "ngram_range": list(self.ngram_range), "sublinear_tf": self.sublinear_tf,
-                "min_df": self.min_df, "max_features": self.max_features}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TfidfFeatures":
-        """Rebuild from ``to_dict()``'s output."""
-        if not isinstance(data, dict) or data.get("kind") != "tfidf":
-            raise ValueError("not a TF-IDF description (expected a dict with kind 'tfidf')")
-        if len(data["vocabulary"]) != len(data["idf"]):
-            raise ValueError(f"TF-IDF description: {len(data['vocabulary'])} words but "
-                             f"{len(data['idf'])} idf weights")
-        tf = cls(data.get("max_features"), tuple(data["ngram_range"]), data.get("min_df", 1),
-                 data["sublinear_tf"])
-        tf.vocabulary, tf.idf = list(data["vocabulary"]), [float(v) for v in data["idf"]]
-        return tf
-
-
-def _as_texts(texts: Iterable[Any]) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("expected a list of texts, got one string; wrap it in a list")
-    return ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
-
-
-# Hooks for the tabular preprocessing (`neuralab train DATA --text COL`): a text column
-# becomes one TF-IDF block whose description is stored in the model file as data.
-def text_column_spec(name: str, values: Iterable[Any], max_features: int = 5000) -> dict:
-    """The preprocessing entry for text column ``name``: fitted TF-IDF as data.
-
-    Example: ``text_column_spec("SMS", frame["SMS"])["kind"]  # 'text'``
-    """
-    tf = TfidfFeatures(max_features=max_features).fit(values)
-    return {"name": name, "kind": "text", "tfidf": tf.to_dict()}
-
-
-def transform_text_column(col: dict, values: Iterable[Any]) -> np.ndarray:
-    """The TF-IDF block (rows, len(vocabulary)) of a column described by ``text_column_spec``."""
-    return TfidfFeatures.from_dict(col["tfidf"]).transform(values).astype(np.float64)
-
-
-def text_feature_names(col: dict) -> list[str]:
-    """Feature names of a text column's block: ``'SMS:free'``, ``'SMS:call now'``, ..."""
-    return [f"{col['name']}:{w}" for w in col["tfidf"]["vocabulary"]]
 
 
 # ============================================================================ fastText
@@ -308,32 +173,34 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = FastText(len(self.vocabulary_), self.embed_dim,
                                  len(self.classes_), rng=rng)
         opt = optim.AdamW(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        ids_all = self.encode(texts)
-        lengths = (ids_all != 0).sum(axis=1)
-        self.loss_curve_ = []
-        self.model_.train()
-        # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
-        with threadpool_limits(1, user_api="blas"):
-            self._train(opt, ids_all, lengths, y_idx, rng)
-        self.model_.eval()
+        self._train(opt, self.encode(texts), y_idx, rng)
         self.n_iter_ = self.epochs
         return self
 
-    def _train(self, opt: Any, ids_all: np.ndarray, lengths: np.ndarray, y_idx: np.ndarray,
+    def _train(self, opt: Any, ids_all: np.ndarray, y_idx: np.ndarray,
                rng: np.random.Generator) -> None:
+        """Train ``model_`` with ``nl.fit``: shuffled batches of token ids, padding trimmed per batch."""
         from .. import functional as F
-        for _ in range(self.epochs):
+        from ..training import fit
+        model, lengths = self.model_, (ids_all != 0).sum(axis=1)
+
+        def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             order = rng.permutation(len(ids_all))
-            total = 0.0
             for start in range(0, len(order), self.batch_size):
                 b = order[start:start + self.batch_size]
-                ids = ids_all[b, : max(int(lengths[b].max()), 1)]  # trim padding per batch
-                loss = F.cross_entropy(self.model_(ids), y_idx[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(b)
-            self.loss_curve_.append(total / len(ids_all))
+                yield ids_all[b, : max(int(lengths[b].max()), 1)], y_idx[b]
+
+        def train_step(ids: np.ndarray, yb: np.ndarray, _: Any) -> tuple[float, None]:
+            loss = F.cross_entropy(model(ids), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item(), None
+
+        # Small matrices: extra BLAS threads only add synchronisation (slower on a busy machine).
+        hist = fit(model, batches, optimizer=opt, epochs=self.epochs, batch_size=self.batch_size,
+                   seed=rng, verbose=0, blas_threads=1, train_step=train_step)
+        self.loss_curve_ = [float(v) for v in hist.history["loss"]]
 
     # -------------------------------------------------------------- predicting
     def decision_function(self, X: Sequence[Any]) -> np.ndarray:
@@ -345,10 +212,8 @@ class FastTextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
         """Class probabilities (N, n_classes), columns in ``classes_`` order."""
-        z = self.decision_function(X)
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+        from .. import functional as F
+        return F.softmax(Tensor(self.decision_function(X)), axis=1).numpy()
 
     def predict(self, X: Sequence[Any]) -> np.ndarray:
         """The most probable class of each text."""

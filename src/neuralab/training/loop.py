@@ -33,8 +33,8 @@ from .. import functional as F
 from .. import optim
 from ..callbacks.base import Callback, CallbackList, History, get_lr, set_lr
 from ..callbacks.stock import ProgressBar, _EpochPrinter
-from ..data import (BatchIterable, Batches, as_features, as_targets, check_finite, n_rows,
-                    train_val_split)
+from ..data import (BatchIterable, Batches, as_features, as_targets, batch_rows, check_finite,
+                    n_rows, train_val_split)
 from ..functions import is_sparse
 from ..metrics import Metric, get_metric
 from ..tensor import Tensor, no_grad
@@ -327,7 +327,11 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             of one batch, e.g. with a loss the built-in ones do not cover. ``loss`` then only
             names the task (how y is checked) and measures ``validation_data``; ``l1``/``l2``
             are yours to add. Not with ``comm``. The loss value it returns is what ``on_batch_end`` and the
-            epoch's ``loss`` see; ``outputs`` feed the training metrics.
+            epoch's ``loss`` see; ``outputs`` feed the training metrics. With arrays X and y,
+            batches are cast as without it; with batches (``y=None``), each one reaches
+            ``train_step`` exactly as given, not cast, checked or moved to ``device``: integer
+            ids, a tuple ``(users, items)`` as xb (its first array counts the rows) or a
+            ``yb`` of None.
 
     Returns:
         History, whose ``history`` dict holds per-epoch lists: ``loss``, each metric,
@@ -364,6 +368,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
     threshold = 0.0 if loss_name in _BINARY_LOSSES else 0.5 if task == "regression" else 0.0
 
     # ---- data: checked and cast once, split once, then batched by index every epoch
+    # (a train_step of one's own gets user batches as given: ids, tuples, y=None)
+    raw_batches = y is None and train_step is not None
     if y is None:
         if validation_split:
             raise ValueError("validation_split needs arrays X and y; with batches pass validation_data=")
@@ -371,7 +377,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             raise ValueError("with batches, give sample weights as a third item of each batch")
         if drop_last:
             raise ValueError("drop_last applies to arrays X and y; with batches, leave out the short one")
-        train_batches: Any = BatchIterable(X, task)
+        train_batches: Any = BatchIterable(X, task, raw=raw_batches)
         steps = len(train_batches) if hasattr(X, "__len__") else None
         n_train = None
     else:
@@ -448,16 +454,17 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                 m.reset()
             total, count = 0.0, 0.0
             for batch, (xb, yb, wb) in enumerate(train_batches):
-                if dev != "cpu":
+                if dev != "cpu" and not raw_batches:
                     xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
                     wb = None if wb is None else backend.to_device(wb, dev)
                 loss_value, out = train_step(xb, yb, wb)
-                size = xb.shape[0] if wb is None else float(wb.sum())
+                rows = batch_rows(xb) if raw_batches else xb.shape[0]
+                size = rows if wb is None else float(wb.sum())
                 total += loss_value * size
                 count += size
                 for m in train_metrics:
                     m.update(out, yb, wb)
-                cbs.on_batch_end(batch, {"loss": loss_value, "size": xb.shape[0]})
+                cbs.on_batch_end(batch, {"loss": loss_value, "size": rows})
                 if dist is not None:
                     run.stop_training = dist.any_rank(run.stop_training)
                 if run.stop_training:
