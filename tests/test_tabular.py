@@ -207,3 +207,50 @@ def test_onnx_export_matches_onnxruntime(tmp_path, est, k, bags):
         assert list(outs[1]) == list(model.predict(df))
     else:
         np.testing.assert_allclose(outs[0], model.predict(df), atol=1e-5)
+
+
+# ---------------------------------------------------------------- fit(validation_data, callbacks)
+def test_validation_data_picks_the_best_epoch_on_those_rows():
+    df, y = mixed_table(200)
+    val_df, val_y = mixed_table(80, seed=5)
+    est = nl.TabularClassifier(**{**FAST, "n_epochs": 6}).fit(df, y, validation_data=(val_df, val_y))
+    errors = est.history_[0]["val_error"]
+    assert len(errors) == 6
+    # the kept epoch is the last one with the lowest validation error (ties: the later one)
+    best = max(i for i, e in enumerate(errors) if e == min(errors)) + 1
+    assert est.best_epochs_ == [best]
+    # ... and its weights are kept: the validation error of the returned model is that epoch's
+    assert np.mean(est.predict(val_df) != val_y) == pytest.approx(min(errors), abs=1e-12)
+    with pytest.raises(ValueError, match="label 'maybe' is not among the training labels"):
+        est.fit(df, y, validation_data=(val_df, np.where(val_y == "yes", "maybe", val_y)))
+
+
+def test_a_callback_that_stops_training_ends_the_bagging():
+    from neuralab.callbacks import Callback
+
+    class StopAfterTwoEpochs(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.run.stop_training = True
+
+    df, y = mixed_table(150)
+    est = nl.TabularClassifier(**{**FAST, "n_epochs": 5}, n_bags=3)
+    est.fit(df, y, callbacks=[StopAfterTwoEpochs()])
+    assert len(est.networks_) == 1 and len(est.history_[0]["loss"]) == 2
+    assert est.predict_proba(df).shape == (150, 2)  # the network trained so far predicts
+
+
+@pytest.mark.parametrize("cls", [nl.TabularClassifier, nl.TabularRegressor])
+def test_model_is_the_averaged_network_explanations_differentiate(cls):
+    from neuralab.explain import _Explained
+
+    df, y = mixed_table(150)
+    target = y if cls is nl.TabularClassifier else df["count"].to_numpy() * 1.5 + 2.0
+    est = cls(**FAST, n_ensemble=2, n_bags=2).fit(df, target)
+    z = est._encoder().transform(est._table(df, reset=False))
+    out = _Explained(est).outputs(z)
+    expected = est.predict_proba(df) if cls is nl.TabularClassifier else est.predict(df)[:, None]
+    if cls is nl.TabularRegressor:  # predict clips to the training range; model_ does not
+        inside = (expected[:, 0] > est.y_min_) & (expected[:, 0] < est.y_max_)
+        out, expected = out[inside], expected[inside]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

@@ -505,8 +505,11 @@ class _TabularBase(BaseEstimator):
         pos = np.minimum(pos, len(self.classes_) - 1)
         unseen = self.classes_[pos] != y
         if unseen.any():
-            raise ValueError(f"validation_data: label {y[np.flatnonzero(unseen)[0]]!r} is not "
-                             f"among the training labels {list(self.classes_)[:8]}")
+            first = y[np.flatnonzero(unseen)[0]]
+            plain = [c.item() if isinstance(c, np.generic) else c for c in self.classes_[:8]]
+            raise ValueError(f"validation_data: label "
+                             f"{first.item() if isinstance(first, np.generic) else first!r} is "
+                             f"not among the training labels {plain}")
         return pos.astype(np.int64)
 
     def _splits(self, target: np.ndarray, bags: int, rng: np.random.Generator) -> list:
