@@ -63,9 +63,9 @@ EXAMPLE = ("Examples:\n\n\b\n"
 @click.option("--force", is_flag=True, help="Replace --out even if it is not a neuralab model.")
 @click.option("--quiet", is_flag=True, help="No per-fit progress lines.")
 def tune_command(data: str | None, target: str | None, dataset: str | None, params: tuple,
-                 config: str | None, preset: str | None, method: str | None, n_iter: int | None, cv: int | None,
-                 max_iter: int | None, n_jobs: int | None, scheduler: str | None, seed: int,
-                 out: str, force: bool, quiet: bool) -> None:
+                 config: str | None, preset: str | None, method: str | None,
+                 n_iter: int | None, cv: int | None, max_iter: int | None, n_jobs: int | None,
+                 scheduler: str | None, seed: int, out: str, force: bool, quiet: bool) -> None:
     """Grid or random hyperparameter search for an MLP on a file (DATA --target COL,
     preprocessed as `neuralab train` does) or a built-in data set (--dataset NAME);
     with --preset tabular, a random search for a TabularClassifier/Regressor on the raw table."""
