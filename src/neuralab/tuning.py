@@ -10,6 +10,8 @@ Range syntax (``--param NAME=SPEC``):
     ``0:0.5``             uniform, same rule; ``0:0.5:lin:3`` asks for 3 grid points
     ``1:10:int``          integers in [1, 10]
 
+``TABULAR_SPACE`` is the space of ``neuralab tune --preset tabular`` (``tabular_space``).
+
 Example:
     >>> space = parse_params(["hidden_layer_sizes=64,128", "alpha=1e-4:1e-2:log"])
     >>> search = run_search(nl.MLPClassifier(max_iter=10), space, X, y, method="random", n_iter=4)
@@ -25,6 +27,37 @@ import contextlib
 from typing import Any, Iterator
 
 _GRID_POINTS = 5
+
+# The space `neuralab tune --preset tabular` searches at random for a TabularClassifier /
+# TabularRegressor, per task, in --param's syntax (docs/tabular.md, "Tuning"). Centred on
+# the RealMLP-TD defaults the estimators use (lr 0.04 / 0.2, 3 x 256 units, dropout 0.15,
+# weight decay 0.02, label smoothing 0.1). For comparison, RealMLP-HPO's space (Holzmüller
+# et al., NeurIPS 2024; pytabkit's "default" space): lr log-uniform in [0.02, 0.3]; hidden
+# [256]*3 (p 0.6), [64]*5 (0.2) or [512] (0.2); dropout 0, 0.15, 0.3 (p 0.3, 0.5, 0.2);
+# weight decay 0 or 0.02; label smoothing 0 (p 0.3) or 0.1 (p 0.7), classification only;
+# activation ReLU, SELU or Mish; numeric embeddings none, PL, PLR or PBLD; the front scale
+# layer on with p 0.6; PLR sigma log-uniform in [0.05, 0.5]; 256 epochs, not tuned.
+# Epochs are not searched here either: they are the budget (--max-iter), and the best
+# validation epoch is kept whatever the budget.
+TABULAR_SPACE: dict[str, dict[str, str]] = {
+    "classification": {
+        "lr": "0.01:0.15:log",
+        "hidden": "128-128-128,256-256-256,512-512-512",
+        "dropout": "0:0.3",
+        "weight_decay": "0:0.05",
+        "label_smoothing": "0:0.2",
+        "periodic": "true,false",
+    },
+    "regression": {
+        "lr": "0.05:0.5:log",
+        "hidden": "128-128-128,256-256-256,512-512-512",
+        "dropout": "0:0.3",
+        "weight_decay": "0:0.05",
+        "periodic": "true,false",
+    },
+}
+TABULAR_EPOCHS = 32  # epochs per fit with --preset tabular (the estimators' "fast" preset)
+TABULAR_N_ITER = 8   # candidates: 8 x 3 folds + 1 refit = 25 fits
 
 
 def _scalar(text: str) -> Any:
@@ -77,9 +110,19 @@ def parse_range(name: str, spec: Any) -> dict:
 
 def _fix_hidden(name: str, values: list) -> list:
     # hidden_layer_sizes=64,128 means two candidates, (64,) and (128,), not one net.
-    if name == "hidden_layer_sizes":
+    if name in ("hidden_layer_sizes", "hidden"):
         return [(v,) if isinstance(v, int) else tuple(v) for v in values]
     return values
+
+
+def tabular_space(task: str) -> dict[str, dict]:
+    """``TABULAR_SPACE`` of ``task`` ("classification" or "regression"), parsed.
+
+    Example: ``tabular_space("regression")["lr"]  # {'low': 0.05, 'high': 0.5, 'scale': 'log', ...}``
+    """
+    if task not in TABULAR_SPACE:
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    return {name: parse_range(name, spec) for name, spec in TABULAR_SPACE[task].items()}
 
 
 def parse_params(items: list[str]) -> dict[str, dict]:
@@ -173,23 +216,39 @@ def dask_backend(scheduler: str | None, n_workers: int = 2, processes: bool = Tr
             cluster.close()
 
 
-def run_search(estimator: Any, space: dict[str, dict], X: Any, y: Any, method: str = "grid",
-               n_iter: int = 10, cv: int = 3, n_jobs: int | None = None,
-               scheduler: str | None = None, random_state: int = 0, verbose: int = 0,
-               scoring: Any = None) -> Any:
-    """Fit a GridSearchCV or RandomizedSearchCV over ``space`` and return it (``best_estimator_`` etc.).
+def check_names(estimator: Any, space: dict) -> None:
+    """Raise ValueError naming the parameters of ``space`` that ``estimator`` does not have.
 
-    Example: ``run_search(nl.MLPClassifier(), parse_params(["alpha=1e-4,1e-3"]), X, y)``
+    Example: ``check_names(nl.MLPClassifier(), {"alpha": {...}})  # passes``
     """
-    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: PLC0415
-
-    if method not in ("grid", "random"):
-        raise ValueError(f"method must be 'grid' or 'random', got {method!r}")
     unknown = sorted(set(space) - set(estimator.get_params()))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {type(estimator).__name__}; "
                          f"valid ones: {sorted(estimator.get_params())}")
+
+
+def run_search(estimator: Any, space: dict[str, dict], X: Any, y: Any, method: str = "grid",
+               n_iter: int = 10, cv: int = 3, n_jobs: int | None = None,
+               scheduler: str | None = None, random_state: int = 0, verbose: int = 0,
+               scoring: Any = None, shuffle: bool = False) -> Any:
+    """Fit a GridSearchCV or RandomizedSearchCV over ``space`` and return it (``best_estimator_`` etc.).
+
+    ``shuffle=True`` shuffles the rows (seeded by ``random_state``) before cutting ``cv``
+    folds (stratified for a classifier): a file sorted by some column otherwise gives folds
+    that each hold one kind of row.
+    Example: ``run_search(nl.MLPClassifier(), parse_params(["alpha=1e-4,1e-3"]), X, y)``
+    """
+    from sklearn.base import is_classifier  # noqa: PLC0415
+    from sklearn.model_selection import (GridSearchCV, KFold, RandomizedSearchCV,  # noqa: PLC0415
+                                         StratifiedKFold)
+
+    if method not in ("grid", "random"):
+        raise ValueError(f"method must be 'grid' or 'random', got {method!r}")
+    check_names(estimator, space)
     params = to_sklearn(space, method)
+    if shuffle and isinstance(cv, int):
+        folds = StratifiedKFold if is_classifier(estimator) else KFold
+        cv = folds(cv, shuffle=True, random_state=random_state)
     if scheduler is not None and n_jobs is None:
         n_jobs = -1  # every Dask worker
     if method == "grid":
@@ -266,3 +325,33 @@ def load_file(path: str, target: str) -> tuple[Any, Any, str, Any]:
     if task == "regression":
         y = prep.scale_target(y)
     return X, y, task, prep
+
+
+def load_table(source: str, target: str | None = None) -> tuple[Any, Any, str]:
+    """(X, y, task) as raw columns, for the tabular estimators: a file (DATA, ``target``) read
+    as `neuralab train` reads it, or a built-in data set's name (its 'target' column).
+
+    Rows without a target are left out; X is the rest of the table, unprocessed. The task is
+    the data set's, or inferred from the target as `neuralab train` infers it.
+    Example: ``X, y, task = load_table("houses.csv", "price")``
+    """
+    from . import datasets  # noqa: PLC0415
+    from .data import read_table  # noqa: PLC0415
+    from .preprocessing import _short_list, infer_task  # noqa: PLC0415
+
+    frame = read_table(source)
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    builtin = target is None
+    target = "target" if builtin else target
+    if target in frame.attrs.get("duplicated_columns", []):
+        raise ValueError(f"{source}: the header names the target column {target!r} more than "
+                         f"once; rename the copies")
+    if target not in frame.columns:
+        raise ValueError(f"target column {target!r} is not in the data; columns are "
+                         f"{_short_list(list(frame.columns))}")
+    frame = frame[frame[target].notna()]
+    if len(frame) == 0:
+        raise ValueError(f"target column {target!r} has no values (every row is missing it)")
+    X, y = frame.drop(columns=[target]), frame[target]
+    task = datasets.task(source) if builtin else infer_task(y)
+    return X, y.to_numpy(), task
