@@ -133,6 +133,12 @@ class _Explained:
         """d output[target] / d X for each row, and the outputs themselves."""
         was = self.module.training
         self.module.eval()
+        # the weights are held fixed: no weight gradients are computed (most of a backward
+        # pass's work) and none are left behind in the model's .grad
+        params = self.module.parameters()
+        frozen = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad = False
         try:
             x = Tensor(X, requires_grad=True, dtype=X.dtype)
             out = self(x)
@@ -140,6 +146,8 @@ class _Explained:
             picked.sum().backward()
         finally:
             self.module.train(was)
+            for p, flag in zip(params, frozen):
+                p.requires_grad = flag
         return to_numpy(x.grad), to_numpy(picked.data)
 
     def targets(self, X: np.ndarray, target: Any) -> np.ndarray:

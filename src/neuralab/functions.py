@@ -682,7 +682,9 @@ class Linear(Function):
         # the first layer's input (the data) needs no gradient: skip that matmul
         gx = grad @ self.weight if self.needs_grad(0) else None
         g2 = grad.reshape(-1, grad.shape[-1])
-        if is_sparse(x):
+        if not self.needs_grad(1):  # frozen weights (an explanation's input gradient): no dW
+            gw = None
+        elif is_sparse(x):
             # NOTE: grad.T @ x for a sparse x, written as (x.T @ grad).T: SciPy multiplies a
             # sparse matrix by a dense one, not the other way round; a sparse input takes no
             # gradient (it is data).
@@ -690,7 +692,7 @@ class Linear(Function):
         else:
             gw = g2.T @ x.reshape(-1, x.shape[-1])
         if self.has_bias:
-            return gx, gw, g2.sum(axis=0)
+            return gx, gw, g2.sum(axis=0) if self.needs_grad(2) else None
         return gx, gw
 
 

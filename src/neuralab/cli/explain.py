@@ -142,7 +142,13 @@ def attributions(exp: Explained, rows: np.ndarray, method: str) -> tuple[np.ndar
                 if j is not None:
                     values[i, j] += w
         return values, targets
-    att = getattr(explain, METHODS[method])(exp.estimator, X)
+    extra = {}
+    if method == "ig" and isinstance(getattr(exp.estimator, "encoding_", None), dict):
+        # NOTE: the tabular model's periodic embeddings (cosines of high frequency) and its
+        # embedded category codes make the path integral converge slowly: the default's
+        # doubling to 4096 steps took 100 s for 320 rows; 256 steps rank the columns the same
+        extra = {"max_steps": 256}
+    att = getattr(explain, METHODS[method])(exp.estimator, X, **extra)
     return att.values, att.target
 
 
