@@ -125,6 +125,38 @@ def test_get_dispatches_and_the_environment_turns_kernels_off(monkeypatch):
         kernels.get("adamax")
 
 
+def test_an_optimizer_follows_the_environment_at_each_step(monkeypatch):
+    """Made with kernels on, an optimizer steps on the NumPy reference once it is set."""
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    p = Parameter(np.ones(5, np.float32))
+    opt = optim.SGD([p], lr=0.5, momentum=0.9)
+    calls = []
+    monkeypatch.setattr(numpy_ref, "sgd", lambda *a: calls.append(a) or None)
+    p.grad = np.ones(5, np.float32)
+    opt.step()
+    assert calls == [] and np.all(p.data == 0.5)  # numba's kernel moved the weights
+    monkeypatch.setenv("NEURALAB_KERNELS", "numpy")
+    opt.step()
+    assert len(calls) == 1 and np.all(p.data == 0.5)  # the (stubbed) reference ran instead
+
+
+def test_an_optimizer_pickles_and_steps_on(monkeypatch):
+    import pickle
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    p = Parameter(np.ones(5, np.float32))
+    opt = optim.SGD([p], lr=0.5, momentum=0.9)
+    p.grad = np.ones(5, np.float32)
+    opt.step()
+    copy = pickle.loads(pickle.dumps(opt))
+    q = copy.param_groups[0]["params"][0]
+    q.grad = np.ones(5, np.float32)
+    p.grad = np.ones(5, np.float32)
+    opt.step()
+    copy.step()
+    np.testing.assert_array_equal(q.data, p.data)
+    np.testing.assert_allclose(p.data, 0.5 - 0.5 * 1.9)  # buffer 0.9 * 1 + 1
+
+
 def test_usable_only_for_contiguous_float_numpy_arrays():
     a = np.zeros((4, 3), np.float32)
     assert kernels.usable(a, a.copy())

@@ -1,7 +1,8 @@
 """Fused elementwise kernels: numba-compiled loops, with a readable NumPy twin of each.
 
 ``get(name)`` returns the compiled kernel (``numba_impl``), or the NumPy reference
-(``numpy_ref``) when numba is not installed or ``NEURALAB_KERNELS=numpy`` is set. Both
+(``numpy_ref``) when numba is not installed or ``NEURALAB_KERNELS=numpy`` is set;
+``active()`` returns the module they come from (optimizers look it up once per step). Both
 take the same arguments and do the same arithmetic per element in the same order, so they
 give the same bits (``tests/test_kernels.py``). Kernels work on 1-D C-contiguous float32 or
 float64 NumPy arrays (``usable`` says whether arrays qualify); anything else, CuPy arrays
@@ -24,7 +25,7 @@ import numpy as np
 
 from . import numpy_ref
 
-__all__ = ["get", "usable", "numba_module", "NAMES"]
+__all__ = ["get", "active", "usable", "numba_module", "NAMES"]
 
 NAMES = ("sgd", "adam", "rmsprop", "adagrad")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -55,6 +56,16 @@ def numba_module() -> Any:
     return numba
 
 
+def active() -> Any:
+    """The module whose kernels run now: ``numba_impl``, or ``numpy_ref`` (numba missing or
+    ``NEURALAB_KERNELS=numpy``). Read from the environment on every call.
+
+    Example: ``kernels.active().sgd(w, g, buf, lr, wd, momentum, damp, nesterov, first)``
+    """
+    impl = _compiled() if _wanted() else None
+    return impl if impl is not None else numpy_ref
+
+
 def get(name: str) -> Callable[..., None]:
     """The kernel ``name`` (one of ``NAMES``): numba's, or the NumPy reference.
 
@@ -62,8 +73,7 @@ def get(name: str) -> Callable[..., None]:
     """
     if name not in NAMES:
         raise ValueError(f"unknown kernel {name!r}; expected one of {list(NAMES)}")
-    impl = _compiled() if _wanted() else None
-    return getattr(impl if impl is not None else numpy_ref, name)
+    return getattr(active(), name)
 
 
 def usable(*arrays: Any) -> bool:
@@ -71,6 +81,14 @@ def usable(*arrays: Any) -> bool:
 
     Example: ``kernels.usable(p.data, p.grad)``
     """
+    # NOTE: called for every parameter of every step, so a plain loop (no generator) and an
+    # identity test before ``!=``: dtypes of one kind are mostly one object, and ``!=``
+    # between two dtypes is several times slower than ``is``
     dtype = arrays[0].dtype
-    return dtype in _DTYPES and all(
-        type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+    if dtype not in _DTYPES:
+        return False
+    for a in arrays:
+        if (type(a) is not np.ndarray or (a.dtype is not dtype and a.dtype != dtype)
+                or not a.flags.c_contiguous):
+            return False
+    return True

@@ -26,8 +26,10 @@ def scalars(dtype: Any, *values: float) -> tuple:
 
     Example: ``lr, wd = scalars(np.float32, 0.1, 0.0)``
     """
-    t = np.dtype(dtype).type
-    return tuple(t(v) for v in values)
+    # NOTE: one call per parameter and step: np.dtype() on what already is one, and a
+    # generator, cost more than the conversions themselves
+    t = (dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)).type
+    return tuple(map(t, values))
 
 
 def sgd(w: Any, g: Any, buf: Any, lr: Any, wd: Any, momentum: Any, damp: Any,

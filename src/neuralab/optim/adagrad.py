@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .. import backend, kernels
+from .. import backend
 from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
@@ -47,7 +47,7 @@ class Adagrad(Optimizer):
         clr = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
         views = self._kernel_views(w, g, state["sum"])
         if views is not None:  # the fused kernel
-            kernels.get("adagrad")(*views, *scalars(w.dtype, clr, group["weight_decay"],
+            self._kernels.adagrad(*views, *scalars(w.dtype, clr, group["weight_decay"],
                                                     group["eps"]))
             return
         g = self._grad_with_decay(g, w, group["weight_decay"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-from .. import backend, kernels
+from .. import backend
 from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
@@ -62,7 +62,7 @@ class Adam(Optimizer):
         if views is not None:  # the fused kernel; the scalars as in the array code below
             c = math.sqrt(1.0 - b2 ** t)
             decay = 1.0 - lr * wd if self._decoupled else 1.0
-            kernels.get("adam")(*views[:4], views[-1] if amsgrad else views[3],
+            self._kernels.adam(*views[:4], views[-1] if amsgrad else views[3],
                                 *scalars(w.dtype, lr * c / (1.0 - b1 ** t), b1, 1.0 - b1, b2,
                                          1.0 - b2, eps * c, 0.0 if self._decoupled else wd,
                                          decay), amsgrad)

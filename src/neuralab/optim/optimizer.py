@@ -15,8 +15,9 @@ Example:
 from __future__ import annotations
 
 import functools
+import operator
 import os
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -127,6 +128,8 @@ class Optimizer:
     flattened and concatenated (see ``flat_max_mean_size``), and do its axpys with
     ``self._axpy``, which hands BLAS one parameter's values per call in both cases, so the
     two ways give the same bits.
+    A fused kernel is called as ``self._kernels.<name>`` on ``self._kernel_views(...)``
+    (see ``neuralab.kernels``).
 
     Example:
         >>> opt = optim.SGD([{"params": body.parameters()},
@@ -142,6 +145,8 @@ class Optimizer:
         self._work = Workspace()
         self._flat: dict[int, dict[str, Any]] = {}  # group index -> flat buffers (see _step_flat)
         self._segments: list | None = None  # during a flat step: each parameter's (start, end)
+        self._kernels = kernels.active()  # where _update's fused kernels come from (see step)
+        self._last_scalars: tuple | None = None  # (key, scalars), see _reused_scalars
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
                             "(e.g. model.parameters()), got a single Tensor; wrap it in a list")
@@ -153,6 +158,15 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_kernels", None)  # a module cannot be pickled; looked up again when loaded
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._kernels = kernels.active()
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (e.g. a new head to fine-tune).
@@ -208,6 +222,10 @@ class Optimizer:
 
         Example: ``loss.backward(); opt.step()``
         """
+        # NOTE: the kernels' module (NEURALAB_KERNELS, see neuralab.kernels) is looked up
+        # once per step, not per parameter: reading the environment costs about as much as
+        # a small parameter's kernel call
+        self._kernels = kernels.active()
         for index, group in enumerate(self.param_groups):
             if not (self._flat_eligible(group) and self._step_flat(index, group)):
                 self._step_each(group)
@@ -338,7 +356,19 @@ class Optimizer:
         """
         if not kernels.usable(*arrays):
             return None
-        return [a.reshape(-1) for a in arrays]
+        return [a.ravel() for a in arrays]  # views, as C order was checked; cheaper than reshape
+
+    def _reused_scalars(self, key: tuple, make: Callable[[], tuple]) -> tuple:
+        """``make()`` (a kernel's scalars), reused while ``key`` holds the same objects as before.
+
+        NOTE: a group's parameters take the same hyperparameters in a step, and converting
+        them to the arrays' dtype costs as much as a small parameter's kernel call. Reuse is
+        decided by identity, not ``==``: 0.0 and -0.0 are equal but not the same scalar.
+        """
+        last = self._last_scalars
+        if last is None or len(last[0]) != len(key) or not all(map(operator.is_, last[0], key)):
+            last = self._last_scalars = (key, make())
+        return last[1]
 
     def _axpy(self, alpha: float, x: Any, y: Any) -> None:
         """``axpy(alpha, x, y)``, one call per parameter's slice during a flat step.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .. import backend, kernels
+from .. import backend
 from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
@@ -59,7 +59,7 @@ class RMSprop(Optimizer):
             sq = views[2]
             ga = state["grad_avg"].reshape(-1) if centered else sq
             buf = state["momentum_buffer"].reshape(-1) if mu > 0 else sq
-            kernels.get("rmsprop")(views[0], views[1], sq, ga, buf,
+            self._kernels.rmsprop(views[0], views[1], sq, ga, buf,
                                    *scalars(w.dtype, lr, group["weight_decay"], alpha, 1.0 - alpha,
                                             group["eps"], mu), centered)
             return

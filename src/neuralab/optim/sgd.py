@@ -5,7 +5,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .. import kernels
 from ..kernels.numpy_ref import scalars
 from .optimizer import Optimizer
 
@@ -55,10 +54,13 @@ class SGD(Optimizer):
             first = mu != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = np.empty_like(w)
-            w1, g1 = views[:2]
-            kernels.get("sgd")(w1, g1, w1 if mu == 0 else buf.reshape(-1),
-                               *scalars(w.dtype, lr, wd, mu, 1.0 - group["dampening"]),
-                               bool(group["nesterov"]), first)
+                views.append(buf.reshape(-1))
+            dampening = group["dampening"]
+            nums = self._reused_scalars((w.dtype, lr, wd, mu, dampening),
+                                        lambda: scalars(w.dtype, lr, wd, mu, 1.0 - dampening))
+            # views: w, g and (with momentum) the buffer; without, w stands in for the unused buffer
+            self._kernels.sgd(views[0], views[1], views[2] if mu != 0 else views[0], *nums,
+                              bool(group["nesterov"]), first)
             return
         # NOTE: weight decay is never materialised as ``g + wd * w``: it is folded into the
         # passes that happen anyway (``w *= 1 - lr * wd``, or one more axpy into the buffer),

@@ -388,7 +388,11 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             X, Xv, y, yv, sample_weight, _ = train_val_split(X, y, sample_weight,
                                                              validation_split=validation_split, seed=rng)
             validation_data = (Xv, yv)
-        _check_outputs(model, X, y, task, loss_name)
+        if train_step is None or validation_data is not None:
+            # NOTE: a step of your own computes its own loss, so the outputs' shape matters
+            # only to fit's loss on validation data (and two rows through the model cost
+            # about half a small batch's step, on every partial_fit of an estimator)
+            _check_outputs(model, X, y, task, loss_name)
         train_batches = Batches(X, y, batch_size, shuffle=shuffle, rng=rng, sample_weight=sample_weight,
                                 drop_last=drop_last, dtype=dtype)
         steps, n_train = len(train_batches), n_rows(X)
@@ -444,6 +448,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
     # TensorFlow and JAX do) saves much of the optimizer's time (benchmarks/README.md).
     denormals = backend.flush_denormals(not os.environ.get("NEURALAB_KEEP_DENORMALS"))
     denormals.__enter__()
+    on_batch_end = cbs.on_batch_end  # looked up once: CallbackList builds the hook on each lookup
     try:
         for epoch in range(int(epochs)):
             run.epoch = epoch
@@ -464,7 +469,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                 count += size
                 for m in train_metrics:
                     m.update(out, yb, wb)
-                cbs.on_batch_end(batch, {"loss": loss_value, "size": rows})
+                on_batch_end(batch, {"loss": loss_value, "size": rows})
                 if dist is not None:
                     run.stop_training = dist.any_rank(run.stop_training)
                 if run.stop_training:
