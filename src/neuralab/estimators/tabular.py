@@ -212,6 +212,12 @@ class TableEncoder:
             keys = _keys(s)
             index = {k: i for i, k in enumerate(c["categories"])}
             pos = np.array([index.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)
+            unseen = (pos < 0) & np.array([k is not None for k in keys], dtype=bool)
+            if unseen.any():  # said once per column, never silently: they count as missing
+                first = keys[np.flatnonzero(unseen)[0]]
+                warnings.warn(f"column {c['name']!r}: {int(unseen.sum())} value(s) not seen in "
+                              f"training (first: {first!r}), encoded as missing", UserWarning,
+                              stacklevel=3)
             if c["kind"] == "one_hot":
                 cats = c["categories"]
                 if len(cats) <= 2:  # one column: the second (rarer) category
