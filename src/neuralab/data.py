@@ -385,6 +385,21 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 MAX_COLUMNS = 20_000  # more is a damaged or mis-delimited file, and pandas' name checks crawl
 
 
+def check_target(frame: Any, target: str, source: str) -> None:
+    """Refuse, in one line, a target column the table does not have or names twice.
+
+    Example: ``check_target(read_table("houses.csv"), "price", "houses.csv")``
+    """
+    if target in frame.attrs.get("duplicated_columns", []):
+        raise ValueError(f"{source}: the header names the target column {target!r} more than "
+                         f"once; rename the copies")
+    if target not in frame.columns:
+        from .preprocessing import _short_list  # noqa: PLC0415
+
+        raise ValueError(f"target column {target!r} is not in the data; columns are "
+                         f"{_short_list([str(c) for c in frame.columns])}")
+
+
 def read_table(source: str, sep: str | None = None, decimal: str | None = None,
                part: str = "all", max_columns: int = MAX_COLUMNS) -> Any:
     """A DataFrame from a CSV/TSV/Parquet path or a built-in data set's name ("iris", ...).

@@ -336,19 +336,14 @@ def load_table(source: str, target: str | None = None) -> tuple[Any, Any, str]:
     Example: ``X, y, task = load_table("houses.csv", "price")``
     """
     from . import datasets  # noqa: PLC0415
-    from .data import read_table  # noqa: PLC0415
-    from .preprocessing import _short_list, infer_task  # noqa: PLC0415
+    from .data import check_target, read_table  # noqa: PLC0415
+    from .preprocessing import infer_task  # noqa: PLC0415
 
     frame = read_table(source)
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     builtin = target is None
     target = "target" if builtin else target
-    if target in frame.attrs.get("duplicated_columns", []):
-        raise ValueError(f"{source}: the header names the target column {target!r} more than "
-                         f"once; rename the copies")
-    if target not in frame.columns:
-        raise ValueError(f"target column {target!r} is not in the data; columns are "
-                         f"{_short_list(list(frame.columns))}")
+    check_target(frame, target, source)
     frame = frame[frame[target].notna()]
     if len(frame) == 0:
         raise ValueError(f"target column {target!r} has no values (every row is missing it)")

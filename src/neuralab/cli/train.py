@@ -127,14 +127,12 @@ def _frames(args: dict, comm: Any = None) -> tuple[Any, Any, str, str]:
     if target is None:
         raise BadInput(f"--target is required: which column should be predicted? "
                        f"(columns: {', '.join(map(str, frame.columns[:20]))})")
-    if target in frame.attrs.get("duplicated_columns", []):
-        raise BadInput(f"{args['data']}: the header names the target column {target!r} more "
-                       f"than once; rename the copies")
-    if target not in frame.columns:
-        from ..preprocessing import _short_list  # noqa: PLC0415
+    from ..data import check_target  # noqa: PLC0415
 
-        raise BadInput(f"target column {target!r} is not in the data; columns are "
-                       f"{_short_list([str(c) for c in frame.columns])}")
+    try:
+        check_target(frame, target, args["data"])
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     return frame, None, target, Path(args["data"]).name
 
 
