@@ -15,6 +15,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from neuralab.playground import create_app  # noqa: E402
 from neuralab.playground.data import DATASETS, make_dataset, parse_csv  # noqa: E402
 from neuralab.playground.session import Session, validate_config  # noqa: E402
+from neuralab.tensor import Tensor  # noqa: E402
 
 
 CSV = {"content-type": "text/csv"}
@@ -377,3 +378,38 @@ def test_a_client_that_never_finishes_its_headers_is_dropped(live_server):
     ok = _raw(_port(live_server), b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert _response(ok).startswith(b"HTTP/1.1 200")  # complete requests are served
     ok.close()
+
+
+@pytest.mark.parametrize("settings", [
+    {"dataset": "spiral", "hidden": [6, 6], "dropout": 0.3, "optimizer": "momentum",
+     "regularization": "l2", "reg_rate": 0.01},
+    {"dataset": "plane", "hidden": [5], "batch_norm": True, "optimizer": "adam",
+     "regularization": "l1", "reg_rate": 0.003},
+])
+def test_train_steps_is_the_plain_mini_batch_loop(settings):
+    """train_steps (nl.fit underneath) equals the textbook loop written out here, at the same
+    seed: the same batches, dropout masks, penalty, updates and gradient norms (the same
+    operations in the same order, so equal to the last bit)."""
+    cfg = validate_config(settings)
+    trained, ref = Session(cfg), Session(cfg)
+    for n in (1, 7, 22):
+        trained.train_steps(n)
+    grad_sum = np.zeros(len(ref.linears))
+    ref.model.train()
+    for _ in range(30):
+        idx = ref.rng.choice(len(ref.F_train), cfg["batch_size"], replace=False)
+        out = ref.model(Tensor(ref.F_train[idx])).reshape(-1)
+        loss = ref._loss(out, ref.y_train[idx])
+        if cfg["regularization"] == "l2":
+            loss = loss + sum((lin.weight * lin.weight).sum() * (0.5 * cfg["reg_rate"]) for lin in ref.linears)
+        else:
+            loss = loss + sum(lin.weight.abs().sum() * cfg["reg_rate"] for lin in ref.linears)
+        ref.opt.zero_grad()
+        loss.backward()
+        grad_sum += [np.sqrt(np.sum(lin.weight.grad.astype(np.float64) ** 2)) for lin in ref.linears]
+        ref.opt.step()
+    assert trained.step == 30 and not trained.diverged
+    for p, q in zip(trained.model.parameters(), ref.model.parameters()):
+        assert np.array_equal(p.data, q.data)
+    assert np.array_equal(trained.snapshot()["grad_norms"], grad_sum / 30)
+    assert trained.losses() == ref.losses()

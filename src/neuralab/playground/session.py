@@ -11,15 +11,18 @@ Example:
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from .. import functional as F
 from .. import nn, optim
+from ..callbacks import Callback
 from ..tensor import Tensor, no_grad
+from ..training import fit, penalty
 from .data import DATASETS, FEATURES, featurize, grid, is_regression, make_dataset
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "leaky_relu", "gelu")
@@ -116,6 +119,26 @@ def build_model(cfg: dict, rng: np.random.Generator) -> tuple[nn.MLP, list[nn.Mo
     return model, blocks, linears
 
 
+class _StepBookkeeping(Callback):
+    """What a playground run records after each step of its ``fit``: the step count and each
+    layer's gradient norm, or, once the loss is NaN or infinite, that it diverged (which
+    stops the run)."""
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        s = self.session
+        if not math.isfinite(logs["loss"]):
+            s.diverged, s.playing = True, False
+            self.run.stop_training = True
+            return
+        for i, lin in enumerate(s.linears):
+            s._grad_sum[i] += float(np.sqrt(np.sum(lin.weight.grad.astype(np.float64) ** 2)))
+        s._grad_count += 1
+        s.step += 1
+
+
 class Session:
     """A playground run: data, model, optimizer, and the statistics the page draws.
 
@@ -187,6 +210,8 @@ class Session:
         self._grad_sum = np.zeros(len(self.linears))
         self._grad_count = 0
         self.history: list[tuple[int, float, float]] = []
+        rate, reg = self.cfg["reg_rate"], self.cfg["regularization"]
+        self._l1, self._l2 = (rate if reg == "l1" else 0.0), (rate if reg == "l2" else 0.0)
         self.version += 1
 
     def _loss(self, out: Tensor, target: np.ndarray) -> Tensor:
@@ -195,39 +220,42 @@ class Session:
         return F.binary_cross_entropy_with_logits(out, target)
 
     def train_steps(self, n: int) -> None:
-        """Run n mini-batch steps of the real engine: forward, loss, backward, update.
+        """Run n mini-batch steps of the real engine (``nl.fit``): forward, loss, backward, update.
 
         Example: ``s.train_steps(10)``
         """
-        cfg = self.cfg
-        self.model.train()
         n_train = len(self.F_train)
-        batch = min(cfg["batch_size"], n_train)
-        if cfg["batch_norm"] and batch < 2:
+        batch = min(self.cfg["batch_size"], n_train)
+        if self.cfg["batch_norm"] and batch < 2:
             raise ConfigError("batch norm needs at least 2 training points")
-        for _ in range(n):
-            if self.diverged:
-                self.playing = False
-                break
-            idx = self.rng.choice(n_train, batch, replace=False)
-            out = self.model(Tensor(self.F_train[idx])).reshape(-1)
-            loss = self._loss(out, self.y_train[idx])
-            rate = cfg["reg_rate"]
-            if cfg["regularization"] == "l2" and rate:
-                loss = loss + rate * 0.5 * sum((lin.weight * lin.weight).sum() for lin in self.linears)
-            elif cfg["regularization"] == "l1" and rate:
-                loss = loss + rate * sum(lin.weight.abs().sum() for lin in self.linears)
-            if not np.isfinite(loss.item()):
-                self.diverged, self.playing = True, False
-                break
-            self.opt.zero_grad()
-            loss.backward()
-            for i, lin in enumerate(self.linears):
-                self._grad_sum[i] += float(np.sqrt(np.sum(lin.weight.grad.astype(np.float64) ** 2)))
-            self._grad_count += 1
-            self.opt.step()
-            self.step += 1
+        if self.diverged:  # a diverged run stays stopped until reset
+            self.playing = False
+        elif n > 0:
+            def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                # NOTE: drawn one at a time, as the steps need them: the dropout masks come
+                # from the same generator, so the draws interleave as in a plain loop
+                for _ in range(n):
+                    idx = self.rng.choice(n_train, batch, replace=False)
+                    yield self.F_train[idx], self.y_train[idx]
+
+            fit(self.model, batches, loss="mse" if self.regression else "bce", optimizer=self.opt,
+                epochs=1, batch_size=batch, train_step=self._train_step,
+                callbacks=[_StepBookkeeping(self)], verbose=0)
         self.version += 1
+
+    def _train_step(self, xb: np.ndarray, yb: np.ndarray, wb: None) -> tuple[float, np.ndarray]:
+        """One step on one mini-batch, as ``fit`` calls it; a NaN or infinite loss is not
+        stepped on (``_StepBookkeeping`` then stops training)."""
+        self.opt.zero_grad()
+        out = self.model(Tensor(xb)).reshape(-1)                          # forward
+        loss = self._loss(out, yb)                                        # how wrong
+        if self._l1 or self._l2:
+            loss = loss + penalty([lin.weight for lin in self.linears], self._l1, self._l2)
+        if not math.isfinite(loss.item()):
+            return loss.item(), out.data
+        loss.backward()                                                   # gradients
+        self.opt.step()                                                   # update
+        return loss.item(), out.data
 
     # ------------------------------------------------------------------ what the page draws
     def _predict(self, feats: np.ndarray) -> np.ndarray:
