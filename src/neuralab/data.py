@@ -247,13 +247,14 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[Any, Any, Any]]:
         xp = self._xp
         order = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        if _is_memmap(self.X):
+        memmap = _is_memmap(self.X)
+        if memmap:
             pass  # indices stay on the host for disk reads
         elif xp is not np:
             order = xp.asarray(order)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
-            if _is_memmap(self.X) and self.shuffle:
+            if memmap and self.shuffle:
                 idx = np.sort(idx)  # sorted reads are much faster from disk; order within a batch is irrelevant
             xb = self._gather("X", self.X, idx, self.dtype)
             yb = None if self.y is None else self._gather("y", self.y, idx, self.y.dtype)

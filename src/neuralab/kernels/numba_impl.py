@@ -42,13 +42,6 @@ _span = numba.njit(cache=True, error_model="numpy")
 _parallel = numba.njit(parallel=True, cache=True, error_model="numpy")
 
 
-def _run(span: Any, parallel: Any, w: Any, args: tuple) -> None:
-    if w.size < PARALLEL_FROM:
-        span(0, w.size, w, *args)
-    else:
-        parallel(w, *args)
-
-
 # ----------------------------------------------------------------------------- SGD
 # NOTE: NumPy makes one pass over memory (often with a temporary) per operation: momentum
 # SGD is 4-6 passes, Adam about 12. Fused, a step reads and writes each array once
@@ -78,7 +71,12 @@ def sgd(w: Any, *args: Any) -> None:
 
     Example: ``sgd(w, g, buf, lr, wd, momentum, damp, nesterov, first)``
     """
-    _run(_sgd_span, _sgd_parallel, w, args)
+    # NOTE: the size test is repeated in each wrapper rather than shared: a shared helper
+    # would be one more Python call per parameter and step, which small nets feel
+    if w.size < PARALLEL_FROM:
+        _sgd_span(0, w.size, w, *args)
+    else:
+        _sgd_parallel(w, *args)
 
 
 # ----------------------------------------------------------------------------- Adam
@@ -113,7 +111,10 @@ def adam(w: Any, *args: Any) -> None:
 
     Example: ``adam(w, g, m, v, vmax, step_size, b1, omb1, b2, omb2, eps_c, wd, decay, False)``
     """
-    _run(_adam_span, _adam_parallel, w, args)
+    if w.size < PARALLEL_FROM:
+        _adam_span(0, w.size, w, *args)
+    else:
+        _adam_parallel(w, *args)
 
 
 # ----------------------------------------------------------------------------- RMSprop
@@ -151,7 +152,10 @@ def rmsprop(w: Any, *args: Any) -> None:
 
     Example: ``rmsprop(w, g, sq, ga, buf, lr, wd, alpha, oma, eps, momentum, centered)``
     """
-    _run(_rmsprop_span, _rmsprop_parallel, w, args)
+    if w.size < PARALLEL_FROM:
+        _rmsprop_span(0, w.size, w, *args)
+    else:
+        _rmsprop_parallel(w, *args)
 
 
 # ----------------------------------------------------------------------------- Adagrad
@@ -177,4 +181,7 @@ def adagrad(w: Any, *args: Any) -> None:
 
     Example: ``adagrad(w, g, acc, clr, wd, eps)``
     """
-    _run(_adagrad_span, _adagrad_parallel, w, args)
+    if w.size < PARALLEL_FROM:
+        _adagrad_span(0, w.size, w, *args)
+    else:
+        _adagrad_parallel(w, *args)

@@ -119,7 +119,8 @@ class CapturedMLP:
         acts = []
         for (w, b, relu), z, mask in zip(self.layers, zs, masks):
             acts.append(a)
-            if is_sparse(a):  # SciPy's sparse x dense product has no out=: copied in
+            # only the data (layer 0's input) can be sparse; SciPy's product has no out=
+            if a is xb and is_sparse(a):
                 z[...] = a @ w.data.T
             else:
                 np.matmul(a, w.data.T, out=z)
@@ -175,7 +176,7 @@ class CapturedMLP:
         for i in range(len(self.layers) - 1, -1, -1):
             w, b, _ = self.layers[i]
             gw = self._grad_buffer(w)
-            if is_sparse(acts[i]):  # as functions.Linear: SciPy multiplies sparse x dense only
+            if i == 0 and is_sparse(acts[0]):  # as functions.Linear: SciPy multiplies sparse x dense only
                 gw[...] = (acts[i].T @ g).T
             else:
                 np.matmul(g.T, acts[i], out=gw)
