@@ -4,9 +4,10 @@
 (``numpy_ref``) when numba is not installed or ``NEURALAB_KERNELS=numpy`` is set;
 ``active()`` returns the module they come from (optimizers look it up once per step). Both
 take the same arguments and do the same arithmetic per element in the same order, so they
-give the same bits (``tests/test_kernels.py``). Kernels work on 1-D C-contiguous float32 or
-float64 NumPy arrays (``usable`` says whether arrays qualify); anything else, CuPy arrays
-included, stays on the callers' array-op code.
+give the same bits (``tests/test_kernels.py``). Kernels work on C-contiguous float32 or
+float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optimizer steps,
+2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``);
+anything else, CuPy arrays included, stays on the callers' array-op code.
 
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
 functions are cached on disk, so only the first process on a machine compiles them.
@@ -27,7 +28,7 @@ from . import numpy_ref
 
 __all__ = ["get", "active", "usable", "numba_module", "NAMES"]
 
-NAMES = ("sgd", "adam", "rmsprop", "adagrad")
+NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
