@@ -341,3 +341,22 @@ def test_fit_sets_numba_threads_and_restores_them(monkeypatch):
     with policy:
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
+
+
+def test_inference_forward_uses_bias_relu_once_numba_is_loaded(monkeypatch):
+    from neuralab import nn
+    from neuralab.nn._fast import forward_layers, inference_layers
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    kernels.get("sgd")  # numba imported, as by a training step
+    assert kernels.loaded()
+    layers = inference_layers(nn.MLP(12, (200,), 3, rng=0))
+    X = np.random.default_rng(2).standard_normal((50, 12)).astype(np.float32)  # 10000 values
+    calls = []
+    real = numba_impl.bias_relu
+    monkeypatch.setattr(numba_impl, "bias_relu", lambda z, b: calls.append(z.shape) or real(z, b))
+    fast = forward_layers(layers, X)
+    assert calls == [(50, 200)]
+    monkeypatch.setenv("NEURALAB_KERNELS", "numpy")
+    assert not kernels.loaded()
+    np.testing.assert_array_equal(_bits(fast), _bits(forward_layers(layers, X)))
+    assert len(calls) == 1

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import numpy_ref
 
-__all__ = ["get", "active", "usable", "numba_module", "NAMES"]
+__all__ = ["get", "active", "loaded", "usable", "numba_module", "NAMES"]
 
 NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -65,6 +65,16 @@ def active() -> Any:
     """
     impl = _compiled() if _wanted() else None
     return impl if impl is not None else numpy_ref
+
+
+def loaded() -> bool:
+    """Whether ``active()`` gives numba's kernels without importing numba now: they are wanted
+    and already imported (by an optimizer step, say). Inference uses kernels only then, so a
+    first prediction never waits for numba's import; the bits are the same either way.
+
+    Example: ``k = kernels.active() if kernels.loaded() else numpy_ref``
+    """
+    return _wanted() and _compiled.cache_info().currsize > 0 and _compiled() is not None
 
 
 def get(name: str) -> Callable[..., None]:

@@ -186,6 +186,8 @@ def _rows_per_span(z: Any) -> int:
     return max(1, CHUNK // max(1, z.shape[1]))
 
 
+# NOTE: one pass for NumPy's two (z += b row by row, then maximum) and the captured step's bool
+# mask: float32 (64, 128) 7.8 -> 0.6 us, (128, 256) 17.6 -> 2.0 us (all three NumPy calls vs this)
 @_span
 def _bias_relu_span(lo, hi, z, b):  # noqa: ANN001, ANN202
     z = z[lo:hi]
@@ -218,6 +220,8 @@ def bias_relu(z: Any, b: Any) -> None:
         _bias_relu_parallel(z, b, _rows_per_span(z))
 
 
+# NOTE: masks by ReLU's output, so no bool mask is written forward and read back: float32
+# (64, 128) 2.2 -> 1.2 us, (128, 256) 5.3 -> 2.3 us (d * mask vs this)
 @_span
 def _relu_mask_backward_span(lo, hi, d, a):  # noqa: ANN001, ANN202
     d, a = d[lo:hi], a[lo:hi]
@@ -241,6 +245,8 @@ def relu_mask_backward(d: Any, a: Any) -> None:
     _run(_relu_mask_backward_span, _relu_mask_backward_parallel, d.reshape(-1), (a.reshape(-1),))
 
 
+# NOTE: the same sums without add.reduce's iterator set-up: float32 (64, 128) 2.5 -> 1.2 us,
+# (128, 10) 2.8 -> 0.95 us, (128, 256) 4.6 -> 2.3 us; (1024, 1024), on threads: 71 -> 84 us
 @_span
 def _bias_grad_span(lo, hi, d, out):  # noqa: ANN001, ANN202
     # as NumPy's add.reduce over axis 0 of a C-contiguous array with two or more columns:
