@@ -114,6 +114,124 @@ def test_amsgrad_max_propagates_nan_like_numpy():
         np.testing.assert_array_equal(a, b)
 
 
+# ----------------------------------------------------------------------------- layer kernels
+# 2-D batches: (rows, columns). One column (bias_grad sums it pairwise, NumPy's way), one
+# row, odd sizes, many rows, and a batch past PARALLEL_FROM (split over threads)
+SHAPES = [(1, 1), (1, 9), (7, 5), (33, 1), (64, 10), (129, 257), (20001, 3),
+          (numba_impl.PARALLEL_FROM // 127 + 3, 127)]
+LAYER_KERNELS = ("bias_relu", "relu_mask_backward", "bias_grad")
+
+
+def _bits(a):
+    """The bytes of ``a``: tells -0.0 from 0.0 and one NaN payload from another."""
+    return np.ascontiguousarray(a).view(np.uint8)
+
+
+def _special(rng, shape, dtype):
+    """Random values with NaNs (two payloads), +-inf, -0.0 and 0.0 strewn among them."""
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    uint = np.uint32 if x.dtype == np.float32 else np.uint64
+    payload = np.array([0x7FC00123 if uint is np.uint32 else 0x7FF8000000000123], uint)
+    for value, step in ((np.nan, 11), (np.inf, 13), (-np.inf, 17), (-0.0, 5), (0.0, 7)):
+        flat[rng.integers(0, step):: step] = value
+    flat[rng.integers(0, 19)::19] = payload.view(x.dtype)[0]
+    return x
+
+
+def _layer_call(impl, name, x, other):
+    x, other = x.copy(), other.copy()
+    if name == "bias_grad":
+        out = np.full(x.shape[1], 7.0, x.dtype)  # every value must be written
+        impl.bias_grad(x, out)
+        return out
+    getattr(impl, name)(x, other)
+    return x
+
+
+LAYER_TABLE = [(name, dtype, shape, special) for name in LAYER_KERNELS
+               for dtype in ("float32", "float64") for shape in SHAPES for special in (False, True)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+@pytest.mark.parametrize("name,dtype,shape,special", LAYER_TABLE,
+                         ids=[f"{c[0]}-{c[1]}-{c[2][0]}x{c[2][1]}-{'special' if c[3] else 'plain'}"
+                              for c in LAYER_TABLE])
+def test_layer_kernel_equals_numpy_reference(name, dtype, shape, special):
+    rng = np.random.default_rng([shape[0], shape[1], special])
+    make = _special if special else (lambda r, s, d: r.standard_normal(s).astype(d))
+    x = make(rng, shape, dtype)
+    # bias_relu: a bias row; relu_mask_backward: a ReLU output (zeros, positives, NaNs)
+    other = (make(rng, shape[1], dtype) if name == "bias_relu"
+             else np.maximum(make(rng, shape, dtype), 0))
+    fast = _layer_call(numba_impl, name, x, other)
+    ref = _layer_call(numpy_ref, name, x, other)
+    assert fast.dtype == np.dtype(dtype) and fast.shape == ref.shape
+    if name == "bias_grad":
+        # where two NaNs meet in a sum, which payload survives is not NumPy's to say either:
+        # its own result for one column changes with the column's place (SIMD body or tail)
+        nan = np.isnan(ref)
+        np.testing.assert_array_equal(np.isnan(fast), nan)
+        fast, ref = fast[~nan], ref[~nan]
+    np.testing.assert_array_equal(_bits(fast), _bits(ref), err_msg=name)
+
+
+def test_bias_relu_keeps_nan_payloads_and_clears_the_sign_of_zero():
+    z = np.array([[-0.0, -2.0, 3.0, np.inf, -np.inf, 0.0]], np.float32)
+    nan = np.array([0x7FC00123], np.uint32).view(np.float32)[0]
+    z = np.concatenate([z, [[nan]]], axis=1)
+    b = np.array([-0.0, 1.0, 0.5, 1.0, 1.0, -0.0, 0.0], np.float32)
+    for impl in (numba_impl, numpy_ref):
+        out = z.copy()
+        impl.bias_relu(out, b)
+        np.testing.assert_array_equal(out[0, :6], [0.0, 0.0, 3.5, np.inf, 0.0, 0.0])
+        assert not np.signbit(out[0, :6]).any()  # -0.0 + -0.0 is -0.0; max(-0.0, 0) is +0.0
+        assert out.view(np.uint32)[0, 6] == 0x7FC00123
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+def test_relu_mask_backward_multiplies_like_numpy():
+    d = np.array([[2.0, -3.0, np.inf, np.nan, 4.0]])
+    a = np.array([[1.0, 0.0, 0.0, 0.0, np.nan]])  # a NaN output is not > 0: masked
+    for impl in (numba_impl, numpy_ref):
+        out = d.copy()
+        impl.relu_mask_backward(out, a)
+        assert out[0, 0] == 2.0 and out[0, 1] == 0.0 and np.signbit(out[0, 1])  # -3 * 0
+        assert np.isnan(out[0, 2]) and np.isnan(out[0, 3]) and out[0, 4] == 0.0
+
+
+def test_bias_grad_sums_columns_from_zero_row_after_row():
+    d = np.array([[-0.0, 1e8, 1.0], [-0.0, 1.0, 2.0], [-0.0, -1e8, 3.0]], np.float32)
+    for impl in (numba_impl, numpy_ref):
+        out = np.empty(3, np.float32)
+        impl.bias_grad(d, out)
+        # (1e8 + 1) - 1e8 is 0 in float32: the rows are added in order, not pairwise
+        np.testing.assert_array_equal(out, [0.0, 0.0, 6.0])
+        assert not np.signbit(out[0])  # a column of -0.0 sums to +0.0, as NumPy's sum
+    empty = np.empty((0, 4))
+    out = np.full(4, 7.0)
+    numba_impl.bias_grad(empty, out)
+    np.testing.assert_array_equal(out, np.zeros(4))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
+@pytest.mark.parametrize("name", LAYER_KERNELS)
+def test_layer_kernel_bits_do_not_depend_on_thread_count(name):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(SHAPES[-1]).astype(np.float32)
+    other = x[0].copy() if name == "bias_relu" else np.maximum(rng.standard_normal(x.shape), 0)
+    other = other.astype(np.float32)
+    before = numba.get_num_threads()
+    try:
+        got = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            got.append(_layer_call(numba_impl, name, x, other))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(_bits(got[0]), _bits(got[1]))
+
+
 # ----------------------------------------------------------------------------- dispatch
 def test_get_dispatches_and_the_environment_turns_kernels_off(monkeypatch):
     monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
@@ -223,3 +341,22 @@ def test_fit_sets_numba_threads_and_restores_them(monkeypatch):
     with policy:
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
+
+
+def test_inference_forward_uses_bias_relu_once_numba_is_loaded(monkeypatch):
+    from neuralab import nn
+    from neuralab.nn._fast import forward_layers, inference_layers
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    kernels.get("sgd")  # numba imported, as by a training step
+    assert kernels.loaded()
+    layers = inference_layers(nn.MLP(12, (200,), 3, rng=0))
+    X = np.random.default_rng(2).standard_normal((50, 12)).astype(np.float32)  # 10000 values
+    calls = []
+    real = numba_impl.bias_relu
+    monkeypatch.setattr(numba_impl, "bias_relu", lambda z, b: calls.append(z.shape) or real(z, b))
+    fast = forward_layers(layers, X)
+    assert calls == [(50, 200)]
+    monkeypatch.setenv("NEURALAB_KERNELS", "numpy")
+    assert not kernels.loaded()
+    np.testing.assert_array_equal(_bits(fast), _bits(forward_layers(layers, X)))
+    assert len(calls) == 1

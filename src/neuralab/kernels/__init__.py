@@ -4,9 +4,10 @@
 (``numpy_ref``) when numba is not installed or ``NEURALAB_KERNELS=numpy`` is set;
 ``active()`` returns the module they come from (optimizers look it up once per step). Both
 take the same arguments and do the same arithmetic per element in the same order, so they
-give the same bits (``tests/test_kernels.py``). Kernels work on 1-D C-contiguous float32 or
-float64 NumPy arrays (``usable`` says whether arrays qualify); anything else, CuPy arrays
-included, stays on the callers' array-op code.
+give the same bits (``tests/test_kernels.py``). Kernels work on C-contiguous float32 or
+float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optimizer steps,
+2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``);
+anything else, CuPy arrays included, stays on the callers' array-op code.
 
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
 functions are cached on disk, so only the first process on a machine compiles them.
@@ -25,9 +26,9 @@ import numpy as np
 
 from . import numpy_ref
 
-__all__ = ["get", "active", "usable", "numba_module", "NAMES"]
+__all__ = ["get", "active", "loaded", "usable", "numba_module", "NAMES"]
 
-NAMES = ("sgd", "adam", "rmsprop", "adagrad")
+NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -64,6 +65,16 @@ def active() -> Any:
     """
     impl = _compiled() if _wanted() else None
     return impl if impl is not None else numpy_ref
+
+
+def loaded() -> bool:
+    """Whether ``active()`` gives numba's kernels without importing numba now: they are wanted
+    and already imported (by an optimizer step, say). Inference uses kernels only then, so a
+    first prediction never waits for numba's import; the bits are the same either way.
+
+    Example: ``k = kernels.active() if kernels.loaded() else numpy_ref``
+    """
+    return _wanted() and _compiled.cache_info().currsize > 0 and _compiled() is not None
 
 
 def get(name: str) -> Callable[..., None]:

@@ -1,8 +1,9 @@
 """The readable reference of every kernel: plain NumPy on whole arrays, updated in place.
 
-Each function is the maths of one optimizer step on 1-D arrays (one parameter, or all of a
-group's parameters laid end to end). Scalars come already in the arrays' dtype (see
-``scalars``): a float64 ``lr`` would otherwise make the compiled twin compute in float64.
+Each optimizer function is the maths of one step on 1-D arrays (one parameter, or all of a
+group's parameters laid end to end); the layer functions work on 2-D batches. Scalars come
+already in the arrays' dtype (see ``scalars``): a float64 ``lr`` would otherwise make the
+compiled twin compute in float64.
 The compiled twins in ``numba_impl`` do, per element, exactly these operations in this
 order, so the two give the same bits.
 
@@ -18,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["scalars", "sgd", "adam", "rmsprop", "adagrad"]
+__all__ = ["scalars", "sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward",
+           "bias_grad"]
 
 
 def scalars(dtype: Any, *values: float) -> tuple:
@@ -104,3 +106,35 @@ def adagrad(w: Any, g: Any, acc: Any, clr: Any, wd: Any, eps: Any) -> None:
     d = g + wd * w if wd else g
     acc += d * d
     w -= clr * (d / (np.sqrt(acc) + eps))
+
+
+# ----------------------------------------------------------------------------- layers
+# The kernels below work on 2-D C-contiguous batches (rows = samples), not on 1-D arrays.
+def bias_relu(z: Any, b: Any) -> None:
+    """Linear's bias then ReLU, in place: ``z += b`` (one value per column), ``z = max(z, 0)``.
+
+    ``np.maximum`` keeps a NaN (with its payload) and turns ``-0.0`` into ``+0.0``.
+
+    Example: ``bias_relu(z, b)   # z: (rows, out_features), b: (out_features,)``
+    """
+    z += b
+    np.maximum(z, 0, out=z)
+
+
+def relu_mask_backward(d: Any, a: Any) -> None:
+    """ReLU's backward through its output ``a``, in place: ``d *= (a > 0)``.
+
+    ``a > 0`` wherever the input was (ReLU's output is then the input), so the mask needs
+    no buffer of its own; a 0 of the mask still turns an inf or NaN of ``d`` into NaN.
+
+    Example: ``relu_mask_backward(d, a)   # d, a: (rows, features)``
+    """
+    np.multiply(d, np.greater(a, 0), out=d)
+
+
+def bias_grad(d: Any, out: Any) -> None:
+    """Linear's bias gradient: the column sums of ``d`` into ``out`` (``d.sum(axis=0)``).
+
+    Example: ``bias_grad(d, b.grad)   # d: (rows, out_features)``
+    """
+    np.add.reduce(d, axis=0, out=out)

@@ -11,9 +11,10 @@ layers and ReLUs trained with softmax cross-entropy, the whole step is known in 
               grad W_i = d_i.T @ a_{i-1},  grad b_i = sum(d_i),  d_{i-1} = (d_i @ W_i) * (z_{i-1} > 0)
 
 ``capture_train_step`` recognises such a model and returns a step that does exactly these
-NumPy calls, in the eager engine's order, writing into buffers allocated once per batch
-shape (and into each parameter's ``grad``), so the gradients equal the eager ones bit for
-bit (``tests/test_fast_paths.py``). A SciPy sparse batch (CSR rows) is replayed too: its
+NumPy calls, in the eager engine's order (the bias + ReLU, the ReLU mask and the bias sum
+as ``kernels``' fused loops, which give those calls' bits), writing into buffers allocated
+once per batch shape (and into each parameter's ``grad``), so the gradients equal the eager
+ones bit for bit (``tests/test_fast_paths.py``). A SciPy sparse batch (CSR rows) is replayed too: its
 first product is the eager ``functions.Linear``'s sparse one, ``x @ W.T`` forward and
 ``(x.T @ d).T`` for the weight's gradient. The optimizer step is the optimizer's own. Anything
 else (dropout, batch norm, another loss, sample weights, a GPU array) returns None, and ``fit``
@@ -30,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import kernels
 from ..functions import is_sparse
+from ..kernels import numpy_ref
 from ..nn._fast import inference_layers
 
 __all__ = ["CapturedMLP", "capture_train_step"]
@@ -52,6 +55,8 @@ class CapturedMLP:
         self.layers = layers  # (weight Parameter, bias Parameter or None, relu after it)
         self.loss = loss  # "cross_entropy" (mean), or "bce_sum": sum of BCE-with-logits * scale
         self.dtype = layers[0][0].data.dtype
+        # fused kernels take float32/float64; another float dtype runs their NumPy reference
+        self._fusable = self.dtype in (np.dtype(np.float32), np.dtype(np.float64))
         self._bufs: dict[int, dict[str, list]] = {}
         self.logits: Any = None
 
@@ -81,7 +86,6 @@ class CapturedMLP:
             dt = self.dtype
             bufs = {
                 "z": [e((m, w.data.shape[0]), dt) for w, _, _ in self.layers],
-                "mask": [e((m, w.data.shape[0]), bool) if r else None for w, _, r in self.layers],
                 # no gradient for the data (layer 0's input): a 100000-wide sparse batch
                 # would otherwise get a dense (m, 100000) buffer it never uses
                 "d": [e((m, w.data.shape[1]), dt) if i else None
@@ -108,7 +112,8 @@ class CapturedMLP:
         """Forward, loss and backward on one batch; grads into ``p.grad``; returns the loss."""
         m = xb.shape[0]
         bufs = self._buffers(m)
-        zs, masks, ds = bufs["z"], bufs["mask"], bufs["d"]
+        zs, ds = bufs["z"], bufs["d"]
+        k = kernels.active() if self._fusable else numpy_ref
         if xb.dtype != self.dtype:
             xb = xb.astype(self.dtype)
         if xb.shape[1] != self.layers[0][0].data.shape[1]:
@@ -117,24 +122,27 @@ class CapturedMLP:
         # ---- forward: the same calls as functions.Linear and functions.ReLU
         a = xb
         acts = []
-        for (w, b, relu), z, mask in zip(self.layers, zs, masks):
+        for (w, b, relu), z in zip(self.layers, zs):
             acts.append(a)
             # only the data (layer 0's input) can be sparse; SciPy's product has no out=
             if a is xb and is_sparse(a):
                 z[...] = a @ w.data.T
             else:
                 np.matmul(a, w.data.T, out=z)
-            if b is not None:
+            # in place: the pre-activation is not needed again (ReLU's backward masks by its
+            # output: a > 0 exactly where z > 0)
+            if b is not None and relu:
+                k.bias_relu(z, b.data)
+            elif b is not None:
                 z += b.data
-            if relu:
-                np.greater(z, 0, out=mask)
-                np.maximum(z, 0, out=z)  # NOTE: in place: the pre-activation is not needed again
+            elif relu:
+                np.maximum(z, 0, out=z)
             a = z
         z = zs[-1]
         self.logits = z
         if self.loss == "bce_sum":
             value, g = self._bce_sum(z, yb, scale)
-            self._backward(g, acts, masks, ds)
+            self._backward(k, g, acts, ds)
             return value
         # ---- softmax cross-entropy, as functions.CrossEntropy with class indices
         n, c = z.shape
@@ -158,7 +166,7 @@ class CapturedMLP:
         np.exp(logp, out=p)
         p[rows, t] -= 1.0
         p *= bufs["scale"]
-        self._backward(p, acts, masks, ds)
+        self._backward(k, p, acts, ds)
         return float(value)
 
     @staticmethod
@@ -171,8 +179,9 @@ class CapturedMLP:
         c = np.asarray(scale, dtype=z.dtype)
         return float(total * c), bce.backward(np.ones((), z.dtype) * c)[0]
 
-    def _backward(self, g: Any, acts: list, masks: list, ds: list) -> None:
-        """Backward through the chain, last layer first, from the logits' gradient ``g``."""
+    def _backward(self, k: Any, g: Any, acts: list, ds: list) -> None:
+        """Backward through the chain, last layer first, from the logits' gradient ``g``;
+        ``k`` is the kernels module (``kernels.active()`` or ``numpy_ref``)."""
         for i in range(len(self.layers) - 1, -1, -1):
             w, b, _ = self.layers[i]
             gw = self._grad_buffer(w)
@@ -183,16 +192,13 @@ class CapturedMLP:
             w.grad = gw
             if b is not None:
                 gb = self._grad_buffer(b)
-                # NOTE: add.reduce is what ndarray.sum runs (same bits as the eager Linear), without
-                # np.sum's Python wrapper, which costs a deep net's step noticeably
-                np.add.reduce(g, axis=0, out=gb)
+                k.bias_grad(g, gb)  # add.reduce(g, axis=0), what the eager Linear's sum runs
                 b.grad = gb
             if i:
                 d = ds[i]
                 np.matmul(g, w.data, out=d)
-                prev_mask = masks[i - 1]
-                if prev_mask is not None:
-                    np.multiply(d, prev_mask, out=d)
+                if self.layers[i - 1][2]:  # a ReLU after the previous layer: its output is acts[i]
+                    k.relu_mask_backward(d, acts[i])
                 g = d
 
 
