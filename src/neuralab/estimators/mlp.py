@@ -905,12 +905,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 check_trainable(X.shape[0], None if self._label_binarizer.y_type_ ==
                                 "multilabel-indicator" else self.classes_)
         else:
-            if type_of_target(y).startswith("multilabel") != (self._label_binarizer.y_type_ == "multilabel-indicator"):
+            # NOTE: type_of_target once (it scans y; it was run three times per partial_fit,
+            # 0.4 ms of a 5 ms digits epoch); a validated 1-D y's labels are np.unique's
+            multilabel = type_of_target(y).startswith("multilabel")
+            if multilabel != (self._label_binarizer.y_type_ == "multilabel-indicator"):
                 raise ValueError("partial_fit / warm_start: y's type changed between calls")
-            extra = np.setdiff1d(unique_labels(y), self.classes_) if not type_of_target(y).startswith("multilabel") else []
+            extra = np.setdiff1d(y, self.classes_) if not multilabel else []
             if len(extra):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {unique_labels(y)}.")
+                                 f"{self.classes_}. 'y' has {np.unique(y)}.")
         kind = self._label_binarizer.y_type_
         if kind == "multiclass" or (not reset and self.out_activation_ == "softmax"):
             # class indices for the fused softmax cross-entropy (no one-hot in memory); a
