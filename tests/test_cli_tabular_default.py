@@ -102,10 +102,11 @@ def test_export_matches_onnxruntime_on_the_encoded_rows(churn):
     d, _, out, _, frame = churn
     r = _invoke("export", out, "--onnx", d / "churn.onnx")
     assert r.exit_code == 0, r.output
+    assert "inputs: one per column (age, plan, city, noise)" in r.stderr
     model = nl.load(out)
-    z = model._encoder().transform(model._table(frame.drop(columns=["churn", "spend"]), reset=False))
     sess = ort.InferenceSession(str(d / "churn.onnx"))
-    got = sess.run(None, {sess.get_inputs()[0].name: z})
+    assert [i.name for i in sess.get_inputs()] == ["age", "plan", "city", "noise"]
+    got = sess.run(None, nl.io.onnx_feed(model, frame))  # raw columns: strings and NaN
     proba = next(o for o, meta in zip(got, sess.get_outputs()) if meta.name == "probabilities")
     np.testing.assert_allclose(proba, model.predict_proba(frame), atol=1e-5)
 

@@ -201,12 +201,15 @@ def test_sklearn_estimator_checks(estimator, check):
 @pytest.mark.parametrize("k, bags", [(1, 1), (3, 2)])
 def test_onnx_export_matches_onnxruntime(tmp_path, est, k, bags):
     ort = pytest.importorskip("onnxruntime")
-    from neuralab.estimators.tabular import onnx_input
+    from neuralab.io import onnx_feed
     df, y = mixed_table()
     target = y if est is nl.TabularClassifier else np.random.default_rng(0).standard_normal(len(df))
     model = est(n_ensemble=k, n_bags=bags, **FAST).fit(df, target)
     path = nl.export_onnx(model, tmp_path / "tab.onnx")
-    outs = ort.InferenceSession(str(path)).run(None, {"input": onnx_input(model, df)})
+    # one input per column, as the table has them: strings, missing values, dates (as parts)
+    sess = ort.InferenceSession(str(path))
+    assert [i.name for i in sess.get_inputs()][:3] == ["num", "few", "many"]
+    outs = sess.run(None, onnx_feed(model, df))
     if est is nl.TabularClassifier:
         np.testing.assert_allclose(outs[0], model.predict_proba(df), atol=1e-5)
         assert list(outs[1]) == list(model.predict(df))

@@ -310,7 +310,7 @@ def export_command(model: str, onnx_path: str, opset: int, force: bool) -> None:
         m = load(model)
         export_onnx(m, onnx_path, opset=opset)
     click.echo(f"wrote {onnx_path}")
-    if isinstance(m, TabularModel):
+    if isinstance(m, TabularModel) or isinstance(getattr(m, "encoding_", None), dict):
         import onnx
         names = [i.name for i in onnx.load(onnx_path).graph.input]
         click.echo(f"inputs: one per column ({', '.join(names[:4])}"

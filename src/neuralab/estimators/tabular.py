@@ -845,7 +845,7 @@ def _onnx_activation(name: str, h: str, g: Any) -> str:
 
 
 def _emit_onnx(self: Any, x: str, g: Any, outputs: list) -> None:
-    """ONNX head of a tabular estimator: input = ``TableEncoder.transform`` rows; members and bags averaged."""
+    """ONNX head of a tabular estimator on its encoded rows ``x``: members and bags averaged."""
     from onnx import TensorProto  # noqa: PLC0415
     outs = [_onnx_network(net, x, g) for net in self.networks_]
     z = outs[0] if len(outs) == 1 else g.op("Concat", outs, axis=1)  # (N, all members, n_out)
@@ -872,14 +872,5 @@ def _emit_onnx(self: Any, x: str, g: Any, outputs: list) -> None:
         outputs.append(("label", g.op("Gather", [const, idx]), TensorProto.STRING, ["N"]))
 
 
-# export_onnx calls this hook; the graph's input is the encoded table (see ``onnx_input``)
+# export_onnx calls this hook after encoding the columns in the graph (io.onnx._emit_encoder_inputs)
 _TabularBase._emit_onnx = _emit_onnx
-_TabularBase._onnx_input_width = property(lambda self: len(self.feature_names_out_))
-
-
-def onnx_input(est: Any, X: Any) -> np.ndarray:
-    """The float32 rows an exported tabular graph takes: ``X`` encoded by the fitted recipe.
-
-    Example: ``sess.run(None, {"input": onnx_input(clf, df)})``
-    """
-    return est._encoder().transform(est._table(X, reset=False))

@@ -484,6 +484,52 @@ def _emit_table_inputs(prep: Any, g: _OnnxGraph) -> tuple[list, str]:
     return list(inputs.values()), g.op("Cast", [joined], "scaled", to=TensorProto.FLOAT)
 
 
+def _emit_encoder_inputs(spec: dict, g: _OnnxGraph) -> tuple[list, str]:
+    """One graph input per column a tabular estimator reads, and the node of its encoded rows.
+
+    The same layout as ``TableEncoder.transform``: [numbers | 0/1 columns | category codes].
+    Numbers come in as float64 (N, 1), NaN for missing: the graph puts in the training median
+    and the 0/1 "missing" flag. Categories come in as strings (N, 1), "" for missing: a few
+    become 0/1 columns, many an embedding code (0: missing or unseen). Date parts are inputs
+    of their own, computed outside the graph (``onnx_feed`` does it): ``"signup.year"`` etc.
+    """
+    from onnx import TensorProto, helper
+
+    inputs: dict[str, Any] = {}
+    numbers, binary, codes = [], [], []
+    for col in spec["columns"]:
+        kind = col["kind"]
+        if kind in ("numeric", "date"):
+            name = col["name"] if kind == "numeric" else f"{col['name']}.{col['part']}"
+            inputs[name] = helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N", 1])
+            nan = g.op("IsNaN", [name])
+            numbers.append(g.op("Where", [nan, g.const([col["median"]], "median", np.float64), name],
+                                f"{_safe(name)}_imputed"))
+            if col["missing"]:
+                binary.append(g.op("Cast", [nan], f"{_safe(name)}_missing", to=TensorProto.DOUBLE))
+            continue
+        name, cats = col["name"], list(col["categories"])
+        if name not in inputs:
+            inputs[name] = helper.make_tensor_value_info(name, TensorProto.STRING, ["N", 1])
+        embedded = kind != "one_hot"
+        index = g.fresh(f"{_safe(name)}_index")  # one-hot: position (-1 unseen); embedded: code
+        g.nodes.append(helper.make_node(
+            "LabelEncoder", [name], [index], domain="ai.onnx.ml", keys_strings=cats,
+            values_int64s=list(range(1, len(cats) + 1)) if embedded else list(range(len(cats))),
+            default_int64=0 if embedded else -1))
+        if embedded:
+            codes.append(g.op("Cast", [index], f"{_safe(name)}_code", to=TensorProto.DOUBLE))
+            continue
+        # two categories (or one): one 0/1 column, the second's (the only one's); more: one each
+        wanted = [len(cats) - 1] if len(cats) <= 2 else list(range(len(cats)))
+        hot = g.op("Equal", [index, g.const(np.asarray(wanted, np.int64)[None, :],
+                                            f"{_safe(name)}_positions", np.int64)])
+        binary.append(g.op("Cast", [hot], f"{_safe(name)}_onehot", to=TensorProto.DOUBLE))
+    blocks = numbers + binary + codes
+    joined = g.op("Concat", blocks, "encoded64", axis=1) if len(blocks) > 1 else blocks[0]
+    return list(inputs.values()), g.op("Cast", [joined], "encoded", to=TensorProto.FLOAT)
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
@@ -491,8 +537,9 @@ def _safe(name: str) -> str:
 def onnx_feed(model: Any, frame: Any) -> dict[str, np.ndarray]:
     """The inputs of ``export_onnx(model)``'s graph for a table: one array per column.
 
-    ``model`` is a CLI model (trained on a table); numbers become float64 (N, 1) with NaN for
-    missing values, categories strings (N, 1) with "" for missing, dates their parts.
+    ``model`` is a CLI model (trained on a table) or a TabularClassifier/Regressor; numbers
+    become float64 (N, 1) with NaN for missing values, categories strings (N, 1) with "" for
+    missing, dates their parts.
 
     Example:
         >>> sess = onnxruntime.InferenceSession("churn.onnx")
@@ -501,6 +548,21 @@ def onnx_feed(model: Any, frame: Any) -> dict[str, np.ndarray]:
     from ..preprocessing import _category_key, _date_parts, _parse_dates
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     feed: dict[str, np.ndarray] = {}
+    if isinstance(getattr(model, "encoding_", None), dict):  # a tabular estimator
+        from ..estimators.tabular import _dates, _keys, _numbers
+        dates: dict[str, dict] = {}
+        for col in model.encoding_["columns"]:
+            s = frame[col["name"]]
+            if col["kind"] == "numeric":
+                feed[col["name"]] = _numbers(col["name"], s)[:, None]
+            elif col["kind"] == "date":
+                if col["name"] not in dates:
+                    dates[col["name"]] = _dates(s, col["format"])
+                feed[f"{col['name']}.{col['part']}"] = dates[col["name"]][col["part"]][:, None]
+            else:
+                keys = _keys(s)
+                feed[col["name"]] = np.array(["" if k is None else k for k in keys], dtype=object)[:, None]
+        return feed
     for col in model.preprocessor.spec["columns"]:
         s = frame[col["name"]]
         if col["kind"] == "categorical":
@@ -569,16 +631,20 @@ def export_onnx(obj: Any, path: str | os.PathLike, opset: int = 17) -> Path:
             props["input_columns"] = json.dumps([i.name for i in inputs], ensure_ascii=False)
             if prep.spec.get("classes") is not None:
                 props["classes"] = json.dumps(prep.spec["classes"], ensure_ascii=False)
+        elif _is_estimator(obj) and isinstance(getattr(obj, "encoding_", None), dict):
+            # a tabular estimator: one input per column, encoded in the graph
+            est = obj
+            inputs, x = _emit_encoder_inputs(obj.encoding_, g)
+            props["input_columns"] = json.dumps([i.name for i in inputs], ensure_ascii=False)
         elif _is_estimator(obj):
-            # a tabular estimator's graph takes its encoded columns (``_onnx_input_width``)
-            n_in = getattr(obj, "_onnx_input_width", None) or getattr(obj, "n_features_in_", None)
+            n_in = getattr(obj, "n_features_in_", None)
             est, name, x = obj, "input", "input"
             if getattr(obj, "feature_names_in_", None) is not None:
                 props["feature_names"] = json.dumps([str(n) for n in obj.feature_names_in_])
         else:
             raise TypeError(f"export_onnx expects an nn.Module, a fitted estimator or a CLI "
                             f"model, got {type(obj).__name__}")
-        if not isinstance(obj, TabularModel):
+        if not isinstance(obj, TabularModel) and not isinstance(getattr(obj, "encoding_", None), dict):
             inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", n_in])]
         _emit_estimator(est, x, g, outputs)
         if isinstance(obj, TabularModel) and obj.task == "regression":
