@@ -24,9 +24,6 @@ from typing import Any
 from ._errors import BadInput
 from ._resume import SigintStop
 
-# What the command prints for each preset: (networks trained, what they are)
-PRESET_WORDS = {"fast": "1 network, 32 epochs", "default": "1 network",
-                "best": "4-member ensemble x 3 bags"}
 
 
 def _labels(values: Any) -> Any:
@@ -137,7 +134,7 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
             f"{target!r} ({what})")
     lines = [
         head,
-        f"model   TABULAR (RealMLP-TD recipe, preset {preset}: {PRESET_WORDS.get(preset, '')}) "
+        f"model   TABULAR (RealMLP-TD recipe, preset {preset}: {_networks(est)}) "
         f"{layers} {activation}, {len(est.feature_names_out_)} encoded inputs "
         f"({n_params:,} parameters), AdamW lr={lr:g}, batch {est.batch_size}",
         f"trained {len(est.networks_)} x {ran if len(est.networks_) == 1 else epochs} epochs in "
@@ -151,6 +148,13 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
             "report": "\n".join(lines), "name": name, "target": target, "n_out": n_out,
             "interrupted": interrupted, "snapshot": None, "diverged": None,
             "n_train": len(parts["train"]), "params": p, "ranks": 1, "network": net}
+
+
+def _networks(est: Any) -> str:
+    """What a preset trains, in words: "1 network" or "4-member ensemble x 3 bags"."""
+    k, bags = int(est._setting("n_ensemble")), int(est._setting("n_bags"))
+    one = "1 network" if k == 1 else f"{k}-member ensemble"
+    return one if bags == 1 else f"{one} x {bags} bags"
 
 
 def save_tabular(result: dict, path: str) -> str:
@@ -198,10 +202,13 @@ def refuse_mlp_flags(given: list[str]) -> None:
 
 
 def progress_callbacks(progress: bool) -> list:
-    """A progress bar when stderr is a terminal (as --model mlp)."""
+    """A progress bar when stderr is a terminal (as --model mlp).
+
+    Example: ``est.fit(X, y, callbacks=progress_callbacks(progress=True))``
+    """
     from .. import callbacks as cb  # noqa: PLC0415
 
     return [cb.ProgressBar()] if progress and sys.stderr.isatty() else []
 
 
-__all__ = ["train_tabular", "save_tabular", "refuse_mlp_flags", "PRESET_WORDS"]
+__all__ = ["train_tabular", "save_tabular", "refuse_mlp_flags", "StopOnSignal", "progress_callbacks"]
