@@ -712,7 +712,10 @@ def _rank_snapshot(snapshot: Any, comm: Any) -> Any:
 def _run(args: dict, out: str | None, quiet: bool, snapshot: Any, comm: Any) -> None:
     """run_training; with MPI ranks, an error on one rank ends every rank with one line."""
     if comm is None:
-        run_training(args, out, quiet, snapshot)
+        from ._errors import echo_warnings  # noqa: PLC0415
+
+        with echo_warnings():  # e.g. a validation row's unseen category: one 'warning:' line
+            run_training(args, out, quiet, snapshot)
         return
     from . import _ranks  # noqa: PLC0415
 
