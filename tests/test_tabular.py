@@ -35,6 +35,10 @@ def test_encoder_layout_and_names():
     n_num, n_bin, cards = enc.layout()
     # numbers: num, 4 date parts, count; 0/1: num's missing flag, few's 3 one-hots, flag
     assert (n_num, n_bin, cards) == (6, 5, [16])
+    # each encoded column names the table column it came from (explanations group by it)
+    sources = dict(zip(enc.feature_names(), enc.source_columns()))
+    assert sources["num=<missing>"] == "num" and sources["when.month"] == "when"
+    assert sources["many#code"] == "many" and len(sources) == n_num + n_bin + 1
     Z = enc.transform(df)
     assert Z.shape == (len(df), n_num + n_bin + 1) and Z.dtype == np.float32
     assert np.isfinite(Z).all()

@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 from ._errors import BadInput, guard, require
-from .files import _model_inputs, _read, load_model
+from .files import _model_inputs, _read, load_model, stored_target
 
 METHODS = {"ig": "integrated_gradients", "saliency": "saliency", "gradxinput": "gradient_x_input",
            "smoothgrad": "smoothgrad", "shap": "shap", "lime": "lime"}
@@ -42,22 +42,6 @@ def _source_columns(prep: Any) -> list[str]:
     return sources
 
 
-def _tabular_sources(spec: dict) -> list[str]:
-    """The original column behind each encoded input of a tabular estimator, in the order of
-    ``TableEncoder.feature_names`` ([numbers | 0/1 columns | codes])."""
-    num, binary, codes = [], [], []
-    for c in spec["columns"]:
-        if c["kind"] in ("numeric", "date"):
-            num.append(c["name"])
-            if c["missing"]:
-                binary.append(c["name"])
-        elif c["kind"] == "one_hot":
-            binary += [c["name"]] * (1 if len(c["categories"]) <= 2 else len(c["categories"]))
-        else:
-            codes.append(c["name"])
-    return num + binary + codes
-
-
 class Explained:
     """The model's numeric inputs for a table, with names, source columns and label decoding.
 
@@ -72,7 +56,7 @@ class Explained:
             table = model._table(frame, reset=False)
             self.X = model._encoder().transform(table)
             self.names = list(model.feature_names_out_)
-            self.sources = _tabular_sources(model.encoding_)
+            self.sources = model._encoder().source_columns()
             self.classes = list(getattr(model, "classes_", [])) or None
         elif isinstance(model, TabularModel):
             self.estimator = model.estimator
@@ -197,11 +181,7 @@ def explain_command(model: str, data: str, rows: str, method: str, global_: bool
         loaded = load_model(model)
         frame = _read(data, sep)
         exp = Explained(loaded, frame)
-        if exp.target is None:  # a tabular model's file names its target column
-            from ..io import read_metadata
-            user = read_metadata(model).get("user")
-            name = user.get("target") if isinstance(user, dict) else None
-            exp.target = name if isinstance(name, str) else None
+        exp.target = exp.target or stored_target(model)  # a tabular model's file names it
         if global_:
             _explain_global(exp, loaded, frame, method, top, plot)
         else:

@@ -35,6 +35,17 @@ def load_model(path: str) -> Any:
     return model
 
 
+def stored_target(path: str) -> str | None:
+    """The target column a `neuralab train` file of an estimator names in its metadata, if any.
+
+    Example: ``stored_target("churn.safetensors")  # 'churned'``
+    """
+    from ..io import read_metadata
+    user = read_metadata(path).get("user")
+    name = user.get("target") if isinstance(user, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def _model_inputs(model: Any, frame) -> Any:
     """What the model's predict takes: the frame (CLI model) or its numeric columns."""
     from ..preprocessing import TabularModel
@@ -264,11 +275,7 @@ def evaluate_command(model: str, data: str, target: str | None, sep: str | None,
     with guard():
         m = load_model(model)
         frame = _read(data, sep, decimal)
-        if target is None:  # a file of `neuralab train` names its target column
-            from ..io import read_metadata
-            user = read_metadata(model).get("user")
-            target = user.get("target") if isinstance(user, dict) else None
-            target = target if isinstance(target, str) else None
+        target = target or stored_target(model)
         with echo_warnings():
             result = evaluate_frame(m, frame, target)
     click.echo(json.dumps(result, indent=2) if as_json else format_metrics(result))

@@ -167,18 +167,30 @@ class TableEncoder:
 
         Example: ``enc.feature_names()  # ['age', 'age=<missing>', 'city=Oslo', 'zip#code']``
         """
+        return [name for name, _ in self._outputs()]
+
+    def source_columns(self) -> list[str]:
+        """The table column behind each encoded column, in ``transform``'s order.
+
+        Example: ``enc.source_columns()  # ['age', 'age', 'city', 'zip']``
+        """
+        return [source for _, source in self._outputs()]
+
+    def _outputs(self) -> list[tuple[str, str]]:
+        """(name, source column) of each encoded column: [numbers | 0/1 columns | codes]."""
         num, binary, codes = [], [], []
         for c in self._fitted()["columns"]:
-            label = c["name"] if c["kind"] != "date" else f"{c['name']}.{c['part']}"
+            name = c["name"]
+            label = name if c["kind"] != "date" else f"{name}.{c['part']}"
             if c["kind"] in ("numeric", "date"):
-                num.append(label)
+                num.append((label, name))
                 if c["missing"]:
-                    binary.append(f"{label}=<missing>")
+                    binary.append((f"{label}=<missing>", name))
             elif c["kind"] == "one_hot":
                 cats = c["categories"][-1:] if len(c["categories"]) <= 2 else c["categories"]
-                binary += [f"{label}={k}" for k in cats]
+                binary += [(f"{label}={k}", name) for k in cats]
             else:
-                codes.append(f"{label}#code")
+                codes.append((f"{label}#code", name))
         return num + binary + codes
 
     def transform(self, X: Any) -> np.ndarray:
