@@ -377,8 +377,11 @@ def _xent_inputs(rng, shape, dtype, special=False):
         z[0, 1] = np.nan  # a NaN row: NaN loss and gradient
         z[1, 0] = np.inf  # inf - inf: NaN
         z[2] = -np.inf  # nothing finite: NaN
-        z[3, 0] = 80  # exp of the others underflows to 0: loss 0
-    return z, rng.integers(0, shape[1], shape[0])
+        z[3, 0] = 80  # the others' exps vanish beside 1: a sure class
+    t = rng.integers(0, shape[1], shape[0])
+    if special and shape[0] >= 4:
+        t[3] = 0
+    return z, t
 
 
 def _xent_call(impl, z, t, scale):
@@ -421,8 +424,8 @@ def test_softmax_xent_special_rows():
     for impl in (numba_impl, numpy_ref):
         grad, loss = _xent_call(impl, z, t, 0.5)
         assert np.isnan(loss[:3]).all() and np.isnan(grad[:3]).all()
-        assert loss[3] == 0 or t[3] != 0  # a sure class: loss 0, gradient 0
-        assert np.isfinite(grad[3:]).all() and np.isfinite(loss[4])
+        assert loss[3] == 0 and grad[3, 0] == 0 and (np.abs(grad[3, 1:]) < 1e-20).all()
+        assert np.isfinite(grad[4]).all() and 0 < loss[4] < 50
 
 
 def test_softmax_xent_is_todays_captured_arithmetic():

@@ -866,11 +866,10 @@ class Dropout(Function):
     # load 4-6), most of it rng.random's ~500 us; the mask takes 1 byte a value instead of 4
     def forward(self, x, u=None, p=0.5, scale=None):
         # training only (dropout is the identity in eval): the kernels the optimizers use
-        self.k = kernels.active()
         if not x.flags.c_contiguous:
             x = x.copy()
         out, mask = np.empty_like(x), np.empty(x.shape, np.bool_)
-        self.k.dropout(x, u, p, scale, out, mask)
+        kernels.active().dropout(x, u, p, scale, out, mask)
         self.mask, self.scale = mask, scale
         return out
 
@@ -878,7 +877,7 @@ class Dropout(Function):
         if not kernels.usable(grad) or grad.dtype != self.scale.dtype or grad.shape != self.mask.shape:
             return (grad * (self.mask.astype(self.scale.dtype) * self.scale),)
         out = np.empty_like(grad)
-        self.k.dropout_backward(grad, self.mask, self.scale, out)
+        kernels.active().dropout_backward(grad, self.mask, self.scale, out)
         return (out,)
 
 
