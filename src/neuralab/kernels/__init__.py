@@ -6,8 +6,9 @@
 take the same arguments and do the same arithmetic per element in the same order, so they
 give the same bits (``tests/test_kernels.py``). Kernels work on C-contiguous float32 or
 float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optimizer steps,
-2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``);
-anything else, CuPy arrays included, stays on the callers' array-op code.
+2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``),
+Conv2d's (C, H, W, N) input and its column bands for ``im2col``/``col2im``; anything else,
+CuPy arrays included, stays on the callers' array-op code.
 
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
 functions are cached on disk, so only the first process on a machine compiles them.
@@ -28,7 +29,8 @@ from . import numpy_ref
 
 __all__ = ["get", "active", "loaded", "usable", "numba_module", "NAMES"]
 
-NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad")
+NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad",
+         "im2col", "col2im")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
