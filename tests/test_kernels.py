@@ -597,3 +597,128 @@ def test_dropout_module_and_tabular_mlp_use_the_kernel(monkeypatch):
     tab.train()
     tab(nl.tensor(X)).sum().backward()
     assert len(calls) == 3 and tab.linears[0].weight.grad is not None  # one per hidden block
+
+
+# ----------------------------------------------------------------------------- convolution
+# im2col / col2im on Conv2d's layouts: xpad (C, Hp, Wp, N), a band of cols (C, kh, kw, rows,
+# Wo, N) for output rows r0 .. r0 + rows - 1. Copies and tap-ordered sums: equal bits.
+# (C, N, Hp, Wp, kh, kw, stride, dilation, r0, rows)
+CONV_CASES = [
+    (1, 1, 3, 3, 1, 1, (1, 1), (1, 1), 0, 3),
+    (3, 5, 9, 8, 3, 3, (1, 1), (1, 1), 2, 4),      # a band in the middle
+    (4, 3, 11, 10, 3, 2, (2, 1), (1, 2), 1, 3),   # row stride, column dilation
+    (2, 7, 12, 13, 2, 3, (2, 3), (2, 1), 0, 4),   # column stride: runs of N values
+    (5, 1, 7, 9, 3, 3, (1, 2), (3, 1), 0, 1),     # batch of one, one output row
+    (6, 2, 16, 9, 5, 1, (3, 1), (2, 1), 1, 2),
+]
+
+
+def _conv_case(case, dtype, seed):
+    c, n, hp, wp, kh, kw, (sh, sw), (dh, dw), r0, rows = case
+    wo = (wp - dw * (kw - 1) - 1) // sw + 1
+    assert (hp - dh * (kh - 1) - 1) // sh + 1 >= r0 + rows and wo > 0  # the band fits
+    rng = np.random.default_rng(seed)
+    xpad = _special(rng, (c, hp, wp, n), dtype)
+    dcols = _special(rng, (c, kh, kw, rows, wo, n), dtype)
+    return xpad, dcols, r0, (sh, sw), (dh, dw)
+
+
+def _conv_call(impl, name, xpad, dcols, r0, stride, dilation):
+    if name == "im2col":
+        cols = np.full_like(dcols, 7.0)  # every value must be written
+        impl.im2col(xpad, cols, r0, stride, dilation)
+        return cols
+    dxpad = xpad.copy()  # col2im adds onto what is there
+    impl.col2im(dcols, dxpad, r0, stride, dilation)
+    return dxpad
+
+
+CONV_TABLE = [(name, dtype, i) for name in ("im2col", "col2im") for dtype in ("float32", "float64")
+              for i in range(len(CONV_CASES))]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+@pytest.mark.parametrize("name,dtype,i", CONV_TABLE,
+                         ids=[f"{c[0]}-{c[1]}-case{c[2]}" for c in CONV_TABLE])
+def test_conv_kernel_equals_numpy_reference(name, dtype, i):
+    args = _conv_case(CONV_CASES[i], dtype, i)
+    fast = _conv_call(numba_impl, name, *args)
+    ref = _conv_call(numpy_ref, name, *args)
+    assert fast.dtype == np.dtype(dtype) and fast.shape == ref.shape
+    if name == "col2im":  # which payload a NaN + NaN keeps is not NumPy's to say (as bias_grad)
+        nan = np.isnan(ref)
+        np.testing.assert_array_equal(np.isnan(fast), nan)
+        fast, ref = fast[~nan], ref[~nan]
+    np.testing.assert_array_equal(_bits(fast), _bits(ref), err_msg=name)
+
+
+def test_im2col_copies_each_tap_and_col2im_adds_overlaps_tap_after_tap():
+    # one channel, one sample, a 1x5 row, a 1x3 kernel at stride 1: Wo = 3
+    xpad = np.arange(1.0, 6.0, dtype=np.float32).reshape(1, 1, 5, 1)
+    for impl in (numba_impl, numpy_ref):
+        cols = np.empty((1, 1, 3, 1, 3, 1), np.float32)
+        impl.im2col(xpad, cols, 0, (1, 1), (1, 1))
+        np.testing.assert_array_equal(cols.reshape(3, 3), [[1, 2, 3], [2, 3, 4], [3, 4, 5]])
+        # x[2] gets 1.0 from tap 0, then 1e8 from tap 1, then -1e8 from tap 2: in float32
+        # (1 + 1e8) - 1e8 is 0, the other way round (-1e8 + 1e8) + 1 would be 1
+        dcols = np.zeros(cols.shape, np.float32)
+        dcols[0, 0, 0, 0, 2], dcols[0, 0, 1, 0, 1], dcols[0, 0, 2, 0, 0] = 1.0, 1e8, -1e8
+        dxpad = np.zeros_like(xpad)
+        impl.col2im(dcols, dxpad, 0, (1, 1), (1, 1))
+        np.testing.assert_array_equal(dxpad.reshape(-1), [0.0, 0.0, 0.0, 0.0, 0.0])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
+@pytest.mark.parametrize("name", ["im2col", "col2im"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conv_kernel_bits_do_not_depend_on_thread_count(name, dtype, monkeypatch):
+    monkeypatch.setattr(numba_impl, "CONV_PARALLEL_FROM", 0)  # channels split over threads
+    args = _conv_case(CONV_CASES[3], dtype, 11)
+    ref = _conv_call(numpy_ref, name, *args)
+    before, got = numba.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            got.append(_conv_call(numba_impl, name, *args))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(_bits(got[0]), _bits(got[1]))
+    nan = np.isnan(ref)  # and the reference's numbers (NaN payloads aside, as above)
+    np.testing.assert_array_equal(np.isnan(got[0]), nan)
+    np.testing.assert_array_equal(_bits(got[0][~nan]), _bits(ref[~nan]))
+
+
+# Conv2d on the kernels vs on the reference: the same copies and the same GEMM calls, so the
+# same bits; odd sizes, bands of one output row and of several (CHUNK), groups, float32/64
+CONV2D_LAYERS = [  # (x shape, weight shape, stride, padding, dilation, groups, chunk)
+    ((3, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 2), (1, 2), 2, 1),
+    ((2, 3, 9, 8), (5, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, 1000),
+    ((1, 4, 6, 7), (4, 1, 3, 3), (1, 2), (2, 0), (2, 1), 4, 1 << 18),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", range(len(CONV2D_LAYERS)))
+def test_conv2d_on_kernels_equals_conv2d_on_numpy_reference(case, dtype, monkeypatch):
+    import neuralab as nl
+    from neuralab import functional as F
+    xs, ws, stride, padding, dilation, groups, chunk = CONV2D_LAYERS[case]
+    monkeypatch.setattr(nl.functions.Conv2d, "CHUNK", chunk)
+    rng = np.random.default_rng(case)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
+    calls = []
+    real = numba_impl.col2im
+    monkeypatch.setattr(numba_impl, "col2im", lambda *a: calls.append(1) or real(*a))
+    grad, results = None, []
+    for env in ("numba", "numpy"):
+        monkeypatch.setenv("NEURALAB_KERNELS", env)
+        X, W, B = (nl.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(X, W, B, stride, padding, dilation, groups)
+        if grad is None:
+            grad = rng.standard_normal(y.shape).astype(dtype)
+        y.backward(grad)
+        results.append([y.data, X.grad, W.grad, B.grad])
+    assert calls, "the numba kernels did not run"
+    for a, b_ in zip(*results):
+        np.testing.assert_array_equal(_bits(a), _bits(b_))

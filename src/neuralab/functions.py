@@ -1006,7 +1006,8 @@ class Conv2d(Function):
     (N, O, Ho, Wo) view of exactly the layout the next convolution reads. (2) cols is built
     for a band of output rows at a time (about 1 MB), so it stays in cache for its GEMM and
     is rebuilt in backward instead of being stored: memory traffic, not arithmetic, is what
-    a full-size im2col costs on CPU.
+    a full-size im2col costs on CPU. The copies are the ``im2col``/``col2im`` kernels
+    (``neuralab.kernels``: compiled loops, or the NumPy slices).
 
     Example: ``F.conv2d(x, weight, bias, stride=1, padding=1)`` applies it
     """
@@ -1029,6 +1030,7 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: input {x.shape} is smaller than the (dilated) kernel {weight.shape[2:]}")
         self.xpad = xp.zeros((c, h + pt + pb, w + pl + pr, n), dtype=x.dtype)
         self.xpad[:, pt:pt + h, pl:pl + w] = x.transpose(1, 2, 3, 0)
+        self.copies = _conv_copies(self.xpad)
         self.wmat = weight.reshape(groups, o // groups, cg * kh * kw)
         self.wshape, self.out_hw, self.has_bias = weight.shape, (ho, wo), bool(bias)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
@@ -1046,19 +1048,11 @@ class Conv2d(Function):
         rows = max(1, self.CHUNK // (c * self.wshape[2] * self.wshape[3] * wo * n))
         return [(r0, min(ho, r0 + rows)) for r0 in range(0, ho, rows)]
 
-    def _tap(self, i, j, r0, r1):
-        """Where kernel tap (i, j) reads the padded input for output rows r0..r1-1."""
-        (sh, sw), (dh, dw), wo = self.stride, self.dilation, self.out_hw[1]
-        return (slice(None), slice(i * dh + sh * r0, i * dh + sh * (r1 - 1) + 1, sh),
-                slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
-
     def _im2col(self, r0, r1):
         c, _, _, n = self.xpad.shape
         kh, kw = self.wshape[2:]
         cols = xp_of(self.xpad).empty((c, kh, kw, r1 - r0, self.out_hw[1], n), dtype=self.xpad.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                cols[:, i, j] = self.xpad[self._tap(i, j, r0, r1)]
+        self.copies.im2col(self.xpad, cols, r0, self.stride, self.dilation)
         return cols.reshape(self.groups, -1, (r1 - r0) * self.out_hw[1] * n)
 
     def backward(self, grad):
@@ -1077,9 +1071,7 @@ class Conv2d(Function):
             dwt += self._im2col(r0, r1) @ gb.transpose(0, 2, 1)
             if need_dx:
                 dcols = (self.wmat.transpose(0, 2, 1) @ gb).reshape(c, kh, kw, r1 - r0, wo, n)
-                for i in range(kh):
-                    for j in range(kw):
-                        dxpad[self._tap(i, j, r0, r1)] += dcols[:, i, j]
+                self.copies.col2im(dcols, dxpad, r0, self.stride, self.dilation)
         dx = None
         if need_dx:
             pt, pb, pl, pr = self.padding
@@ -1088,6 +1080,16 @@ class Conv2d(Function):
         if self.has_bias:
             return dx, dw, g.reshape(o, -1).sum(axis=1)
         return dx, dw
+
+
+def _conv_copies(x: Any) -> Any:
+    """The module whose im2col/col2im Conv2d runs: numba's (``kernels.active()``) for NumPy
+    float arrays, while recording a graph or once numba is loaded (a first prediction does not
+    wait for its import); else ``numpy_ref`` (CuPy arrays included). Pure copies and tap-ordered
+    sums, so both give the same bits."""
+    if kernels.usable(x) and (_tensor._grad_mode.enabled or kernels.loaded()):
+        return kernels.active()
+    return kernels.numpy_ref
 
 
 class MaxPool2d(Function):

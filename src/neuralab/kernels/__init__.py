@@ -7,8 +7,9 @@ take the same arguments and do the same arithmetic per element in the same order
 give the same bits (``tests/test_kernels.py``). Kernels work on C-contiguous float32 or
 float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optimizer steps,
 2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``,
-``softmax_xent``), arrays of any shape for ``dropout`` and ``dropout_backward``;
-anything else, CuPy arrays included, stays on the callers' array-op code.
+``softmax_xent``), arrays of any shape for ``dropout`` and ``dropout_backward``, Conv2d's
+(C, H, W, N) input and its column bands for ``im2col``/``col2im``; anything else, CuPy
+arrays included, stays on the callers' array-op code.
 
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
 functions are cached on disk, so only the first process on a machine compiles them. Even with
@@ -35,7 +36,7 @@ from . import numpy_ref
 __all__ = ["get", "active", "loaded", "usable", "numba_module", "deferred", "WORTH_LOADING", "NAMES"]
 
 NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad",
-         "softmax_xent", "dropout", "dropout_backward")
+         "softmax_xent", "dropout", "dropout_backward", "im2col", "col2im")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # NOTE: parameter values x optimizer steps from which a fit imports numba. Loading it costs

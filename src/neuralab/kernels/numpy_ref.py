@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["scalars", "sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward",
-           "bias_grad", "softmax_xent", "dropout", "dropout_backward"]
+           "bias_grad", "softmax_xent", "dropout", "dropout_backward", "im2col", "col2im"]
 
 
 def scalars(dtype: Any, *values: float) -> tuple:
@@ -178,3 +178,38 @@ def dropout_backward(grad: Any, mask: Any, scale: Any, out: Any) -> None:
     Example: ``dropout_backward(grad, mask, scale, out)``
     """
     np.multiply(grad, mask.astype(grad.dtype) * scale, out=out)
+
+
+# ----------------------------------------------------------------------------- convolution
+# Conv2d's copies, batch innermost: the padded input ``xpad`` is (C, Hp, Wp, N) and a band of
+# columns ``cols`` is (C, kh, kw, rows, Wo, N), for the output rows r0 .. r0 + rows - 1.
+# Plain slicing, so these also run on CuPy arrays.
+def _tap(i: int, j: int, r0: int, rows: int, wo: int, stride: tuple, dilation: tuple) -> tuple:
+    """Where kernel tap (i, j) reads ``xpad`` for output rows r0 .. r0 + rows - 1."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return (slice(None), slice(i * dh + sh * r0, i * dh + sh * (r0 + rows - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+
+
+def im2col(xpad: Any, cols: Any, r0: int, stride: tuple, dilation: tuple) -> None:
+    """Fill ``cols`` with the input under each kernel tap:
+    ``cols[c, i, j, r, q] = xpad[c, i*dh + sh*(r0 + r), j*dw + sw*q]`` (each a run of N values).
+
+    Example: ``im2col(xpad, cols, 0, (1, 1), (1, 1))   # cols: (C, kh, kw, rows, Wo, N)``
+    """
+    _, kh, kw, rows, wo, _ = cols.shape
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xpad[_tap(i, j, r0, rows, wo, stride, dilation)]
+
+
+def col2im(dcols: Any, dxpad: Any, r0: int, stride: tuple, dilation: tuple) -> None:
+    """im2col's adjoint: add each tap's slice of ``dcols`` onto the positions it was copied
+    from, tap after tap (i, then j), so overlapping taps add in one fixed order.
+
+    Example: ``col2im(dcols, dxpad, 0, (1, 1), (1, 1))   # dxpad += the taps of dcols``
+    """
+    _, kh, kw, rows, wo, _ = dcols.shape
+    for i in range(kh):
+        for j in range(kw):
+            dxpad[_tap(i, j, r0, rows, wo, stride, dilation)] += dcols[:, i, j]
