@@ -28,7 +28,8 @@ from . import numpy_ref
 
 __all__ = ["get", "active", "loaded", "usable", "numba_module", "NAMES"]
 
-NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad")
+NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad",
+         "lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
