@@ -297,10 +297,10 @@ def bias_grad(d: Any, out: Any) -> None:
 # NOTE: the tanh stays NumPy's: numba's (libm's, one value at a time) took 895 us for one
 # LSTM(128) step's 40,960 values, NumPy's SIMD loop 10 us. So each forward step is compiled
 # loops around NumPy's tanh calls, which also keeps the reference's bits; backward has no
-# tanh and is one loop. The loops run over hidden units ``lo:hi``, every value on its own:
-# rows split over threads give the same bits. The row loops count from 0 and skip the rows
-# below ``lo``: from ``lo`` (not known to be >= 0) their inner loops did not vectorize (GRU
-# backward step 27 us vs 5 us).
+# tanh and is one loop. The loops run over rows ``lo:hi`` (hidden units; the gate rows for
+# the bias add), every value on its own: rows split over threads give the same bits. They
+# count from 0 and skip the rows below ``lo``: counted from ``lo`` (not known to be >= 0),
+# their inner loops did not vectorize (GRU backward step 27 us vs 5 us).
 _FLOATS = {np.dtype(np.float32): (np.float32(0.5), np.float32(1)),
            np.dtype(np.float64): (np.float64(0.5), np.float64(1))}  # typed, as numpy_ref's
 
