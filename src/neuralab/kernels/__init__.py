@@ -9,6 +9,10 @@ float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optim
 2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``);
 anything else, CuPy arrays included, stays on the callers' array-op code.
 
+The recurrent steps (``lstm_step``, ``gru_step`` and their ``_backward``) take one time step's
+transposed (features, N) arrays; their compiled forms call NumPy's tanh between their loops,
+and their NumPy references also run CuPy arrays (functions.LSTMSequence and GRUSequence).
+
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
 functions are cached on disk, so only the first process on a machine compiles them.
 
