@@ -362,6 +362,243 @@ def test_inference_forward_uses_bias_relu_once_numba_is_loaded(monkeypatch):
     assert len(calls) == 1
 
 
+# ----------------------------------------------------------------------------- softmax cross-entropy and dropout
+# softmax_xent: numba's loops fuse the passes between NumPy's own exp and log calls (numba's
+# libm exp is slower here and up to 34 ulps off), so the bits are the reference's. Shapes:
+# one class, fewer than 8 (summed one by one), 8 and 9 (8 running sums and a tail), up to
+# numba_impl.WIDE and past it (handed to the reference), an empty batch
+XENT_SHAPES = [(1, 1), (5, 2), (7, 7), (3, 8), (33, 9), (128, 10), (17, 63), (64, 64), (9, 65),
+               (4, 1000), (0, 10)]
+
+
+def _xent_inputs(rng, shape, dtype, special=False):
+    z = (rng.standard_normal(shape) * 4).astype(dtype)
+    if special and shape[0] >= 4 and shape[1] >= 2:
+        z[0, 1] = np.nan  # a NaN row: NaN loss and gradient
+        z[1, 0] = np.inf  # inf - inf: NaN
+        z[2] = -np.inf  # nothing finite: NaN
+        z[3, 0] = 80  # the others' exps vanish beside 1: a sure class
+    t = rng.integers(0, shape[1], shape[0])
+    if special and shape[0] >= 4:
+        t[3] = 0
+    return z, t
+
+
+def _xent_call(impl, z, t, scale):
+    grad, loss = np.full(z.shape, 7, z.dtype), np.full(z.shape[0], 7, z.dtype)  # all written
+    impl.softmax_xent(z, t, z.dtype.type(scale), grad, loss)
+    return grad, loss
+
+
+XENT_TABLE = [(dtype, shape, special) for dtype in ("float32", "float64") for shape in XENT_SHAPES
+              for special in (False, True)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+@pytest.mark.parametrize("dtype,shape,special", XENT_TABLE,
+                         ids=[f"{c[0]}-{c[1][0]}x{c[1][1]}-{'special' if c[2] else 'plain'}"
+                              for c in XENT_TABLE])
+def test_softmax_xent_equals_numpy_reference(dtype, shape, special):
+    z, t = _xent_inputs(np.random.default_rng(list(shape)), shape, dtype, special)
+    scale = 1 / max(1, shape[0])
+    fast = _xent_call(numba_impl, z, t, scale)
+    ref = _xent_call(numpy_ref, z, t, scale)
+    for a, b in zip(fast, ref):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a, b)
+    if shape[0] and not special:  # the numbers are softmax cross-entropy's
+        z64 = z.astype(np.float64)
+        p = np.exp(z64 - z64.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        rows = np.arange(shape[0])
+        onehot = np.zeros_like(p)
+        onehot[rows, t] = 1
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(ref[0], (p - onehot) * scale, rtol=tol, atol=tol * scale)
+        np.testing.assert_allclose(ref[1], -np.log(p[rows, t]), rtol=tol, atol=tol)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value", "ignore:overflow")
+def test_softmax_xent_special_rows():
+    z, t = _xent_inputs(np.random.default_rng(0), (5, 6), np.float32, special=True)
+    for impl in (numba_impl, numpy_ref):
+        grad, loss = _xent_call(impl, z, t, 0.5)
+        assert np.isnan(loss[:3]).all() and np.isnan(grad[:3]).all()
+        assert loss[3] == 0 and grad[3, 0] == 0 and (np.abs(grad[3, 1:]) < 1e-20).all()
+        assert np.isfinite(grad[4]).all() and 0 < loss[4] < 50
+
+
+def test_softmax_xent_is_todays_captured_arithmetic():
+    """The reference is the captured step's former softmax: max-shift, exp, log of the sum,
+    exp again, 1 off at the target, times the scale (the same calls, so the same bits)."""
+    rng = np.random.default_rng(4)
+    for dtype, shape in (("float32", (128, 10)), ("float64", (31, 700))):
+        z, t = _xent_inputs(rng, shape, dtype)
+        rows, scale = np.arange(shape[0]), np.ones((), dtype) / shape[0]
+        logp = z - z.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        p = np.exp(logp)
+        p[rows, t] -= 1.0
+        p *= scale
+        grad, loss = _xent_call(numpy_ref, z, t, scale)
+        np.testing.assert_array_equal(grad, p)
+        np.testing.assert_array_equal(loss, -logp[rows, t])
+
+
+def test_cross_entropy_runs_the_kernel_of_the_captured_step(monkeypatch):
+    """F.cross_entropy (class indices) and the captured step call one softmax_xent: the
+    active module's (numba's, or the reference under NEURALAB_KERNELS=numpy)."""
+    import neuralab as nl
+    from neuralab import functional as F
+    from neuralab import nn
+    from neuralab.training.captured import CapturedMLP
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    for impl, env in ((numba_impl, None), (numpy_ref, "numpy")):
+        if env:
+            monkeypatch.setenv("NEURALAB_KERNELS", env)
+        calls = []
+        real = impl.softmax_xent
+        monkeypatch.setattr(impl, "softmax_xent", lambda *a, _r=real: calls.append(a[0].shape) or _r(*a))
+        model = nn.MLP(6, hidden=(8,), out_features=3, rng=0)
+        X = np.random.default_rng(1).standard_normal((20, 6)).astype(np.float32)
+        y = np.arange(20) % 3
+        F.cross_entropy(model(nl.tensor(X)), y).backward()
+        CapturedMLP.from_model(model).forward_backward(X, y)
+        assert calls == [(20, 3), (20, 3)]
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_fused_equals_the_general_path(dtype, reduction):
+    """The kernel's path (no class weight) against the general one, made to run by a weight
+    of ones: the same sums of the same log-probabilities, so the same bits."""
+    import neuralab as nl
+    from neuralab import functional as F
+    rng = np.random.default_rng(2)
+    z, t = _xent_inputs(rng, (40, 7), dtype)
+    out = []
+    for weight in (None, np.ones(7, dtype)):
+        x = nl.tensor(z, dtype=dtype, requires_grad=True)
+        loss = F.cross_entropy(x, t, weight=weight, reduction=reduction)
+        (loss.sum() if reduction == "none" else loss).backward()
+        out.append((loss.data, x.grad))
+    for a, b in zip(*out):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cross_entropy_of_one_row_and_of_strided_logits():
+    import neuralab as nl
+    from neuralab import functional as F
+    z, t = _xent_inputs(np.random.default_rng(3), (6, 5), "float32")
+    whole = nl.tensor(z, requires_grad=True)
+    F.cross_entropy(whole, t, reduction="sum").backward()
+    row = nl.tensor(z[2], requires_grad=True)  # logits (C,), one class index
+    loss = F.cross_entropy(row, t[2])
+    loss.backward()
+    assert loss.shape == () and row.grad.shape == (5,)
+    np.testing.assert_array_equal(row.grad, whole.grad[2])
+    wide = np.zeros((6, 10), np.float32)
+    wide[:, ::2] = z  # a strided view: copied to a C-contiguous batch first
+    strided = nl.tensor(wide[:, ::2], requires_grad=True)
+    F.cross_entropy(strided, t, reduction="sum").backward()
+    np.testing.assert_array_equal(strided.grad, whole.grad)
+
+
+# dropout: a comparison and a product per value, both IEEE-exact, so equal bits everywhere
+DROPOUT_SHAPES = [(1,), (7, 5), (64, 10), (3, 4, 129), (70001,)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", DROPOUT_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.9])
+def test_dropout_equals_numpy_reference(dtype, shape, p):
+    rng = np.random.default_rng(len(shape))
+    x, grad = _special(rng, shape, dtype), _special(rng, shape, dtype)
+    u = rng.random(shape)
+    u.reshape(-1)[:3] = p  # u == p keeps the value (as NumPy's u >= p)
+    scale = x.dtype.type(1 / (1 - p))
+    got = []
+    for impl in (numba_impl, numpy_ref):
+        out, mask, back = np.empty_like(x), np.ones(shape, np.bool_), np.empty_like(x)
+        impl.dropout(x, u, p, scale, out, mask)
+        impl.dropout_backward(grad, mask, scale, back)
+        got.append((out, mask, back))
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    out, mask, back = got[1]
+    np.testing.assert_array_equal(mask, u >= p)
+    assert mask.reshape(-1)[:3].all()
+    np.testing.assert_array_equal(_bits(out), _bits(x * ((u >= p).astype(dtype) * scale)))
+
+
+def _todays_dropout(x, p, rng):
+    """F.dropout as it was before the kernel: a float mask, then a product in the graph."""
+    import neuralab as nl
+    keep = rng.random(x.shape) >= p
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    return x * nl.Tensor._make(mask, False)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value")
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_f_dropout_equals_todays_mask_and_product(dtype, monkeypatch):
+    """Forward, gradient and the Generator's state after it: as the float-mask product (a
+    float16 batch still takes that product; NumPy and CuPy arrays of other dtypes too)."""
+    import neuralab as nl
+    from neuralab import functional as F
+    from neuralab import functions
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    x0 = _special(np.random.default_rng(1), (33, 17), dtype)
+    g = np.random.default_rng(2).standard_normal(x0.shape).astype(dtype)
+    results = []
+    for fused in (True, False):
+        rng = np.random.default_rng(5)
+        x = nl.tensor(x0, dtype=dtype, requires_grad=True)
+        out = F.dropout(x, 0.3, rng=rng) if fused else _todays_dropout(x, 0.3, rng)
+        assert isinstance(out._ctx, functions.Dropout) == (fused and dtype != "float16")
+        out.backward(g)
+        results.append((out.data, x.grad, rng.random(3)))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    kept = results[0][1] != 0  # the gradient: g (never 0) times 0 or 1 / (1 - p)
+    assert 0.6 < kept.mean() < 0.8  # about 1 - p of the values stay
+
+
+def test_dropout_backward_of_a_broadcast_gradient():
+    """A gradient that is not a C-contiguous array of the mask's dtype takes NumPy's product,
+    which gives the kernel's bits."""
+    import neuralab as nl
+    from neuralab import functional as F
+    x = nl.tensor(np.ones((4, 6), np.float32), requires_grad=True)
+    out = F.dropout(x, 0.5, rng=np.random.default_rng(0))
+    out.sum().backward()  # the sum's gradient: ones broadcast to (4, 6), not contiguous
+    np.testing.assert_array_equal(x.grad, out.data)  # x is ones: out is the mask times 2
+    assert set(np.unique(x.grad)) <= {0.0, 2.0}
+
+
+def test_dropout_module_and_tabular_mlp_use_the_kernel(monkeypatch):
+    from neuralab import nn
+    import neuralab as nl
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    calls = []
+    real = numba_impl.dropout
+    monkeypatch.setattr(numba_impl, "dropout", lambda x, *a: calls.append(x.shape) or real(x, *a))
+    net = nn.Sequential(nn.Linear(5, 8, rng=0), nn.ReLU(), nn.Dropout(0.2, rng=0), nn.Linear(8, 2, rng=1))
+    X = np.random.default_rng(0).standard_normal((10, 5)).astype(np.float32)
+    net(nl.tensor(X)).sum().backward()
+    assert calls == [(10, 8)]
+    net.eval()
+    net(nl.tensor(X))
+    assert calls == [(10, 8)]  # eval: the identity, no kernel
+    tab = nn.TabularMLP(5, 0, [], n_out=3, hidden=(16, 16), k=2, dropout=0.15, rng=0)
+    tab.train()
+    tab(nl.tensor(X)).sum().backward()
+    assert len(calls) == 3 and tab.linears[0].weight.grad is not None  # one per hidden block
+
+
 # ----------------------------------------------------------------------------- recurrent cells
 # One LSTM/GRU step's elementwise part on the transposed (features, N) arrays. The compiled
 # steps call NumPy's own tanh between their loops (numba's is libm's, not NumPy's SIMD one),

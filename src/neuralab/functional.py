@@ -130,9 +130,13 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     if not training or p == 0:
         return x
     rng = rng if rng is not None else np.random.default_rng()
+    scale = x.dtype.type(1.0 / (1.0 - p))
+    if type(x.data) is np.ndarray and x.dtype in fn._KERNEL_DTYPES:
+        # the same numbers and arithmetic as below, fused (and a bool mask, not a float one)
+        return fn.Dropout.apply(x, u=rng.random(x.shape), p=p, scale=scale)
     xp = xp_of(x.data)
     keep = rng.random(x.shape) >= p
-    mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    mask = xp.asarray(keep, dtype=x.dtype) * scale
     return x * Tensor._make(mask, False)
 
 

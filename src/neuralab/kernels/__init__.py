@@ -6,7 +6,8 @@
 take the same arguments and do the same arithmetic per element in the same order, so they
 give the same bits (``tests/test_kernels.py``). Kernels work on C-contiguous float32 or
 float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optimizer steps,
-2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``);
+2-D batches for the layer kernels (``bias_relu``, ``relu_mask_backward``, ``bias_grad``,
+``softmax_xent``), arrays of any shape for ``dropout`` and ``dropout_backward``;
 anything else, CuPy arrays included, stays on the callers' array-op code.
 
 The recurrent steps (``lstm_step``, ``gru_step`` and their ``_backward``) take one time step's
@@ -14,7 +15,11 @@ transposed (features, N) arrays; their compiled forms call NumPy's tanh between 
 and their NumPy references also run CuPy arrays (functions.LSTMSequence and GRUSequence).
 
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
-functions are cached on disk, so only the first process on a machine compiles them.
+functions are cached on disk, so only the first process on a machine compiles them. Even with
+that cache, importing numba and loading its code costs about half a second in a fresh
+process, more than a small fit's updates ever save, so ``nl.fit`` trains inside
+``deferred(work)``: a small job gets numba's kernels only if numba is already imported, the
+NumPy reference otherwise. That never changes a result, because every kernel gives its reference's bits.
 
 Example:
     >>> from neuralab import kernels
@@ -22,6 +27,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Any, Callable
@@ -30,11 +36,21 @@ import numpy as np
 
 from . import numpy_ref
 
-__all__ = ["get", "active", "loaded", "usable", "numba_module", "NAMES"]
+__all__ = ["get", "active", "loaded", "usable", "numba_module", "deferred", "WORTH_LOADING", "NAMES"]
 
 NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad",
-         "lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward")
+         "softmax_xent", "dropout", "dropout_backward", "lstm_step", "lstm_step_backward",
+         "gru_step", "gru_step_backward")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# NOTE: parameter values x optimizer steps from which a fit imports numba. Loading it costs
+# 0.52 s in a fresh process with a warm cache (benchmarks/kernels.py); the fused Adam saves
+# about 1.9 ns per value and step (4.49 -> 1.02 ms a step for 1.86M values), SGD 0.3 ns, so
+# 3e8 is where Adam breaks even. The digits net of the README (9,610 values, 1,540 steps)
+# is 1.5e7: it never waits for numba; one epoch of the mnist benchmark net is 4.2e7.
+WORTH_LOADING = 3e8
+_deferring = 0  # how many deferred() blocks keep numba unloaded now (fit inside fit: each counts)
+_deferred_work = 0.0  # the work of every deferred() job of this process so far
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,12 +67,39 @@ def _wanted() -> bool:
     return os.environ.get("NEURALAB_KERNELS", "").strip().lower() != "numpy"
 
 
+def _use_numba() -> bool:
+    if not _wanted():
+        return False
+    if _deferring and _compiled.cache_info().currsize == 0:
+        return False  # inside deferred(), and numba not imported yet: stay on NumPy
+    return _compiled() is not None
+
+
+@contextlib.contextmanager
+def deferred(work: float) -> Any:
+    """A job of ``work`` parameter values x optimizer steps: inside, ``active()`` and
+    ``numba_module()`` do not import numba while this job and the deferred ones before it
+    add up to less than ``WORTH_LOADING``; they give numba's kernels if it is already
+    imported, the NumPy reference otherwise (the same bits).
+
+    Example: ``with kernels.deferred(n_values * steps): train()   # a small job never waits``
+    """
+    global _deferring, _deferred_work
+    _deferred_work += float(work)
+    defer = _deferred_work < WORTH_LOADING  # small jobs that add up load numba in the end
+    _deferring += defer
+    try:
+        yield
+    finally:
+        _deferring -= defer
+
+
 def numba_module() -> Any:
     """The ``numba`` module when compiled kernels are in use, else None.
 
     Example: ``nb = kernels.numba_module(); nb and nb.get_num_threads()``
     """
-    if not _wanted() or _compiled() is None:
+    if not _use_numba():
         return None
     import numba  # noqa: PLC0415 - already imported by numba_impl
     return numba
@@ -68,8 +111,7 @@ def active() -> Any:
 
     Example: ``kernels.active().sgd(w, g, buf, lr, wd, momentum, damp, nesterov, first)``
     """
-    impl = _compiled() if _wanted() else None
-    return impl if impl is not None else numpy_ref
+    return _compiled() if _use_numba() else numpy_ref
 
 
 def loaded() -> bool:

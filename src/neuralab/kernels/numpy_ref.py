@@ -22,7 +22,8 @@ import numpy as np
 from ..backend import xp_of
 
 __all__ = ["scalars", "sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward",
-           "bias_grad", "lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward"]
+           "bias_grad", "softmax_xent", "dropout", "dropout_backward", "lstm_step",
+           "lstm_step_backward", "gru_step", "gru_step_backward"]
 
 
 def scalars(dtype: Any, *values: float) -> tuple:
@@ -140,6 +141,46 @@ def bias_grad(d: Any, out: Any) -> None:
     Example: ``bias_grad(d, b.grad)   # d: (rows, out_features)``
     """
     np.add.reduce(d, axis=0, out=out)
+
+
+# ----------------------------------------------------------------------------- softmax cross-entropy and dropout
+def softmax_xent(z: Any, t: Any, scale: Any, grad_out: Any, loss_out: Any) -> None:
+    """Softmax cross-entropy of logits ``z`` (n, c) against class indices ``t`` (n,), forward
+    and backward at once: ``loss_out[i] = -log_softmax(z)[i, t[i]]`` and
+    ``grad_out = (softmax(z) - onehot(t)) * scale``. The targets must lie in [0, c).
+
+    The softmax is the log-probabilities' exp: ``logp = (z - max) - log(sum(exp(z - max)))``,
+    ``softmax = exp(logp)`` (per row), the arithmetic of ``functions.CrossEntropy``.
+
+    Example: ``softmax_xent(z, t.astype(np.int64), z.dtype.type(1 / n), grad, loss)``
+    """
+    n = z.shape[0]
+    np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=grad_out)  # shifted
+    grad_out -= np.log(np.add.reduce(np.exp(grad_out), axis=1, keepdims=True))  # logp
+    rows = np.arange(n)
+    np.negative(grad_out[rows, t], out=loss_out)
+    np.exp(grad_out, out=grad_out)
+    grad_out[rows, t] -= 1.0
+    grad_out *= scale
+
+
+def dropout(x: Any, u: Any, p: float, scale: Any, out: Any, mask: Any) -> None:
+    """Inverted dropout's forward: ``mask = u >= p`` (bool) and ``out = x * (mask * scale)``,
+    where ``u`` holds uniform numbers in [0, 1) shaped like ``x`` and ``scale`` is 1 / (1 - p)
+    in ``x``'s dtype. A dropped value is multiplied by 0, so an inf or NaN there gives NaN.
+
+    Example: ``dropout(x, rng.random(x.shape), 0.2, x.dtype.type(1 / 0.8), out, mask)``
+    """
+    np.greater_equal(u, p, out=mask)
+    np.multiply(x, mask.astype(x.dtype) * scale, out=out)
+
+
+def dropout_backward(grad: Any, mask: Any, scale: Any, out: Any) -> None:
+    """Inverted dropout's backward: ``out = grad * (mask * scale)``, ``mask`` the forward's.
+
+    Example: ``dropout_backward(grad, mask, scale, out)``
+    """
+    np.multiply(grad, mask.astype(grad.dtype) * scale, out=out)
 
 
 # ----------------------------------------------------------------------------- recurrent cells

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .. import backend, kernels
+from ..kernels import numpy_ref
 from ..tensor import Tensor
 
 # ----------------------------------------------------------------------------- kernels
@@ -145,7 +146,7 @@ class Optimizer:
         self._work = Workspace()
         self._flat: dict[int, dict[str, Any]] = {}  # group index -> flat buffers (see _step_flat)
         self._segments: list | None = None  # during a flat step: each parameter's (start, end)
-        self._kernels = kernels.active()  # where _update's fused kernels come from (see step)
+        self._kernels = numpy_ref  # where _update's fused kernels come from: set by step
         self._last_scalars: tuple | None = None  # (key, scalars), see _reused_scalars
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
@@ -166,7 +167,7 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._kernels = kernels.active()
+        self._kernels = numpy_ref
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (e.g. a new head to fine-tune).

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .. import backend
+from .. import backend, kernels
 from .. import functional as F
 from .. import optim
 from ..callbacks.base import Callback, CallbackList, History, get_lr, set_lr
@@ -444,14 +444,20 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
     cbs.on_train_begin({})
     if dist is not None:  # after on_train_begin, so that rank 0's resumed state wins
         dist.begin(model, optimizer)
-    threads.__enter__()
+    # NOTE: a job of few parameter updates never waits ~0.5 s for numba's import (its
+    # kernels would save less); the NumPy reference gives the same bits (neuralab.kernels)
+    work = (sum(p.data.size for p in model.parameters()) * steps * max(int(epochs), 1)
+            if steps else kernels.WORTH_LOADING)  # batches of unknown number: maybe a big job
     # NOTE: momentum and Adam buffers of weights whose gradient stays zero decay into
     # denormal floats, which the CPU computes far slower; flushing them to zero (as
     # TensorFlow and JAX do) saves much of the optimizer's time (benchmarks/README.md).
     denormals = backend.flush_denormals(not os.environ.get("NEURALAB_KEEP_DENORMALS"))
-    denormals.__enter__()
     on_batch_end = cbs.on_batch_end  # looked up once: CallbackList builds the hook on each lookup
+    scope = contextlib.ExitStack()
     try:
+        scope.enter_context(kernels.deferred(work))
+        scope.enter_context(threads)
+        scope.enter_context(denormals)
         for epoch in range(int(epochs)):
             run.epoch = epoch
             cbs.on_epoch_begin(epoch, {})
@@ -490,8 +496,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             if run.stop_training:
                 break
     finally:
-        denormals.__exit__(None, None, None)
-        threads.__exit__(None, None, None)
+        scope.close()
         model.eval()
     if dist is not None:
         dist.check_replicas(buffers=True)
