@@ -722,3 +722,136 @@ def test_conv2d_on_kernels_equals_conv2d_on_numpy_reference(case, dtype, monkeyp
     assert calls, "the numba kernels did not run"
     for a, b_ in zip(*results):
         np.testing.assert_array_equal(_bits(a), _bits(b_))
+
+
+# ----------------------------------------------------------------------------- recurrent cells
+# One LSTM/GRU step's elementwise part on the transposed (features, N) arrays. The compiled
+# steps call NumPy's own tanh between their loops (numba's is libm's, not NumPy's SIMD one),
+# and do the reference's adds and products in its order, so the bits are equal by construction.
+# (H, N): one unit, odd sizes, the benchmark's, and one past PARALLEL_FROM (split over threads)
+CELL_SHAPES = [(1, 1), (3, 5), (128, 64), (numba_impl.PARALLEL_FROM // 211 + 5, 211)]
+CELL_KERNELS = ("lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward")
+
+
+def _cell_arrays(name, hid, n, dtype, bias, rng):
+    """Arguments for ``name`` on (hid, n) per-step arrays, activations in their real ranges."""
+    def r(*shape, lo=None):
+        x = rng.standard_normal(shape).astype(dtype)
+        return rng.uniform(lo, 1, shape).astype(dtype) if lo is not None else x
+    if name == "lstm_step":
+        return [r(4 * hid, n), r(4 * hid, n), r(4 * hid, 1) if bias else None, r(hid, n),
+                np.empty((hid, n), dtype), np.empty((hid, n), dtype), np.empty((hid, n), dtype)]
+    if name == "lstm_step_backward":  # gates o, i, f as sigmoids, g and tanh(c) in (-1, 1)
+        a = np.concatenate([r(3 * hid, n, lo=0), r(hid, n, lo=-1)])
+        return [r(2 * hid, n), r(2 * hid, n), a, r(hid, n, lo=-1), r(hid, n),
+                np.empty((4 * hid, n), dtype), np.full((4 * hid, 3, n), 7, dtype), 1]
+    if name == "gru_step":
+        return [r(3 * hid, n), r(3 * hid, n), r(hid, 1) if bias else None, r(hid, n),
+                np.empty((hid, n), dtype)]
+    a = np.concatenate([r(2 * hid, n, lo=0), r(hid, n, lo=-1)])
+    return [r(hid, n), r(hid, n), a, r(hid, n), r(hid, n), np.empty((3 * hid, n), dtype),
+            np.empty((3 * hid, n), dtype)]
+
+
+def _cell_call(impl, name, arrays):
+    arrays = [a.copy() if isinstance(a, np.ndarray) else a for a in arrays]
+    getattr(impl, name)(*arrays)
+    return [a for a in arrays if isinstance(a, np.ndarray)]
+
+
+CELL_TABLE = [(name, dtype, shape, bias) for name in CELL_KERNELS
+              for dtype in ("float32", "float64") for shape in CELL_SHAPES
+              for bias in ((True, False) if name in ("lstm_step", "gru_step") else (True,))]
+
+
+@pytest.mark.parametrize("name,dtype,shape,bias", CELL_TABLE,
+                         ids=[f"{c[0]}-{c[1]}-{c[2][0]}x{c[2][1]}-{'bias' if c[3] else 'nobias'}"
+                              for c in CELL_TABLE])
+def test_cell_step_equals_numpy_reference(name, dtype, shape, bias):
+    rng = np.random.default_rng([shape[0], shape[1], bias])
+    arrays = _cell_arrays(name, *shape, dtype, bias, rng)
+    fast = _cell_call(numba_impl, name, arrays)
+    ref = _cell_call(numpy_ref, name, arrays)
+    before = [a for a in arrays if isinstance(a, np.ndarray)]
+    assert all(np.isfinite(a).all() for a in ref)
+    assert any(not np.array_equal(a, b) for a, b in zip(ref, before)), "nothing was written"
+    if name == "lstm_step_backward":  # d: the reference's scratch
+        fast, ref = [fast[0], fast[1], fast[-1]], [ref[0], ref[1], ref[-1]]
+    for j, (a, b) in enumerate(zip(fast, ref)):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(_bits(a), _bits(b), err_msg=f"{name}: array {j}")
+
+
+def test_lstm_step_is_the_cell():
+    """lstm_step against the cell's equations written out: the sigmoid is tanh(z/2)."""
+    rng = np.random.default_rng(4)
+    hid, n = 3, 2
+    z, c_prev = rng.standard_normal((4 * hid, n)), rng.standard_normal((hid, n))
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    o, i, f, g = sig(z[:hid]), sig(z[hid:2 * hid]), sig(z[2 * hid:3 * hid]), np.tanh(z[3 * hid:])
+    c_want = f * c_prev + i * g
+    for impl in (numba_impl, numpy_ref):
+        a = z.copy()
+        a[:3 * hid] /= 2  # the sigmoid rows arrive halved
+        c, tc, h = (np.empty((hid, n)) for _ in range(3))
+        impl.lstm_step(a, np.zeros_like(a), None, c_prev, c, tc, h)
+        np.testing.assert_allclose(c, c_want, rtol=1e-12)
+        np.testing.assert_allclose(h, o * np.tanh(c_want), rtol=1e-12)
+        np.testing.assert_allclose(a[hid:2 * hid], i, rtol=1e-12)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
+@pytest.mark.parametrize("name", CELL_KERNELS)
+def test_cell_step_bits_do_not_depend_on_thread_count(name):
+    arrays = _cell_arrays(name, *CELL_SHAPES[-1], "float32", True, np.random.default_rng(8))
+    before = numba.get_num_threads()
+    try:
+        got = []
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            got.append(_cell_call(numba_impl, name, arrays))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
+def _recurrent_run(kind, x):
+    """Output, input gradient and weight gradients of a 2-layer bidirectional layer."""
+    import neuralab as nl
+    from neuralab import nn
+    layer = getattr(nn, kind)(x.shape[2], 7, num_layers=2, bidirectional=True, rng=1)
+    X = nl.tensor(x, requires_grad=True)
+    out, _ = layer(X)
+    (out * out).sum().backward()
+    with nl.no_grad():
+        inference = layer(X)[0].data
+    return [out.data, X.grad, inference] + [p.grad for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("kind,step", [("LSTM", "lstm_step"), ("GRU", "gru_step")])
+def test_recurrent_layers_run_the_step_kernels(kind, step, monkeypatch):
+    """Training takes kernels.active(), inference numba's only once loaded; same bits both ways."""
+    import neuralab as nl
+    from neuralab import nn
+    monkeypatch.delenv("NEURALAB_KERNELS", raising=False)
+    calls = []
+    for name in (step, step + "_backward"):
+        real = getattr(numba_impl, name)
+        monkeypatch.setattr(numba_impl, name,
+                            lambda *a, _n=name, _f=real: calls.append(_n) or _f(*a))
+    x = np.random.default_rng(6).standard_normal((5, 3, 4)).astype(np.float32)
+    fast = _recurrent_run(kind, x)
+    # 2 layers x 2 directions: 5 steps each forward (training, then inference) and backward
+    assert calls.count(step) == 2 * 20 and calls.count(step + "_backward") == 20
+    monkeypatch.setenv("NEURALAB_KERNELS", "numpy")
+    calls.clear()
+    ref = _recurrent_run(kind, x)
+    assert calls == []
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+    monkeypatch.delenv("NEURALAB_KERNELS")
+    monkeypatch.setattr(kernels, "loaded", lambda: False)  # a process that has not imported numba
+    with nl.no_grad():
+        getattr(nn, kind)(4, 7, rng=1)(nl.tensor(x))
+    assert calls == []

@@ -1233,6 +1233,21 @@ def _scratch(ws, name, shape, dtype, xp):
     return ws[key]
 
 
+def _cell_kernels(training: bool, *arrays: Any) -> Any:
+    """The module whose recurrent step functions (``lstm_step``, ...) run on these arrays.
+
+    Training (a forward that records a graph, and backward) takes ``kernels.active()``, chosen
+    alike in every process so a resumed run repeats the original's bits; inference takes
+    numba's only once it is loaded (no wait for its import); CuPy arrays and mixed dtypes take
+    the NumPy reference. Both give the same bits.
+    """
+    if not kernels.usable(*arrays):
+        return numpy_ref
+    if training or kernels.loaded():
+        return kernels.active()
+    return numpy_ref
+
+
 def _sigmoid(z):
     # 0.5 (1 + tanh(z/2)) equals 1 / (1 + e**-z) and never overflows.
     return 0.5 * (1 + xp_of(z).tanh(0.5 * z))
@@ -1319,7 +1334,9 @@ class LSTMSequence(Function):
     is then a contiguous block of rows, and NumPy runs several times faster on contiguous
     blocks than on column slices. (3) The gates are stored in the order o, i, f, g: the three
     sigmoids are one block, and since sig(z) = (1 + tanh(z / 2)) / 2, halving their weight
-    rows lets one tanh call activate all four gates.
+    rows lets one tanh call activate all four gates. (4) A step's elementwise part is one
+    kernel call (``kernels``' ``lstm_step``, ``lstm_step_backward``): numba's loops fuse what
+    were 10 NumPy calls forward and 17 backward.
 
     Example: ``nn.LSTM(8, 16)(x)`` applies it
     """
@@ -1347,21 +1364,12 @@ class LSTMSequence(Function):
         hs, cs = hc[:, :hid], hc[:, hid:]
         hs[0], cs[0] = h0.T, c0.T
         tanh_c = _scratch(ws, "tanh_c", (t_len, hid, n), x.dtype, xp)
-        hz, ig = xp.empty((4 * hid, n), dtype=x.dtype), xp.empty((hid, n), dtype=x.dtype)
+        hz = xp.empty((4 * hid, n), dtype=x.dtype)
+        k = _cell_kernels(_tensor._grad_mode.enabled, gates, hc, *([] if bias is None else [bias]))
         for t in range(t_len):
-            a = gates[t]
-            a += xp.matmul(w_hh_half, hs[t], out=hz)
-            if bias is not None:
-                a += bias
-            xp.tanh(a, out=a)
-            sig = a[:3 * hid]
-            sig *= 0.5
-            sig += 0.5
-            o, i, f, g = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
-            xp.multiply(f, cs[t], out=cs[t + 1])
-            cs[t + 1] += xp.multiply(i, g, out=ig)
-            xp.tanh(cs[t + 1], out=tanh_c[t])
-            xp.multiply(o, tanh_c[t], out=hs[t + 1])
+            xp.matmul(w_hh_half, hs[t], out=hz)
+            # the step's elementwise part: gates activated in place, c_t, tanh(c_t), h_t
+            k.lstm_step(gates[t], hz, bias, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
         self.xt, self.hs, self.cs, self.gates, self.tanh_c = xt, hs, cs, gates, tanh_c
         self.w_ih, self.w_hh, self.order, self.n_bias = w_ih, w_hh, order, len(biases)
         self.ws, self.x = ws, x
@@ -1373,36 +1381,19 @@ class LSTMSequence(Function):
         g = _scratch(self.ws, "grad", (t_len, 2 * hid, n), grad.dtype, xp)
         g[...] = grad.transpose(0, 2, 1)                      # (T, 2H, N) as the forward's arrays
         grad = g
-        d = xp.empty((4 * hid, n), dtype=grad.dtype)          # one step's d loss / d gates
+        d = xp.empty((4 * hid, n), dtype=grad.dtype)          # one step's d loss / d gates (scratch)
         # NOTE: every step's d is kept, laid out (4H, T, N) so that (T, N) is one axis: after the
         # loop, the weight, bias and input gradients of all steps are each one large GEMM or sum
         # (which BLAS runs well on 2 threads) instead of 3 small GEMMs and 2 adds per step
         # (measured in benchmarks/README.md, "Figures behind the code").
         d_all = _scratch(self.ws, "d_all", (4 * hid, t_len, n), grad.dtype, xp)
         dhc = xp.zeros((2 * hid, n), dtype=grad.dtype)         # dh above dc, as the output's h and c
-        dh, dc, tmp = dhc[:hid], dhc[hid:], xp.empty((hid, n), dtype=grad.dtype)
+        dh, dc = dhc[:hid], dhc[hid:]
+        k = _cell_kernels(True, grad, dhc, d_all, self.gates)
         for t in range(t_len - 1, -1, -1):
-            a, tc = self.gates[t], self.tanh_c[t]
-            o, i, f, g = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
-            dhc += grad[t]
-            xp.multiply(tc, tc, out=tmp)                      # dc += dh * o * (1 - tanh(c)^2)
-            xp.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-            xp.multiply(a, a, out=d)                          # sigmoid' = s - s^2, tanh' = 1 - g^2
-            xp.subtract(a[:3 * hid], d[:3 * hid], out=d[:3 * hid])
-            xp.subtract(1, d[3 * hid:], out=d[3 * hid:])
-            d[:hid] *= tc                                     # do = dh * tanh(c) * o'
-            d[:hid] *= dh
-            d[hid:2 * hid] *= g                               # di, df, dg = dc * (g i', c_{t-1} f', i g')
-            d[2 * hid:3 * hid] *= self.cs[t]
-            d[3 * hid:] *= i
-            d_ifg = d[hid:].reshape(3, hid, n)
-            d_ifg *= dc
-            dc *= f
-            d_all[:, t] = d
-            xp.matmul(self.w_hh.T, d, out=dh)                 # dh_{t-1}
+            # the gate gradients into d_all[:, t], dc_{t-1} into dc
+            k.lstm_step_backward(grad[t], dhc, self.gates[t], self.tanh_c[t], self.cs[t], d, d_all, t)
+            xp.matmul(self.w_hh.T, d_all[:, t], out=dh)       # dh_{t-1}
         d_all = d_all.reshape(4 * hid, t_len * n)             # columns: (step, sample)
         h_prev = _scratch(self.ws, "h_prev", (hid, t_len, n), grad.dtype, xp)
         h_prev[...] = self.hs[:t_len].transpose(1, 0, 2)      # h_{t-1} of every step, same columns
@@ -1433,7 +1424,8 @@ class GRUSequence(Function):
 
     NOTE: speed, as LSTMSequence: per-step arrays transposed to (features, N) so that each
     gate is a contiguous block, written in place into buffers made once; r and z through one
-    tanh with their weight rows halved; the weight gradients summed step by step.
+    tanh with their weight rows halved; the weight gradients summed step by step; a step's
+    elementwise part one kernel call (``gru_step``, ``gru_step_backward``).
 
     Example: ``nn.GRU(8, 16)(x)`` applies it
     """
@@ -1455,23 +1447,12 @@ class GRUSequence(Function):
         hs = _scratch(ws, "hs", (t_len + 1, hid, n), x.dtype, xp)
         hs[0] = h0.T
         hh = _scratch(ws, "hh", gates.shape, x.dtype, xp)     # W_hh h per step; backward needs its n rows
-        tmp = xp.empty((hid, n), dtype=x.dtype)
+        b_hn = xp.ascontiguousarray(biases[1][2 * hid:, None]) if biases else None
+        k = _cell_kernels(_tensor._grad_mode.enabled, gates, hs, hh, *([] if b_hn is None else [b_hn]))
         for t in range(t_len):
-            a, hg = gates[t], hh[t]
-            xp.matmul(w_hh_half, hs[t], out=hg)
-            if biases:
-                hg[2 * hid:] += biases[1][2 * hid:, None]
-            rz = a[:2 * hid]
-            rz += hg[:2 * hid]
-            xp.tanh(rz, out=rz)
-            rz *= 0.5
-            rz += 0.5
-            r, z, nn_ = a[:hid], a[hid:2 * hid], a[2 * hid:]
-            nn_ += xp.multiply(r, hg[2 * hid:], out=tmp)
-            xp.tanh(nn_, out=nn_)
-            xp.subtract(hs[t], nn_, out=tmp)                  # h_t = n + z * (h_{t-1} - n)
-            tmp *= z
-            xp.add(nn_, tmp, out=hs[t + 1])
+            xp.matmul(w_hh_half, hs[t], out=hh[t])
+            # the step's elementwise part: gates activated in place, h_t
+            k.gru_step(gates[t], hh[t], b_hn, hs[t], hs[t + 1])
         self.xt, self.hs, self.gates, self.hn = xt, hs, gates, hh[:, 2 * hid:]
         self.w_ih, self.w_hh, self.n_bias, self.ws = w_ih, w_hh, len(biases), ws
         return hs[1:].transpose(0, 2, 1)
@@ -1490,31 +1471,16 @@ class GRUSequence(Function):
         db_ih, db_hh = xp.zeros(3 * hid, dtype=grad.dtype), xp.zeros(3 * hid, dtype=grad.dtype)
         dx = xp.empty((t_len, n, self.xt.shape[1]), dtype=grad.dtype) if self.needs_grad(0) else None
         dh, tmp = xp.zeros((hid, n), dtype=grad.dtype), xp.empty((hid, n), dtype=grad.dtype)
+        k = _cell_kernels(True, grad, dh, self.gates)
         for t in range(t_len - 1, -1, -1):
-            a = self.gates[t]
-            r, z, nn_ = a[:hid], a[hid:2 * hid], a[2 * hid:]
-            dr, dzz, dn = d[:hid], d[hid:2 * hid], d[2 * hid:]
-            dh += grad[t]
-            xp.multiply(a, a, out=d)                          # sigmoid' = s - s^2, tanh' = 1 - n^2
-            xp.subtract(a[:2 * hid], d[:2 * hid], out=d[:2 * hid])
-            xp.subtract(1, dn, out=dn)
-            xp.subtract(1, z, out=tmp)                        # dn = dh (1 - z) tanh'
-            tmp *= dh
-            dn *= tmp
-            dr *= self.hn[t]                                  # dr = dn (W_hn h + b_hn) r'
-            dr *= dn
-            xp.subtract(self.hs[t], nn_, out=tmp)             # dz = dh (h_{t-1} - n) z'
-            tmp *= dh
-            dzz *= tmp
-            dhh[:2 * hid] = d[:2 * hid]
-            xp.multiply(dn, r, out=dhh[2 * hid:])
+            # d and dhh of this step; dh becomes dh * z, the first part of dh_{t-1}
+            k.gru_step_backward(grad[t], dh, self.gates[t], self.hn[t], self.hs[t], d, dhh)
             dw_ih += xp.matmul(d, self.xt[t].T, out=part_ih)
             dw_hh += xp.matmul(dhh, self.hs[t].T, out=part_hh)
             db_ih += d.sum(axis=1)
             db_hh += dhh.sum(axis=1)
             if dx is not None:
                 xp.matmul(d.T, self.w_ih, out=dx[t])
-            dh *= z
             dh += xp.matmul(self.w_hh.T, dhh, out=tmp)
         grads = (dx, dh.T, dw_ih, dw_hh)
         return grads + (db_ih, db_hh) if self.n_bias else grads

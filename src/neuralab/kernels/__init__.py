@@ -11,6 +11,10 @@ float64 NumPy arrays (``usable`` says whether arrays qualify): 1-D for the optim
 (C, H, W, N) input and its column bands for ``im2col``/``col2im``; anything else, CuPy
 arrays included, stays on the callers' array-op code.
 
+The recurrent steps (``lstm_step``, ``gru_step`` and their ``_backward``) take one time step's
+transposed (features, N) arrays; their compiled forms call NumPy's tanh between their loops,
+and their NumPy references also run CuPy arrays (functions.LSTMSequence and GRUSequence).
+
 numba is imported on the first ``get`` (never by ``import neuralab``), and its compiled
 functions are cached on disk, so only the first process on a machine compiles them. Even with
 that cache, importing numba and loading its code costs about half a second in a fresh
@@ -36,7 +40,8 @@ from . import numpy_ref
 __all__ = ["get", "active", "loaded", "usable", "numba_module", "deferred", "WORTH_LOADING", "NAMES"]
 
 NAMES = ("sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward", "bias_grad",
-         "softmax_xent", "dropout", "dropout_backward", "im2col", "col2im")
+         "softmax_xent", "dropout", "dropout_backward", "im2col", "col2im", "lstm_step",
+         "lstm_step_backward", "gru_step", "gru_step_backward")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # NOTE: parameter values x optimizer steps from which a fit imports numba. Loading it costs

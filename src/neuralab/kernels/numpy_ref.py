@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import xp_of
+
 __all__ = ["scalars", "sgd", "adam", "rmsprop", "adagrad", "bias_relu", "relu_mask_backward",
-           "bias_grad", "softmax_xent", "dropout", "dropout_backward", "im2col", "col2im"]
+           "bias_grad", "softmax_xent", "dropout", "dropout_backward", "im2col", "col2im",
+           "lstm_step", "lstm_step_backward", "gru_step", "gru_step_backward"]
 
 
 def scalars(dtype: Any, *values: float) -> tuple:
@@ -213,3 +216,128 @@ def col2im(dcols: Any, dxpad: Any, r0: int, stride: tuple, dilation: tuple) -> N
     for i in range(kh):
         for j in range(kw):
             dxpad[_tap(i, j, r0, rows, wo, stride, dilation)] += dcols[:, i, j]
+
+
+# ----------------------------------------------------------------------------- recurrent cells
+# One time step's elementwise part of functions.LSTMSequence and GRUSequence, on their
+# transposed per-step arrays (features, N); the GEMMs stay with the caller. The array module
+# follows the arrays, so CuPy's arrays run this code too.
+def lstm_step(a: Any, hz: Any, bias: Any, c_prev: Any, c: Any, tanh_c: Any, h: Any) -> None:
+    """LSTM forward step, gates stored o, i, f, g with the sigmoid rows' weights halved:
+    ``a += hz + bias``; ``a = tanh(a)``, then ``(a + 1) / 2`` on the o, i, f rows (their
+    sigmoid); ``c = f*c_prev + i*g``; ``tanh_c = tanh(c)``; ``h = o * tanh_c``.
+
+    ``a`` (4H, N) holds x_t W_ih^T and is activated in place; ``hz`` (4H, N) is h_{t-1} W_hh^T;
+    ``bias`` (4H, 1) or None.
+
+    Example: ``lstm_step(gates[t], hz, bias, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])``
+    """
+    xp = xp_of(a)
+    hid = c.shape[0]
+    a += hz
+    if bias is not None:
+        a += bias
+    xp.tanh(a, out=a)
+    sig = a[:3 * hid]
+    sig *= 0.5
+    sig += 0.5
+    o, i, f, g = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
+    xp.multiply(f, c_prev, out=c)
+    c += xp.multiply(i, g, out=tanh_c)  # tanh_c: scratch until tanh(c) goes there
+    xp.tanh(c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=h)
+
+
+def lstm_step_backward(grad_t: Any, dhc: Any, a: Any, tanh_c: Any, c_prev: Any, d: Any,
+                       d_all: Any, t: int) -> None:
+    """LSTM backward step (``lstm_step``'s arrays): ``dh, dc += grad_t``;
+    ``dc += dh * o * (1 - tanh_c^2)``; the gate gradients into ``d_all[:, t]``:
+    ``do = dh * tanh_c * o(1-o)``, ``di = dc * g * i(1-i)``, ``df = dc * c_prev * f(1-f)``,
+    ``dg = dc * i * (1-g^2)``; then ``dc *= f`` (dc_{t-1}). ``dh`` is left for the caller's
+    ``W_hh^T d`` to overwrite.
+
+    ``dhc`` (2H, N) is dh above dc; ``d_all`` (4H, T, N); ``d`` (4H, N) is scratch: NumPy's
+    calls run several times faster on it than on the strided ``d_all[:, t]``, which gets a copy.
+
+    Example: ``lstm_step_backward(grad[t], dhc, gates[t], tanh_c[t], cs[t], d, d_all, t)``
+    """
+    xp = xp_of(a)
+    hid = tanh_c.shape[0]
+    o, i, f, g = a[:hid], a[hid:2 * hid], a[2 * hid:3 * hid], a[3 * hid:]
+    dh, dc, tmp = dhc[:hid], dhc[hid:], d[3 * hid:]  # tmp: dg's rows, not yet written
+    dhc += grad_t
+    xp.multiply(tanh_c, tanh_c, out=tmp)              # dc += dh * o * (1 - tanh(c)^2)
+    xp.subtract(1, tmp, out=tmp)
+    tmp *= o
+    tmp *= dh
+    dc += tmp
+    xp.multiply(a, a, out=d)                          # sigmoid' = s - s^2, tanh' = 1 - g^2
+    xp.subtract(a[:3 * hid], d[:3 * hid], out=d[:3 * hid])
+    xp.subtract(1, d[3 * hid:], out=d[3 * hid:])
+    d[:hid] *= tanh_c                                 # do = dh * tanh(c) * o'
+    d[:hid] *= dh
+    d[hid:2 * hid] *= g                               # di, df, dg = dc * (g i', c_{t-1} f', i g')
+    d[2 * hid:3 * hid] *= c_prev
+    d[3 * hid:] *= i
+    d_ifg = d[hid:].reshape(3, hid, -1)
+    d_ifg *= dc
+    dc *= f
+    d_all[:, t] = d
+
+
+def gru_step(a: Any, hg: Any, b_hn: Any, h_prev: Any, h: Any) -> None:
+    """GRU forward step, gates r, z, n with the r and z rows' weights halved:
+    ``hg_n += b_hn``; ``r, z = (tanh(a_rz + hg_rz) + 1) / 2``; ``n = tanh(a_n + r * hg_n)``;
+    ``h = n + z * (h_prev - n)``.
+
+    ``a`` (3H, N) holds x_t W_ih^T (+ the input-side biases) and is activated in place; ``hg``
+    (3H, N) is h_{t-1} W_hh^T, its n rows kept (with ``b_hn`` (H, 1), or None) for backward.
+
+    Example: ``gru_step(gates[t], hh[t], b_hn, hs[t], hs[t + 1])``
+    """
+    xp = xp_of(a)
+    hid = h.shape[0]
+    if b_hn is not None:
+        hg[2 * hid:] += b_hn
+    rz = a[:2 * hid]
+    rz += hg[:2 * hid]
+    xp.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
+    r, z, n = a[:hid], a[hid:2 * hid], a[2 * hid:]
+    n += xp.multiply(r, hg[2 * hid:], out=h)          # h: scratch until h_t goes there
+    xp.tanh(n, out=n)
+    xp.subtract(h_prev, n, out=h)                     # h_t = n + z * (h_{t-1} - n)
+    h *= z
+    xp.add(n, h, out=h)
+
+
+def gru_step_backward(grad_t: Any, dh: Any, a: Any, hn: Any, h_prev: Any, d: Any,
+                      dhh: Any) -> None:
+    """GRU backward step (``gru_step``'s arrays): ``dh += grad_t``;
+    ``dn = dh (1 - z) (1 - n^2)``, ``dr = dn hn r(1-r)``, ``dz = dh (h_prev - n) z(1-z)`` into
+    ``d`` (3H, N), the hidden side's ``[dr, dz, dn r]`` into ``dhh``; then ``dh *= z`` (the
+    caller adds ``W_hh^T dhh`` for dh_{t-1}).
+
+    Example: ``gru_step_backward(grad[t], dh, gates[t], hn[t], hs[t], d, dhh)``
+    """
+    xp = xp_of(a)
+    hid = dh.shape[0]
+    r, z, n = a[:hid], a[hid:2 * hid], a[2 * hid:]
+    dr, dz, dn = d[:hid], d[hid:2 * hid], d[2 * hid:]
+    tmp = dhh[2 * hid:]                               # scratch until dn * r goes there
+    dh += grad_t
+    xp.multiply(a, a, out=d)                          # sigmoid' = s - s^2, tanh' = 1 - n^2
+    xp.subtract(a[:2 * hid], d[:2 * hid], out=d[:2 * hid])
+    xp.subtract(1, dn, out=dn)
+    xp.subtract(1, z, out=tmp)                        # dn = dh (1 - z) tanh'
+    tmp *= dh
+    dn *= tmp
+    dr *= hn                                          # dr = dn (W_hn h + b_hn) r'
+    dr *= dn
+    xp.subtract(h_prev, n, out=tmp)                   # dz = dh (h_{t-1} - n) z'
+    tmp *= dh
+    dz *= tmp
+    dhh[:2 * hid] = d[:2 * hid]
+    xp.multiply(dn, r, out=dhh[2 * hid:])
+    dh *= z
