@@ -121,12 +121,14 @@ class NLFit:
 
     label = "nl.fit"
 
-    def __init__(self, cfg: Config, opt: str, X, y, seed: int = 0) -> None:
+    def __init__(self, cfg: Config, opt: str, X, y, seed: int = 0,
+                 load_kernels: bool = True) -> None:
         import neuralab as nl
         from neuralab import kernels
-        # steady state: numba's kernels loaded, as after a process's first large job (a
-        # fresh process's first small fits run on NumPy instead: same bits, see kernels.py)
-        kernels.numba_module()
+        if load_kernels:
+            # steady state: numba's kernels loaded, as after a process's first large job (a
+            # fresh process's first small fits run on NumPy instead: same bits, kernels.py)
+            kernels.numba_module()
         self.nl, self.cfg, self.X, self.y = nl, cfg, X, y
         self.model = _nl_model(cfg, seed)
         self.opt = _nl_opt(self.model, opt)

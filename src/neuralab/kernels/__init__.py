@@ -28,7 +28,6 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from typing import Any, Callable
@@ -76,23 +75,44 @@ def _use_numba() -> bool:
     return _compiled() is not None
 
 
-@contextlib.contextmanager
-def deferred(work: float) -> Any:
+class deferred:
     """A job of ``work`` parameter values x optimizer steps: inside, ``active()`` and
     ``numba_module()`` do not import numba while this job and the deferred ones before it
     add up to less than ``WORTH_LOADING``; they give numba's kernels if it is already
-    imported, the NumPy reference otherwise (the same bits).
+    imported, the NumPy reference otherwise (the same bits). ``add`` counts work found out
+    on the way (batches of unknown number).
 
     Example: ``with kernels.deferred(n_values * steps): train()   # a small job never waits``
     """
-    global _deferring, _deferred_work
-    _deferred_work += float(work)
-    defer = _deferred_work < WORTH_LOADING  # small jobs that add up load numba in the end
-    _deferring += defer
-    try:
-        yield
-    finally:
-        _deferring -= defer
+
+    def __init__(self, work: float = 0.0) -> None:
+        self._work, self._holding = float(work), False
+
+    def __enter__(self) -> "deferred":
+        global _deferring
+        self._holding = True
+        _deferring += 1
+        self.add(self._work)
+        return self
+
+    def add(self, work: float) -> bool:
+        """Count ``work`` more; True when that lifts the deferral (numba may load from now on).
+
+        Example: ``if job.add(n_values * batches_done): ...   # set numba's threads now``
+        """
+        global _deferring, _deferred_work
+        _deferred_work += float(work)
+        if self._holding and _deferred_work >= WORTH_LOADING:  # small jobs add up, too
+            self._holding = False
+            _deferring -= 1
+            return True
+        return False
+
+    def __exit__(self, *exc: Any) -> None:
+        global _deferring
+        if self._holding:
+            self._holding = False
+            _deferring -= 1
 
 
 def numba_module() -> Any:

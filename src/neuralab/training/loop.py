@@ -446,8 +446,8 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
         dist.begin(model, optimizer)
     # NOTE: a job of few parameter updates never waits ~0.5 s for numba's import (its
     # kernels would save less); the NumPy reference gives the same bits (neuralab.kernels)
-    work = (sum(p.data.size for p in model.parameters()) * steps * max(int(epochs), 1)
-            if steps else kernels.WORTH_LOADING)  # batches of unknown number: maybe a big job
+    n_values = sum(p.data.size for p in model.parameters())
+    small_job = kernels.deferred(n_values * steps * max(int(epochs), 1) if steps else 0)
     # NOTE: momentum and Adam buffers of weights whose gradient stays zero decay into
     # denormal floats, which the CPU computes far slower; flushing them to zero (as
     # TensorFlow and JAX do) saves much of the optimizer's time (benchmarks/README.md).
@@ -455,7 +455,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
     on_batch_end = cbs.on_batch_end  # looked up once: CallbackList builds the hook on each lookup
     scope = contextlib.ExitStack()
     try:
-        scope.enter_context(kernels.deferred(work))
+        scope.enter_context(small_job)
         scope.enter_context(threads)
         scope.enter_context(denormals)
         for epoch in range(int(epochs)):
@@ -466,6 +466,7 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
             for m in train_metrics:
                 m.reset()
             total, count = 0.0, 0.0
+            batch = -1
             for batch, (xb, yb, wb) in enumerate(train_batches):
                 if dev != "cpu" and not raw_batches:
                     xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
@@ -482,6 +483,9 @@ def fit(model: Any, X: Any, y: Any = None, *, loss: str | Callable = "cross_entr
                     run.stop_training = dist.any_rank(run.stop_training)
                 if run.stop_training:
                     break
+            if not steps and small_job.add(n_values * (batch + 1)):  # batches of unknown number
+                threads.__exit__(None, None, None)  # numba may load now: its thread count as
+                threads.__enter__()                 # the policy sets it
             if dist is not None:
                 total, count = dist.reduce_scores(total, count, train_metrics, model)
             logs = {"loss": total / count if count else float("nan")}
