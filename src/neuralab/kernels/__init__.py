@@ -46,8 +46,8 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # NOTE: parameter values x optimizer steps from which a fit imports numba. Loading it costs
 # 0.52 s in a fresh process with a warm cache (benchmarks/kernels.py); the fused Adam saves
 # about 1.9 ns per value and step (4.49 -> 1.02 ms a step for 1.86M values), SGD 0.3 ns, so
-# 3e8 is where Adam breaks even. The digits net of the README (9,610 values, 1,540 steps)
-# is 1.5e7: it never waits for numba; one epoch of the mnist benchmark net is 4.2e7.
+# 3e8 is where Adam breaks even. The digits net of the README (9,610 values, under 2,000
+# steps) is under 2e7: it never waits for numba; one epoch of the mnist benchmark net is 4.2e7.
 WORTH_LOADING = 3e8
 _deferring = 0  # how many deferred() blocks keep numba unloaded now (fit inside fit: each counts)
 _deferred_work = 0.0  # the work of every deferred() job of this process so far
