@@ -86,6 +86,22 @@ class Function:
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what kernels' loops take
 
 
+def _kernels_for(training: bool, *arrays: Any) -> Any:
+    """The module whose fused kernels (``neuralab.kernels``) an op runs on these arrays.
+
+    Training (a forward that records a graph, and backward) takes ``kernels.active()``, the
+    optimizers' choice, made alike in every process; inference takes numba's only once it is
+    loaded (a first prediction never waits for its import); CuPy arrays, other dtypes and
+    non-contiguous arrays take the NumPy reference. Every kernel gives its reference's bits,
+    so the choice never changes a result.
+    """
+    if not kernels.usable(*arrays):
+        return numpy_ref
+    if training or kernels.loaded():
+        return kernels.active()
+    return numpy_ref
+
+
 def _shape_error(op: str, a: Any, b: Any) -> ValueError:
     return ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} are not compatible")
 
@@ -820,8 +836,8 @@ class CrossEntropy(Function):
         # a step needs the kernels the optimizers use (kernels.active(): the same choice in
         # every process); a loss computed without a graph must not wait for numba's import
         # (the bits are the same either way: the kernel's exps and logs are NumPy's)
-        k = kernels.active() if _tensor._grad_mode.enabled or kernels.loaded() else numpy_ref
         z = np.ascontiguousarray(z)
+        k = _kernels_for(_tensor._grad_mode.enabled, z)
         dz, losses = np.empty_like(z), np.empty(z.shape[0], z.dtype)
         k.softmax_xent(z, t, z.dtype.type(1), dz, losses)  # times 1: backward scales
         self.dz, self.reduction, self.single, self.denom = dz, reduction, single, z.shape[0]
@@ -1030,7 +1046,7 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: input {x.shape} is smaller than the (dilated) kernel {weight.shape[2:]}")
         self.xpad = xp.zeros((c, h + pt + pb, w + pl + pr, n), dtype=x.dtype)
         self.xpad[:, pt:pt + h, pl:pl + w] = x.transpose(1, 2, 3, 0)
-        self.copies = _conv_copies(self.xpad)
+        self.copies = _kernels_for(_tensor._grad_mode.enabled, self.xpad)  # im2col, col2im
         self.wmat = weight.reshape(groups, o // groups, cg * kh * kw)
         self.wshape, self.out_hw, self.has_bias = weight.shape, (ho, wo), bool(bias)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
@@ -1080,16 +1096,6 @@ class Conv2d(Function):
         if self.has_bias:
             return dx, dw, g.reshape(o, -1).sum(axis=1)
         return dx, dw
-
-
-def _conv_copies(x: Any) -> Any:
-    """The module whose im2col/col2im Conv2d runs: numba's (``kernels.active()``) for NumPy
-    float arrays, while recording a graph or once numba is loaded (a first prediction does not
-    wait for its import); else ``numpy_ref`` (CuPy arrays included). Pure copies and tap-ordered
-    sums, so both give the same bits."""
-    if kernels.usable(x) and (_tensor._grad_mode.enabled or kernels.loaded()):
-        return kernels.active()
-    return kernels.numpy_ref
 
 
 class MaxPool2d(Function):
@@ -1233,21 +1239,6 @@ def _scratch(ws, name, shape, dtype, xp):
     return ws[key]
 
 
-def _cell_kernels(training: bool, *arrays: Any) -> Any:
-    """The module whose recurrent step functions (``lstm_step``, ...) run on these arrays.
-
-    Training (a forward that records a graph, and backward) takes ``kernels.active()``, chosen
-    alike in every process so a resumed run repeats the original's bits; inference takes
-    numba's only once it is loaded (no wait for its import); CuPy arrays and mixed dtypes take
-    the NumPy reference. Both give the same bits.
-    """
-    if not kernels.usable(*arrays):
-        return numpy_ref
-    if training or kernels.loaded():
-        return kernels.active()
-    return numpy_ref
-
-
 def _sigmoid(z):
     # 0.5 (1 + tanh(z/2)) equals 1 / (1 + e**-z) and never overflows.
     return 0.5 * (1 + xp_of(z).tanh(0.5 * z))
@@ -1365,7 +1356,7 @@ class LSTMSequence(Function):
         hs[0], cs[0] = h0.T, c0.T
         tanh_c = _scratch(ws, "tanh_c", (t_len, hid, n), x.dtype, xp)
         hz = xp.empty((4 * hid, n), dtype=x.dtype)
-        k = _cell_kernels(_tensor._grad_mode.enabled, gates, hc, *([] if bias is None else [bias]))
+        k = _kernels_for(_tensor._grad_mode.enabled, gates, hc, *([] if bias is None else [bias]))
         for t in range(t_len):
             xp.matmul(w_hh_half, hs[t], out=hz)
             # the step's elementwise part: gates activated in place, c_t, tanh(c_t), h_t
@@ -1389,7 +1380,7 @@ class LSTMSequence(Function):
         d_all = _scratch(self.ws, "d_all", (4 * hid, t_len, n), grad.dtype, xp)
         dhc = xp.zeros((2 * hid, n), dtype=grad.dtype)         # dh above dc, as the output's h and c
         dh, dc = dhc[:hid], dhc[hid:]
-        k = _cell_kernels(True, grad, dhc, d_all, self.gates)
+        k = _kernels_for(True, grad, dhc, d_all, self.gates)
         for t in range(t_len - 1, -1, -1):
             # the gate gradients into d_all[:, t], dc_{t-1} into dc
             k.lstm_step_backward(grad[t], dhc, self.gates[t], self.tanh_c[t], self.cs[t], d, d_all, t)
@@ -1448,7 +1439,7 @@ class GRUSequence(Function):
         hs[0] = h0.T
         hh = _scratch(ws, "hh", gates.shape, x.dtype, xp)     # W_hh h per step; backward needs its n rows
         b_hn = xp.ascontiguousarray(biases[1][2 * hid:, None]) if biases else None
-        k = _cell_kernels(_tensor._grad_mode.enabled, gates, hs, hh, *([] if b_hn is None else [b_hn]))
+        k = _kernels_for(_tensor._grad_mode.enabled, gates, hs, hh, *([] if b_hn is None else [b_hn]))
         for t in range(t_len):
             xp.matmul(w_hh_half, hs[t], out=hh[t])
             # the step's elementwise part: gates activated in place, h_t
@@ -1471,7 +1462,7 @@ class GRUSequence(Function):
         db_ih, db_hh = xp.zeros(3 * hid, dtype=grad.dtype), xp.zeros(3 * hid, dtype=grad.dtype)
         dx = xp.empty((t_len, n, self.xt.shape[1]), dtype=grad.dtype) if self.needs_grad(0) else None
         dh, tmp = xp.zeros((hid, n), dtype=grad.dtype), xp.empty((hid, n), dtype=grad.dtype)
-        k = _cell_kernels(True, grad, dh, self.gates)
+        k = _kernels_for(True, grad, dh, self.gates)
         for t in range(t_len - 1, -1, -1):
             # d and dhh of this step; dh becomes dh * z, the first part of dh_{t-1}
             k.gru_step_backward(grad[t], dh, self.gates[t], self.hn[t], self.hs[t], d, dhh)
