@@ -44,6 +44,36 @@ def test_conv2d_matches_torch(stride, padding, dilation, groups, bias, band, mon
         close(B.grad, tb.grad, "db")
 
 
+@pytest.mark.parametrize("band", [None, 1])
+def test_conv2d_workspace_gives_the_same_bits_with_graphs_alive(band, monkeypatch):
+    # nn.Conv2d passes a workspace so that its band buffers are reused from call to call
+    # (bands of different sizes, forwards and backwards interleaved): the same bits as fresh arrays
+    if band:
+        monkeypatch.setattr(nl.functions.Conv2d, "CHUNK", band)
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(3, 4, 7, 6)) for _ in range(2)]
+    w, b = rng.normal(size=(6, 2, 3, 3)), rng.normal(size=6)
+    gs = [rng.normal(size=(3, 6, 7, 6)) for _ in range(2)]
+
+    def forward(x, ws):
+        X, W, B = t64(x), t64(w), t64(b)
+        return X, W, B, F.conv2d(X, W, B, 1, 1, 1, 2, workspace=ws)
+
+    ws = nl.functions.Workspace()
+    live = [forward(x, ws) for x in xs]
+    for (_, _, _, y), g in reversed(list(zip(live, gs))):
+        y.backward(g)
+    assert len(ws) >= 2  # the buffers were kept for the next call
+    again = forward(xs[0], ws)  # a third call reuses them
+    again[3].backward(gs[0])
+    for got, x, g in ((live[0], xs[0], gs[0]), (live[1], xs[1], gs[1]), (again, xs[0], gs[0])):
+        ref = forward(x, None)
+        ref[3].backward(g)
+        assert np.array_equal(got[3].data, ref[3].data)
+        for a, r in zip(got[:3], ref[:3]):  # dx, dw, db
+            assert np.array_equal(np.asarray(a.grad), np.asarray(r.grad))
+
+
 @pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 0, 1, 1), (2, 2, 1, 1), (1, "same", 3, 2), (3, 1, 2, 1)])
 def test_conv1d_matches_torch(stride, padding, dilation, groups):
     rng = np.random.default_rng(1)

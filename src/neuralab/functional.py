@@ -384,8 +384,9 @@ def _conv_padding(padding: Any, kernel: tuple, dilation: tuple, stride: tuple) -
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
-           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
-    """2-D convolution of (N, C, H, W) with weight (O, C/groups, kh, kw), as PyTorch's.
+           padding: Any = 0, dilation: Any = 1, groups: int = 1, *, workspace: Any = None) -> Tensor:
+    """2-D convolution of (N, C, H, W) with weight (O, C/groups, kh, kw), as PyTorch's;
+    ``workspace`` (a ``functions.Workspace``, as ``nn.Conv2d`` keeps) reuses scratch arrays.
 
     Example: ``F.conv2d(x, w, b, stride=2, padding=1)  # x (8, 3, 32, 32), w (16, 3, 3, 3) -> (8, 16, 16, 16)``
     """
@@ -394,7 +395,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     stride, dilation = _tuple(stride, 2, "stride"), _tuple(dilation, 2, "dilation")
     pads = _conv_padding(padding, weight.shape[2:], dilation, stride)
     extra = () if bias is None else (bias,)
-    return fn.Conv2d.apply(x, weight, *extra, stride=stride, padding=pads, dilation=dilation, groups=groups)
+    return fn.Conv2d.apply(x, weight, *extra, stride=stride, padding=pads, dilation=dilation, groups=groups,
+                           workspace=workspace)
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from .. import functions as fn
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -87,7 +88,10 @@ class Conv2d(_ConvNd):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d expects input of shape (N, {self.in_channels}, H, W), got {x.shape}")
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # the op's band buffers stay with the layer for its next call (no fresh pages each step)
+        ws = self.__dict__.setdefault("_workspace", fn.Workspace())
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                        workspace=ws)
 
 
 class _Pool(Module):
