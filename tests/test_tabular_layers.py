@@ -104,6 +104,33 @@ def test_parametric_activation_and_ops_match_torch():
         _compare(act(x), xt + (tf(xt) - xt) * w, [act.weight], [w], x, xt)
 
 
+@pytest.mark.parametrize("name", ["selu", "mish", "relu"])
+def test_fused_parametric_activation_equals_the_composite_ops_and_gradchecks(name):
+    # functions.ParametricActivation (one node) against x + (f(x) - x) * w built from the ops,
+    # on an ensemble-shaped (k, N, F) float64 input, and by finite differences in x and w
+    rng = np.random.default_rng(9)
+    xv = rng.standard_normal((2, 5, 3)) * 3
+    act = _to64(nn.ParametricActivation(name, 3))
+    act.weight.data[...] = [0.5, 1.0, -2.0]
+    g = rng.standard_normal(xv.shape)
+    x1 = nl.tensor(xv, dtype=np.float64, requires_grad=True)
+    fused = act(x1)
+    fused.backward(g)
+    dx1, dw1 = x1.grad.copy(), act.weight.grad.copy()
+    act.zero_grad()
+    x2 = nl.tensor(xv, dtype=np.float64, requires_grad=True)
+    comp = x2 + (F.get_activation(name)(x2) - x2) * act.weight
+    comp.backward(g)
+    assert type(fused._ctx).__name__ == "ParametricActivation"  # the fused node ran
+    np.testing.assert_allclose(fused.data, comp.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx1, x2.grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw1, act.weight.grad, rtol=1e-12, atol=1e-12)
+    xg = nl.tensor(xv + 0.1, dtype=np.float64, requires_grad=True)  # off ReLU's kink
+    assert nl.gradcheck(lambda x, w: nl.functions.ParametricActivation.apply(
+        x, w, inner=getattr(nl.functions, {"selu": "SELU", "mish": "Mish", "relu": "ReLU"}[name])),
+        xg, act.weight)
+
+
 @pytest.mark.parametrize("fn", [F.cos, F.selu, F.mish, F.smooth_clip])
 def test_new_ops_gradcheck_float64(fn):
     x = nl.tensor(np.random.default_rng(7).standard_normal((4, 5)) * 2, dtype=np.float64,

@@ -1545,6 +1545,35 @@ class SELU(Function):
         return (grad * self.d,)
 
 
+class ParametricActivation(Function):
+    """RealMLP's parametric activation: x + w * (f(x) - x), one weight per feature (last axis),
+    f an elementwise Function (``inner``: SELU, Mish, ReLU, ...) whose own backward is reused:
+
+        dx = grad * (1 - w) + f'(x) * (grad * w);   dw = grad * (f(x) - x)  (summed by the engine)
+
+    NOTE: one node instead of four (f, a subtraction, a product, a sum) and their backward
+    passes: forward + backward of (256, 256) float32 (a RealMLP block), SELU 908 -> 580 us,
+    Mish 1200 -> 775 us (2 cores, a second job running).
+
+    Example: ``ParametricActivation.apply(x, w, inner=SELU)`` (what ``nn.ParametricActivation`` calls)
+    """
+
+    def forward(self, x, w, inner=None):
+        self.inner = inner()
+        diff = self.inner.forward(x) - x  # not in place: f may keep its output for its backward
+        out = diff * w
+        out += x
+        self.diff, self.w = diff, w
+        return out
+
+    def backward(self, grad):
+        gw = grad * self.w
+        dx = self.inner.backward(gw)[0]
+        dx += grad
+        dx -= gw
+        return dx, grad * self.diff
+
+
 class Mish(Function):
     """x * tanh(softplus(x)) (Misra, 2019); d/dx = tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)**2).
 

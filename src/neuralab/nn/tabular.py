@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import functional as F
+from .. import functions as fn
 from ..tensor import Tensor, no_grad
 from . import init as nn_init
 from .container import ModuleList
@@ -320,6 +321,10 @@ class CategoricalEmbedding(Module):
         return f"cardinalities={self.cardinalities}, dim={self.dim}"
 
 
+# activations whose Function the fused parametric form reuses (others: the composite ops)
+_FUSED_ACTIVATIONS = {"selu": fn.SELU, "mish": fn.Mish, "relu": fn.ReLU}
+
+
 class ParametricActivation(Module):
     """x + weight * (f(x) - x), one weight per unit initialised to 1 (RealMLP's parametric act).
 
@@ -340,8 +345,12 @@ class ParametricActivation(Module):
         self.weight = Parameter(nn_init.ones((self.n_features,))) if parametric else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self._f(x)
-        return y if self.weight is None else x + (y - x) * self.weight
+        if self.weight is None:
+            return self._f(x)
+        inner = _FUSED_ACTIVATIONS.get(self.activation)
+        if inner is not None and isinstance(x, Tensor):  # one node (functions.ParametricActivation)
+            return fn.ParametricActivation.apply(x, self.weight, inner=inner)
+        return x + (self._f(x) - x) * self.weight
 
     def extra_repr(self) -> str:
         return f"{self.activation!r}, {self.n_features}, parametric={self.parametric}"
