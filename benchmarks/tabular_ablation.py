@@ -35,6 +35,7 @@ VARIANTS = {
     "relu": {"activation": "relu"},
     "epochs_64": {"n_epochs": 64},
     "ensemble_4": {"n_ensemble": 4},
+    "bags_3": {"n_bags": 3},
 }
 
 
