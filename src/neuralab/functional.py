@@ -400,8 +400,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
-           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
-    """1-D convolution of (N, C, L) with weight (O, C/groups, k): a conv2d of height 1.
+           padding: Any = 0, dilation: Any = 1, groups: int = 1, *, workspace: Any = None) -> Tensor:
+    """1-D convolution of (N, C, L) with weight (O, C/groups, k): a conv2d of height 1
+    (``workspace`` as in ``conv2d``).
 
     Example: ``F.conv1d(x, w, padding=1)  # x (8, 1, 40), w (32, 1, 3) -> (8, 32, 40)``
     """
@@ -416,7 +417,8 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     extra = () if bias is None else (bias,)
     x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
     w4 = weight.reshape(weight.shape[0], weight.shape[1], 1, weight.shape[2])
-    out = fn.Conv2d.apply(x4, w4, *extra, stride=(1, s), padding=pads, dilation=(1, d), groups=groups)
+    out = fn.Conv2d.apply(x4, w4, *extra, stride=(1, s), padding=pads, dilation=(1, d), groups=groups,
+                          workspace=workspace)
     return out.reshape(out.shape[0], out.shape[1], out.shape[3])
 
 

@@ -75,7 +75,9 @@ class Conv1d(_ConvNd):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 3 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv1d expects input of shape (N, {self.in_channels}, L), got {x.shape}")
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        ws = self.__dict__.setdefault("_workspace", fn.Workspace())  # as Conv2d's
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                        workspace=ws)
 
 
 class Conv2d(_ConvNd):
