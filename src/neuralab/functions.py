@@ -1568,9 +1568,9 @@ class ParametricActivation(Function):
 
     def backward(self, grad):
         gw = grad * self.w
-        dx = self.inner.backward(gw)[0]
-        dx += grad
-        dx -= gw
+        # summed in the order the engine adds the four ops' parts, so the same bits as they give
+        dx = grad - gw
+        dx += self.inner.backward(gw)[0]
         return dx, grad * self.diff
 
 
