@@ -1552,8 +1552,8 @@ class ParametricActivation(Function):
         dx = grad * (1 - w) + f'(x) * (grad * w);   dw = grad * (f(x) - x)  (summed by the engine)
 
     NOTE: one node instead of four (f, a subtraction, a product, a sum) and their backward
-    passes: forward + backward of (256, 256) float32 (a RealMLP block), SELU 908 -> 580 us,
-    Mish 1200 -> 775 us (2 cores, a second job running).
+    passes: forward + backward of (256, 256) float32 (a RealMLP block), SELU 853-878 -> 628-635
+    us, Mish 1176-1204 -> 984-987 us (A/B, quiet 2-core machine); the four ops' bits exactly.
 
     Example: ``ParametricActivation.apply(x, w, inner=SELU)`` (what ``nn.ParametricActivation`` calls)
     """
