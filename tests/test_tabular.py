@@ -156,6 +156,22 @@ def test_presets_and_lazy_names():
     assert PRESETS["default"]["n_epochs"] == 256
 
 
+def test_the_default_ensemble_size_follows_the_table_size():
+    from neuralab.estimators.tabular import auto_members
+    assert [auto_members(n) for n in (1, 300, 2_500, 2_501, 3_334, 5_000, 5_001, 10**6)] == \
+        [4, 4, 4, 3, 2, 2, 1, 1]
+    df, y = mixed_table(150)
+    est = nl.TabularClassifier(**FAST).fit(df, y)  # the default preset: n_ensemble="auto"
+    assert est.n_ensemble_ == 4 and est.networks_[0].k == 4
+    assert est.predict_proba(df).shape == (150, 2)
+    one = nl.TabularClassifier(**FAST, n_ensemble=1).fit(df, y)
+    assert one.n_ensemble_ == 1 and one.networks_[0].k == 1
+    assert nl.TabularClassifier(**FAST, preset="fast").fit(df, y).networks_[0].k == 1
+    for bad in ("four", 0):
+        with pytest.raises(ValueError, match="n_ensemble must be a positive integer or 'auto'"):
+            nl.TabularClassifier(**FAST, n_ensemble=bad).fit(df, y)
+
+
 def test_info_command_shows_the_estimator(tmp_path):
     from click.testing import CliRunner
 

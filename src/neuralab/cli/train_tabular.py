@@ -152,7 +152,7 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
 
 def _networks(est: Any) -> str:
     """What a preset trains, in words: "1 network" or "4-member ensemble x 3 bags"."""
-    k, bags = int(est._setting("n_ensemble")), int(est._setting("n_bags"))
+    k, bags = int(est.n_ensemble_), int(est._setting("n_bags"))
     one = "1 network" if k == 1 else f"{k}-member ensemble"
     return one if bags == 1 else f"{one} x {bags} bags"
 

@@ -8,7 +8,9 @@ missing values, or a NumPy array.
 
 Presets (fit times measured on 2 CPU cores for a 10,000 x 20 table; see docs/tabular.md):
     "fast": 32 epochs, one network.
-    "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units, one network.
+    "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; a TabM-style ensemble of
+        k = min(4, 10,000 // rows) members (one network from 5,001 rows), so a fit takes
+        about as long as one network's on 10,000 rows.
     "best": the default network as a k=4 TabM-style ensemble, bagged over 3 folds.
 
 Example:
@@ -35,9 +37,20 @@ __all__ = ["TabularClassifier", "TabularRegressor", "TableEncoder"]
 
 PRESETS = {
     "fast": {"n_epochs": 32, "n_ensemble": 1, "n_bags": 1},
-    "default": {"n_epochs": 256, "n_ensemble": 1, "n_bags": 1},
+    "default": {"n_epochs": 256, "n_ensemble": "auto", "n_bags": 1},
     "best": {"n_epochs": 256, "n_ensemble": 4, "n_bags": 3},
 }
+# "auto" members: as many as fit in the time one network takes on 10,000 rows (at most 4),
+# so a small table gets the ensemble and a fit never takes longer than a 10,000-row one's.
+AUTO_ROWS = 10_000
+
+
+def auto_members(n_rows: int) -> int:
+    """The ensemble size ``n_ensemble="auto"`` picks for a table of ``n_rows`` rows.
+
+    Example: ``auto_members(1_000), auto_members(4_000), auto_members(20_000)  # (4, 2, 1)``
+    """
+    return max(1, min(4, AUTO_ROWS // max(int(n_rows), 1)))
 _DATE_PARTS = ("year", "month", "day", "weekday")
 
 
@@ -361,7 +374,8 @@ _PARAMS_DOC = """
         preset: "fast", "default" or "best" (see the module docstring); the explicit
             arguments below override it when not None.
         n_epochs: training epochs (RealMLP-TD: 256); the best validation epoch is kept.
-        n_ensemble: k members of a TabM-style ensemble (``nn.EnsembleLinear``), one forward.
+        n_ensemble: k members of a TabM-style ensemble (``nn.EnsembleLinear``), one forward;
+            "auto" (the default preset): min(4, 10,000 // rows), at least 1.
         n_bags: bag over this many cross-validation folds of the training data (each fold
             validates its own model); 1: one split with ``validation_fraction``.
         batch_size: rows per step (256).
@@ -389,7 +403,7 @@ class _TabularBase(BaseEstimator):
     _task = "classification"
 
     def __init__(self, preset: str = "default", *, n_epochs: int | None = None,
-                 n_ensemble: int | None = None, n_bags: int | None = None, batch_size: int = 256,
+                 n_ensemble: int | str | None = None, n_bags: int | None = None, batch_size: int = 256,
                  hidden: Sequence[int] = (256, 256, 256), activation: str | None = None,
                  lr: float | None = None, betas: tuple[float, float] = (0.9, 0.95),
                  lr_schedule: str = "coslog4", weight_decay: float = 0.02,
@@ -493,6 +507,12 @@ class _TabularBase(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         bags = int(self._setting("n_bags"))
         epochs = int(self._setting("n_epochs"))
+        k = self._setting("n_ensemble")
+        if k == "auto":
+            k = auto_members(len(table))
+        elif isinstance(k, str) or int(k) < 1:
+            raise ValueError(f"n_ensemble must be a positive integer or 'auto', got {k!r}")
+        self.n_ensemble_ = int(k)  # the members each network has
         if validation_data is not None and bags == 1:
             X_val, y_val = validation_data
             Z_val = encoder.transform(self._table(X_val, reset=False))
@@ -559,7 +579,7 @@ class _TabularBase(BaseEstimator):
                    extra_callbacks: Sequence[Callback] | None = None) -> tuple:
         from .. import nn, optim  # noqa: PLC0415
         from ..training import fit  # noqa: PLC0415
-        k = int(self._setting("n_ensemble"))
+        k = self.n_ensemble_
         epochs = int(self._setting("n_epochs"))
         n_num, n_bin, cards = self._encoder().layout()
         activation = self.activation or ("selu" if self._task == "classification" else "mish")
