@@ -158,8 +158,7 @@ def test_presets_and_lazy_names():
 
 def test_the_default_ensemble_size_follows_the_table_size():
     from neuralab.estimators.tabular import auto_members
-    assert [auto_members(n) for n in (1, 300, 2_500, 2_501, 3_334, 5_000, 5_001, 10**6)] == \
-        [4, 4, 4, 3, 2, 2, 1, 1]
+    assert [auto_members(n) for n in (1, 300, 2_500, 2_501, 5_000, 10**6)] == [4, 4, 4, 1, 1, 1]
     df, y = mixed_table(150)
     est = nl.TabularClassifier(**FAST).fit(df, y)  # the default preset: n_ensemble="auto"
     assert est.n_ensemble_ == 4 and est.networks_[0].k == 4

@@ -8,9 +8,8 @@ missing values, or a NumPy array.
 
 Presets (fit times measured on 2 CPU cores for a 10,000 x 20 table; see docs/tabular.md):
     "fast": 32 epochs, one network.
-    "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; a TabM-style ensemble of
-        k = min(4, 10,000 // rows) members (one network from 5,001 rows), so a fit takes
-        about as long as one network's on 10,000 rows.
+    "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; on up to 2,500 rows a
+        TabM-style ensemble of 4 members (about the time one network takes on 10,000 rows).
     "best": the default network as a k=4 TabM-style ensemble, bagged over 3 folds.
 
 Example:
@@ -40,17 +39,19 @@ PRESETS = {
     "default": {"n_epochs": 256, "n_ensemble": "auto", "n_bags": 1},
     "best": {"n_epochs": 256, "n_ensemble": 4, "n_bags": 3},
 }
-# "auto" members: as many as fit in the time one network takes on 10,000 rows (at most 4),
-# so a small table gets the ensemble and a fit never takes longer than a 10,000-row one's.
-AUTO_ROWS = 10_000
+# "auto" members: 4 where they cost no more than one network on 10,000 rows (a member costs
+# about as much as a network: ~4.2x one network's time for k = 4, 1,600 training rows), else
+# 1. On validation folds k = 4 beat one network on 10 of 12 tables; k = 2 helped on none of 4
+# (benchmarks/tabular_ablation.py, docs/tabular.md), so there is no step between.
+AUTO_MEMBERS, AUTO_MAX_ROWS = 4, 2_500
 
 
 def auto_members(n_rows: int) -> int:
-    """The ensemble size ``n_ensemble="auto"`` picks for a table of ``n_rows`` rows.
+    """The ensemble size ``n_ensemble="auto"`` picks for a table of ``n_rows`` training rows.
 
-    Example: ``auto_members(1_000), auto_members(4_000), auto_members(20_000)  # (4, 2, 1)``
+    Example: ``auto_members(1_000), auto_members(2_501)  # (4, 1)``
     """
-    return max(1, min(4, AUTO_ROWS // max(int(n_rows), 1)))
+    return AUTO_MEMBERS if int(n_rows) <= AUTO_MAX_ROWS else 1
 _DATE_PARTS = ("year", "month", "day", "weekday")
 
 
@@ -375,7 +376,7 @@ _PARAMS_DOC = """
             arguments below override it when not None.
         n_epochs: training epochs (RealMLP-TD: 256); the best validation epoch is kept.
         n_ensemble: k members of a TabM-style ensemble (``nn.EnsembleLinear``), one forward;
-            "auto" (the default preset): min(4, 10,000 // rows), at least 1.
+            "auto" (the default preset): 4 on up to 2,500 rows, else 1.
         n_bags: bag over this many cross-validation folds of the training data (each fold
             validates its own model); 1: one split with ``validation_fraction``.
         batch_size: rows per step (256).
