@@ -180,6 +180,10 @@ def test_info_command_shows_the_estimator(tmp_path):
     nl.save(nl.TabularClassifier(**FAST).fit(df, y), path)
     out = CliRunner().invoke(main, ["info", str(path)])
     assert out.exit_code == 0 and "TabularClassifier" in out.output
+    assert "networks: a 4-member ensemble\n" in out.output  # n_ensemble="auto" on 120 rows
+    nl.save(nl.TabularClassifier(**FAST, n_ensemble=1, n_bags=2).fit(df, y), path)
+    out = CliRunner().invoke(main, ["info", str(path)])
+    assert "networks: 1 network in each of 2 bags" in out.output and "(each bag)" in out.output
 
 
 # sklearn's own checks, on small instances (they test the API, not accuracy)

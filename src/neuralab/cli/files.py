@@ -153,8 +153,14 @@ def model_info(path: str) -> str:
                  if k in params}
         lines.append(f"estimator: {type(est).__name__}(" +
                      ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")")
+    members, nets = getattr(est, "n_ensemble_", None), getattr(est, "networks_", None)
+    if isinstance(members, int) and isinstance(nets, list) and not isinstance(members, bool):
+        # a tabular estimator: what n_ensemble="auto" and n_bags chose
+        one = "1 network" if members == 1 else f"a {members}-member ensemble"
+        lines.append(f"networks: {one}" + (f" in each of {len(nets)} bags" if len(nets) > 1 else ""))
     if net is not None:
-        lines.append(f"parameters: {net.num_parameters():,}")
+        lines.append(f"parameters: {net.num_parameters():,}"
+                     + (" (each bag)" if isinstance(nets, list) and len(nets) > 1 else ""))
         lines.append("architecture:")
         lines.extend("  " + line for line in repr(net).splitlines())
     elif hasattr(est, "coef_"):
