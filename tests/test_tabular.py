@@ -169,6 +169,20 @@ def test_the_default_ensemble_size_follows_the_table_size():
     for bad in ("four", 0):
         with pytest.raises(ValueError, match="n_ensemble must be a positive integer or 'auto'"):
             nl.TabularClassifier(**FAST, n_ensemble=bad).fit(df, y)
+        with pytest.raises(ValueError, match="n_bags must be a positive integer or 'auto'"):
+            nl.TabularClassifier(**FAST, n_bags=bad).fit(df, y)
+
+
+def test_the_default_bags_mid_sized_tables():
+    from neuralab.estimators.tabular import auto_bags
+    assert [auto_bags(n, 1) for n in (2_500, 2_501, 4_000, 4_001)] == [1, 3, 3, 1]
+    assert auto_bags(3_000, 4) == 1  # an ensemble is not bagged as well: 12x the time
+    df, y = mixed_table(2_600)
+    est = nl.TabularRegressor(**{**FAST, "n_epochs": 1}).fit(df, df["count"].to_numpy() * 1.0)
+    assert (est.n_ensemble_, est.n_bags_, len(est.networks_)) == (1, 3, 3)
+    assert est.networks_[0].k == 1
+    one = nl.TabularRegressor(**{**FAST, "n_epochs": 1}, n_bags=1).fit(df, df["count"].to_numpy() * 1.0)
+    assert (one.n_bags_, len(one.networks_)) == (1, 1)
 
 
 def test_info_command_shows_the_estimator(tmp_path):

@@ -119,7 +119,7 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
     preset = p.get("preset") or "default"
     epochs = int(est.n_iter_)
     ran = len(est.history_[-1].get("loss", ()))
-    interrupted = len(est.networks_) < int(est._setting("n_bags")) or ran < epochs
+    interrupted = len(est.networks_) < est.n_bags_ or ran < epochs
     n_out = len(est.classes_) if task == "classification" else 1
     what = f"{n_out} classes" if task == "classification" else "regression"
     sizes = " / ".join(f"{len(parts[k])} {k}" for k in parts)
@@ -152,7 +152,7 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
 
 def _networks(est: Any) -> str:
     """What a preset trains, in words: "1 network" or "4-member ensemble x 3 bags"."""
-    k, bags = int(est.n_ensemble_), int(est._setting("n_bags"))
+    k, bags = int(est.n_ensemble_), int(est.n_bags_)
     one = "1 network" if k == 1 else f"{k}-member ensemble"
     return one if bags == 1 else f"{one} x {bags} bags"
 

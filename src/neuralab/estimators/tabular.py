@@ -9,7 +9,8 @@ missing values, or a NumPy array.
 Presets (fit times measured on 2 CPU cores for a 10,000 x 20 table; see docs/tabular.md):
     "fast": 32 epochs, one network.
     "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; on up to 2,500 rows a
-        TabM-style ensemble of 4 members (about the time one network takes on 10,000 rows).
+        TabM-style ensemble of 4 members, from 2,501 to 4,000 rows bagged over 3 folds (each
+        about the time one network takes on 10,000 rows), one network beyond.
     "best": the default network as a k=4 TabM-style ensemble, bagged over 3 folds.
 
 Example:
@@ -36,14 +37,17 @@ __all__ = ["TabularClassifier", "TabularRegressor", "TableEncoder"]
 
 PRESETS = {
     "fast": {"n_epochs": 32, "n_ensemble": 1, "n_bags": 1},
-    "default": {"n_epochs": 256, "n_ensemble": "auto", "n_bags": 1},
+    "default": {"n_epochs": 256, "n_ensemble": "auto", "n_bags": "auto"},
     "best": {"n_epochs": 256, "n_ensemble": 4, "n_bags": 3},
 }
-# "auto" members: 4 where they cost no more than one network on 10,000 rows (a member costs
-# about as much as a network: ~4.2x one network's time for k = 4, 1,600 training rows), else
-# 1. On validation folds k = 4 beat one network on 10 of 12 tables; k = 2 helped on none of 4
-# (benchmarks/tabular_ablation.py, docs/tabular.md), so there is no step between.
+# "auto": an ensemble where it costs no more than one network on 10,000 rows. 4 members cost
+# ~4.2x one network (1,600 training rows), so up to 2,500 rows; 3 bags (each on 2/3 of the
+# rows) ~2.4x, so up to 4,000 rows when the network is not already an ensemble. Chosen on
+# validation folds of the training parts (benchmarks/tabular_ablation.py, docs/tabular.md):
+# k = 4 beat one network on 10 of 12 tables, 3 bags on 9 of 12 (worse on none), k = 2 on
+# none of 4, so there is no smaller step.
 AUTO_MEMBERS, AUTO_MAX_ROWS = 4, 2_500
+AUTO_BAGS, AUTO_BAGS_MAX_ROWS = 3, 4_000
 
 
 def auto_members(n_rows: int) -> int:
@@ -52,6 +56,24 @@ def auto_members(n_rows: int) -> int:
     Example: ``auto_members(1_000), auto_members(2_501)  # (4, 1)``
     """
     return AUTO_MEMBERS if int(n_rows) <= AUTO_MAX_ROWS else 1
+
+
+def auto_bags(n_rows: int, members: int) -> int:
+    """The number of bags ``n_bags="auto"`` picks for ``n_rows`` rows and networks of
+    ``members`` members: 3 from 2,501 to 4,000 rows for a single network, else 1.
+
+    Example: ``auto_bags(3_000, 1), auto_bags(3_000, 4), auto_bags(5_000, 1)  # (3, 1, 1)``
+    """
+    return AUTO_BAGS if members == 1 and AUTO_MAX_ROWS < int(n_rows) <= AUTO_BAGS_MAX_ROWS else 1
+
+
+def _resolve(name: str, value: Any, auto: Any) -> int:
+    """A count setting as an int: "auto" becomes ``auto()``; anything else must be >= 1."""
+    if isinstance(value, str) and value == "auto":
+        return int(auto())
+    if isinstance(value, str) or isinstance(value, bool) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer or 'auto', got {value!r}")
+    return int(value)
 _DATE_PARTS = ("year", "month", "day", "weekday")
 
 
@@ -378,7 +400,8 @@ _PARAMS_DOC = """
         n_ensemble: k members of a TabM-style ensemble (``nn.EnsembleLinear``), one forward;
             "auto" (the default preset): 4 on up to 2,500 rows, else 1.
         n_bags: bag over this many cross-validation folds of the training data (each fold
-            validates its own model); 1: one split with ``validation_fraction``.
+            validates its own model); 1: one split with ``validation_fraction``; "auto" (the
+            default preset): 3 from 2,501 to 4,000 rows when ``n_ensemble`` is 1, else 1.
         batch_size: rows per step (256).
         hidden: hidden layer widths ((256, 256, 256)).
         activation: "selu" for classification, "mish" for regression (None: by task).
@@ -404,7 +427,8 @@ class _TabularBase(BaseEstimator):
     _task = "classification"
 
     def __init__(self, preset: str = "default", *, n_epochs: int | None = None,
-                 n_ensemble: int | str | None = None, n_bags: int | None = None, batch_size: int = 256,
+                 n_ensemble: int | str | None = None, n_bags: int | str | None = None,
+                 batch_size: int = 256,
                  hidden: Sequence[int] = (256, 256, 256), activation: str | None = None,
                  lr: float | None = None, betas: tuple[float, float] = (0.9, 0.95),
                  lr_schedule: str = "coslog4", weight_decay: float = 0.02,
@@ -506,14 +530,11 @@ class _TabularBase(BaseEstimator):
         Z = encoder.transform(table)
         self.feature_names_out_ = encoder.feature_names()
         rng = np.random.default_rng(self.random_state)
-        bags = int(self._setting("n_bags"))
         epochs = int(self._setting("n_epochs"))
-        k = self._setting("n_ensemble")
-        if k == "auto":
-            k = auto_members(len(table))
-        elif isinstance(k, str) or int(k) < 1:
-            raise ValueError(f"n_ensemble must be a positive integer or 'auto', got {k!r}")
-        self.n_ensemble_ = int(k)  # the members each network has
+        n = len(table)
+        self.n_ensemble_ = _resolve("n_ensemble", self._setting("n_ensemble"), lambda: auto_members(n))
+        bags = _resolve("n_bags", self._setting("n_bags"), lambda: auto_bags(n, self.n_ensemble_))
+        self.n_bags_ = bags  # networks trained (fewer if a callback stopped the bagging)
         if validation_data is not None and bags == 1:
             X_val, y_val = validation_data
             Z_val = encoder.transform(self._table(X_val, reset=False))
