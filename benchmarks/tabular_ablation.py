@@ -71,7 +71,8 @@ def main(argv=None) -> None:
                 key = f"{v}|{name}|{seed}"
                 if key in cache:
                     continue
-                est = (nl.TabularClassifier if cls else nl.TabularRegressor)(random_state=seed, **{**ONE_NETWORK, **VARIANTS[v]})
+                cls_ = nl.TabularClassifier if cls else nl.TabularRegressor
+                est = cls_(random_state=seed, **{**ONE_NETWORK, **VARIANTS[v]})
                 t = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
