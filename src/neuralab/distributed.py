@@ -373,6 +373,11 @@ class DataParallel:
         sys.stdout.flush()
         print(f"rank {self.rank} of {self.size}: {what}", file=sys.stderr, flush=True)
         code = 130 if isinstance(error, KeyboardInterrupt) else 1
+        # NOTE: mpiexec forwards each rank's stderr through its proxy, and on MPI_Abort it may
+        # kill the ranks and exit before that line has been forwarded (seen once in CI under
+        # load: an empty stderr); a moment's wait lets the proxy pass it on. Only a failing
+        # run pays it.
+        time.sleep(0.5)
         self.comm.Abort(code)
         os._exit(code)  # NOTE: MPICH's Abort may return before the process is ended
 
