@@ -66,7 +66,10 @@ def test_a_file_trains_the_tabular_model_by_default(churn):
     model = nl.load(out)
     assert isinstance(model, nl.TabularClassifier)
     assert model.feature_names_in_.tolist() == ["age", "plan", "city", "noise"]
-    assert model.n_iter_ == 12 and len(model.networks_) == 1 and 1 <= model.best_epochs_[0] <= 12
+    # up to 4,000 training rows the default bags one network over 3 folds of the training rows
+    assert model.n_iter_ == 12 and len(model.networks_) == 3 and model.n_ensemble_ == 1
+    assert all(1 <= b <= 12 for b in model.best_epochs_)
+    assert "preset default: 1 network x 3 bags" in r.stdout
     # the reported scores are the saved model's, on the rows the command held out
     rows = _rows(r.stdout)
     acc = float(np.mean(model.predict(frame) == frame["churn"].to_numpy()))

@@ -156,15 +156,14 @@ def test_presets_and_lazy_names():
     assert PRESETS["default"]["n_epochs"] == 256
 
 
-def test_the_default_ensemble_size_follows_the_table_size():
-    from neuralab.estimators.tabular import auto_members
+def test_the_auto_ensemble_size_follows_the_table_size():
+    from neuralab.estimators.tabular import PRESETS, auto_members
     assert [auto_members(n) for n in (1, 300, 2_500, 2_501, 5_000, 10**6)] == [4, 4, 4, 1, 1, 1]
+    assert PRESETS["default"]["n_ensemble"] == 1  # the ensemble is an option, not the default
     df, y = mixed_table(150)
-    est = nl.TabularClassifier(**FAST).fit(df, y)  # the default preset: n_ensemble="auto"
-    assert est.n_ensemble_ == 4 and est.networks_[0].k == 4
+    est = nl.TabularClassifier(**FAST, n_ensemble="auto").fit(df, y)
+    assert (est.n_ensemble_, est.n_bags_, est.networks_[0].k) == (4, 1, 4)  # not bagged as well
     assert est.predict_proba(df).shape == (150, 2)
-    one = nl.TabularClassifier(**FAST, n_ensemble=1).fit(df, y)
-    assert one.n_ensemble_ == 1 and one.networks_[0].k == 1
     assert nl.TabularClassifier(**FAST, preset="fast").fit(df, y).networks_[0].k == 1
     for bad in ("four", 0):
         with pytest.raises(ValueError, match="n_ensemble must be a positive integer or 'auto'"):
@@ -173,16 +172,19 @@ def test_the_default_ensemble_size_follows_the_table_size():
             nl.TabularClassifier(**FAST, n_bags=bad).fit(df, y)
 
 
-def test_the_default_bags_mid_sized_tables():
+def test_the_default_bags_tables_up_to_4000_rows():
     from neuralab.estimators.tabular import auto_bags
-    assert [auto_bags(n, 1) for n in (2_500, 2_501, 4_000, 4_001)] == [1, 3, 3, 1]
+    assert [auto_bags(n, 1) for n in (1, 300, 2_500, 4_000, 4_001, 10**6)] == [3, 3, 3, 3, 1, 1]
     assert auto_bags(3_000, 4) == 1  # an ensemble is not bagged as well: 12x the time
-    df, y = mixed_table(2_600)
-    est = nl.TabularRegressor(**{**FAST, "n_epochs": 1}).fit(df, df["count"].to_numpy() * 1.0)
+    df, y = mixed_table(150)
+    est = nl.TabularRegressor(**FAST).fit(df, df["count"].to_numpy() * 1.0)
     assert (est.n_ensemble_, est.n_bags_, len(est.networks_)) == (1, 3, 3)
     assert est.networks_[0].k == 1
-    one = nl.TabularRegressor(**{**FAST, "n_epochs": 1}, n_bags=1).fit(df, df["count"].to_numpy() * 1.0)
+    one = nl.TabularRegressor(**FAST, n_bags=1).fit(df, df["count"].to_numpy() * 1.0)
     assert (one.n_bags_, len(one.networks_)) == (1, 1)
+    # the three bags' average is not any one bag's prediction
+    bagged = est.predict(df)
+    assert bagged.shape == (150,) and not np.allclose(bagged, one.predict(df))
 
 
 def test_info_command_shows_the_estimator(tmp_path):
@@ -194,7 +196,10 @@ def test_info_command_shows_the_estimator(tmp_path):
     nl.save(nl.TabularClassifier(**FAST).fit(df, y), path)
     out = CliRunner().invoke(main, ["info", str(path)])
     assert out.exit_code == 0 and "TabularClassifier" in out.output
-    assert "networks: a 4-member ensemble\n" in out.output  # n_ensemble="auto" on 120 rows
+    assert "networks: 1 network in each of 3 bags" in out.output  # n_bags="auto" on 120 rows
+    nl.save(nl.TabularClassifier(**FAST, n_ensemble="auto").fit(df, y), path)
+    out = CliRunner().invoke(main, ["info", str(path)])
+    assert "networks: a 4-member ensemble\n" in out.output
     nl.save(nl.TabularClassifier(**FAST, n_ensemble=1, n_bags=2).fit(df, y), path)
     out = CliRunner().invoke(main, ["info", str(path)])
     assert "networks: 1 network in each of 2 bags" in out.output and "(each bag)" in out.output
@@ -258,7 +263,8 @@ def test_onnx_export_matches_onnxruntime(tmp_path, est, k, bags):
 def test_validation_data_picks_the_best_epoch_on_those_rows():
     df, y = mixed_table(200)
     val_df, val_y = mixed_table(80, seed=5)
-    est = nl.TabularClassifier(**{**FAST, "n_epochs": 6}).fit(df, y, validation_data=(val_df, val_y))
+    est = nl.TabularClassifier(**{**FAST, "n_epochs": 6}, n_bags=1)
+    est.fit(df, y, validation_data=(val_df, val_y))
     errors = est.history_[0]["val_error"]
     assert len(errors) == 6
     # the kept epoch is the last one with the lowest validation error (ties: the later one)
@@ -268,6 +274,10 @@ def test_validation_data_picks_the_best_epoch_on_those_rows():
     assert np.mean(est.predict(val_df) != val_y) == pytest.approx(min(errors), abs=1e-12)
     with pytest.raises(ValueError, match="label 'maybe' is not among the training labels"):
         est.fit(df, y, validation_data=(val_df, np.where(val_y == "yes", "maybe", val_y)))
+    # bagged (the default on up to 4,000 rows), each bag validates on its own fold: said once
+    with pytest.warns(UserWarning, match=r"validation_data is not used: each of the 3 bags"):
+        bagged = nl.TabularClassifier(**FAST).fit(df, y, validation_data=(val_df, val_y))
+    assert len(bagged.networks_) == 3
 
 
 def test_a_callback_that_stops_training_ends_the_bagging():

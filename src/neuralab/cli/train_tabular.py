@@ -102,6 +102,9 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        # bagged, the folds of the training rows choose the epochs; the validation rows are then
+        # scored as rows no network saw
+        warnings.filterwarnings("ignore", "validation_data is not used", UserWarning)
         est.fit(tr[columns], y["train"], callbacks=callbacks,
                 validation_data=(val[columns][val_rows], y["validation"][val_rows])
                 if val_rows.any() else None)

@@ -8,9 +8,8 @@ missing values, or a NumPy array.
 
 Presets (fit times measured on 2 CPU cores for a 10,000 x 20 table; see docs/tabular.md):
     "fast": 32 epochs, one network.
-    "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; on up to 2,500 rows a
-        TabM-style ensemble of 4 members, from 2,501 to 4,000 rows bagged over 3 folds (each
-        about the time one network takes on 10,000 rows), one network beyond.
+    "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; one network, bagged over
+        3 folds on up to 4,000 rows (about the time one network takes on 10,000 rows).
     "best": the default network as a k=4 TabM-style ensemble, bagged over 3 folds.
 
 Example:
@@ -37,15 +36,15 @@ __all__ = ["TabularClassifier", "TabularRegressor", "TableEncoder"]
 
 PRESETS = {
     "fast": {"n_epochs": 32, "n_ensemble": 1, "n_bags": 1},
-    "default": {"n_epochs": 256, "n_ensemble": "auto", "n_bags": "auto"},
+    "default": {"n_epochs": 256, "n_ensemble": 1, "n_bags": "auto"},
     "best": {"n_epochs": 256, "n_ensemble": 4, "n_bags": 3},
 }
-# "auto": an ensemble where it costs no more than one network on 10,000 rows. 4 members cost
-# ~4.2x one network (1,600 training rows), so up to 2,500 rows; 3 bags (each on 2/3 of the
-# rows) ~2.4x, so up to 4,000 rows when the network is not already an ensemble. Chosen on
-# validation folds of the training parts (benchmarks/tabular_ablation.py, docs/tabular.md):
-# k = 4 beat one network on 10 of 12 tables, 3 bags on 9 of 12 (worse on none), k = 2 on
-# none of 4, so there is no smaller step.
+# "auto": more networks where they cost no more than one network on 10,000 rows. 3 bags (each
+# on 2/3 of the rows) cost ~2.4x one network, so up to 4,000 rows; 4 members ~4.2x, so up to
+# 2,500. Chosen on validation folds of the training parts, 5 seeds (benchmarks/
+# tabular_ablation.py, docs/tabular.md): 3 bags beat one network on 9 of 12 tables (+0.0072,
+# worse on one by 0.004); k = 4 on 4 of 8 small ones (+0.0033, worse on 3, at twice the bags'
+# time), so the default bags a single network and the ensemble is an option (n_ensemble="auto").
 AUTO_MEMBERS, AUTO_MAX_ROWS = 4, 2_500
 AUTO_BAGS, AUTO_BAGS_MAX_ROWS = 3, 4_000
 
@@ -60,11 +59,11 @@ def auto_members(n_rows: int) -> int:
 
 def auto_bags(n_rows: int, members: int) -> int:
     """The number of bags ``n_bags="auto"`` picks for ``n_rows`` rows and networks of
-    ``members`` members: 3 from 2,501 to 4,000 rows for a single network, else 1.
+    ``members`` members: 3 on up to 4,000 rows for a single network, else 1.
 
     Example: ``auto_bags(3_000, 1), auto_bags(3_000, 4), auto_bags(5_000, 1)  # (3, 1, 1)``
     """
-    return AUTO_BAGS if members == 1 and AUTO_MAX_ROWS < int(n_rows) <= AUTO_BAGS_MAX_ROWS else 1
+    return AUTO_BAGS if members == 1 and int(n_rows) <= AUTO_BAGS_MAX_ROWS else 1
 
 
 def _resolve(name: str, value: Any, auto: Any) -> int:
@@ -398,10 +397,10 @@ _PARAMS_DOC = """
             arguments below override it when not None.
         n_epochs: training epochs (RealMLP-TD: 256); the best validation epoch is kept.
         n_ensemble: k members of a TabM-style ensemble (``nn.EnsembleLinear``), one forward;
-            "auto" (the default preset): 4 on up to 2,500 rows, else 1.
+            "auto": 4 on up to 2,500 rows, else 1 (the default preset: 1).
         n_bags: bag over this many cross-validation folds of the training data (each fold
             validates its own model); 1: one split with ``validation_fraction``; "auto" (the
-            default preset): 3 from 2,501 to 4,000 rows when ``n_ensemble`` is 1, else 1.
+            default preset): 3 on up to 4,000 rows when ``n_ensemble`` is 1, else 1.
         batch_size: rows per step (256).
         hidden: hidden layer widths ((256, 256, 256)).
         activation: "selu" for classification, "mish" for regression (None: by task).
@@ -535,6 +534,10 @@ class _TabularBase(BaseEstimator):
         self.n_ensemble_ = _resolve("n_ensemble", self._setting("n_ensemble"), lambda: auto_members(n))
         bags = _resolve("n_bags", self._setting("n_bags"), lambda: auto_bags(n, self.n_ensemble_))
         self.n_bags_ = bags  # networks trained (fewer if a callback stopped the bagging)
+        if validation_data is not None and bags > 1:
+            warnings.warn(f"validation_data is not used: each of the {bags} bags picks its best "
+                          f"epoch on its own fold of X (n_bags=1 to use validation_data)",
+                          UserWarning, stacklevel=2)
         if validation_data is not None and bags == 1:
             X_val, y_val = validation_data
             Z_val = encoder.transform(self._table(X_val, reset=False))
