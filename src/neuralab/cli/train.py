@@ -548,8 +548,8 @@ def _optimizers() -> list[str]:
                    "for a DATA file); mlp: a plain MLP on preprocessed columns (default for "
                    "--dataset, and with --text or --distributed).")
 @click.option("--preset", type=click.Choice(["fast", "default", "best"]), default=None,
-              help="--model tabular: fast (32 epochs, one network), default (256 epochs; a "
-                   "4-member ensemble on up to 2,500 rows), or best (a 4-member ensemble bagged "
+              help="--model tabular: fast (32 epochs, one network), default (256 epochs; one "
+                   "network bagged over 3 folds on up to 4,000 rows), or best (a 4-member ensemble bagged "
                    "over 3 folds: about 12x one network's time) [default: default].")
 @click.option("--hidden", default=None,
               help="Hidden layer widths, positive integers separated by commas ('none': no "
