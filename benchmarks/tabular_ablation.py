@@ -41,6 +41,9 @@ VARIANTS = {
     "ensemble_2": {"n_ensemble": 2},
     "ensemble_4": {"n_ensemble": 4},
     "bags_3": {"n_bags": 3},
+    "bags_5": {"n_bags": 5},
+    "bags_8": {"n_bags": 8},
+    "val_log_loss": {"val_metric": "log_loss"},
 }
 
 

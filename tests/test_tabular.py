@@ -176,15 +176,42 @@ def test_the_default_bags_tables_up_to_4000_rows():
     from neuralab.estimators.tabular import auto_bags
     assert [auto_bags(n, 1) for n in (1, 300, 2_500, 4_000, 4_001, 10**6)] == [3, 3, 3, 3, 1, 1]
     assert auto_bags(3_000, 4) == 1  # an ensemble is not bagged as well: 12x the time
+    # regression: as many bags as fit 8,000 rows of training, (K - 1) * n, from 3 up to 8,
+    # and more than 3 only while each fold keeps 20 rows
+    sizes = (30, 100, 160, 824, 1_000, 1_143, 1_875, 2_667, 4_000, 4_001)
+    assert [auto_bags(n, 1, "regression") for n in sizes] == [3, 5, 8, 8, 8, 7, 5, 3, 3, 1]
+    assert auto_bags(800, 4, "regression") == 1
     df, y = mixed_table(150)
-    est = nl.TabularRegressor(**FAST).fit(df, df["count"].to_numpy() * 1.0)
-    assert (est.n_ensemble_, est.n_bags_, len(est.networks_)) == (1, 3, 3)
+    target = df["count"].to_numpy() * 1.0
+    est = nl.TabularRegressor(**FAST).fit(df, target)
+    assert (est.n_ensemble_, est.n_bags_, len(est.networks_)) == (1, 7, 7)  # 150 // 20 folds
     assert est.networks_[0].k == 1
-    one = nl.TabularRegressor(**FAST, n_bags=1).fit(df, df["count"].to_numpy() * 1.0)
+    assert nl.TabularClassifier(**FAST).fit(df, df["count"] > 2).n_bags_ == 3
+    one = nl.TabularRegressor(**FAST, n_bags=1).fit(df, target)
     assert (one.n_bags_, len(one.networks_)) == (1, 1)
-    # the three bags' average is not any one bag's prediction
+    # the bags' average is not any one bag's prediction
     bagged = est.predict(df)
     assert bagged.shape == (150,) and not np.allclose(bagged, one.predict(df))
+    with pytest.raises(ValueError, match="n_bags=8 folds need at least 8 rows; the table has 6"):
+        nl.TabularRegressor(**FAST, n_bags=8).fit(df.head(6), target[:6])
+
+
+def test_the_best_epoch_can_be_picked_on_the_log_loss():
+    df, y = mixed_table(200)
+    runs = {m: nl.TabularClassifier(**{**FAST, "n_epochs": 8}, n_bags=1, val_metric=m).fit(df, y)
+            for m in (None, "error", "log_loss")}
+    assert "val_error" in runs["error"].history_[0] and "val_log_loss" in runs["log_loss"].history_[0]
+    for name, est in runs.items():
+        key = "val_log_loss" if name == "log_loss" else "val_error"
+        curve = est.history_[0][key]
+        # the kept epoch is the last of the lowest values (ties: the later epoch, as RealMLP)
+        lowest = np.flatnonzero(np.isclose(curve, min(curve)))[-1] + 1
+        assert est.best_epochs_[0] == lowest
+    assert runs[None].best_epochs_ == runs["error"].best_epochs_  # None is RealMLP's error
+    with pytest.raises(ValueError, match="val_metric must be 'error' or 'log_loss'"):
+        nl.TabularClassifier(**FAST, val_metric="auc").fit(df, y)
+    with pytest.raises(ValueError, match="val_metric must be 'mse' for a regressor"):
+        nl.TabularRegressor(**FAST, val_metric="log_loss").fit(df, df["count"] * 1.0)
 
 
 def test_info_command_shows_the_estimator(tmp_path):

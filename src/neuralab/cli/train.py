@@ -549,9 +549,9 @@ def _optimizers() -> list[str]:
                    "--dataset, and with --text or --distributed).")
 @click.option("--preset", type=click.Choice(["fast", "default", "best"]), default=None,
               help="--model tabular: fast (32 epochs, one network), default (256 epochs; one "
-                   "network bagged over 3 folds on up to 4,000 rows), or best (a 4-member "
-                   "ensemble bagged over 3 folds: about 12x one network's time) "
-                   "[default: default].")
+                   "network bagged over 3 folds on up to 4,000 rows, 3-8 for regression), or "
+                   "best (a 4-member ensemble bagged over 3 folds: about 12x one network's "
+                   "time) [default: default].")
 @click.option("--hidden", default=None,
               help="Hidden layer widths, positive integers separated by commas ('none': no "
                    "hidden layer) [mlp: 128,128; tabular: 256,256,256].")

@@ -9,7 +9,8 @@ missing values, or a NumPy array.
 Presets (fit times measured on 2 CPU cores for a 10,000 x 20 table; see docs/tabular.md):
     "fast": 32 epochs, one network.
     "default": RealMLP-TD's 256 epochs, batch 256, 3 x 256 units; one network, bagged over
-        3 folds on up to 4,000 rows (about the time one network takes on 10,000 rows).
+        3 folds on up to 4,000 rows (regression: 3 to 8 folds, more on smaller tables), about
+        the time one network takes on 10,000 rows.
     "best": the default network as a k=4 TabM-style ensemble, bagged over 3 folds.
 
 Example:
@@ -39,14 +40,17 @@ PRESETS = {
     "default": {"n_epochs": 256, "n_ensemble": 1, "n_bags": "auto"},
     "best": {"n_epochs": 256, "n_ensemble": 4, "n_bags": 3},
 }
-# "auto": more networks where they cost no more than one network on 10,000 rows. 3 bags (each
-# on 2/3 of the rows) cost ~2.4x one network, so up to 4,000 rows; 4 members ~4.2x, so up to
-# 2,500. Chosen on validation folds of the training parts, 5 seeds (benchmarks/
-# tabular_ablation.py, docs/tabular.md): 3 bags beat one network on 9 of 12 tables (+0.0072,
-# worse on one by 0.004); k = 4 on 4 of 8 small ones (+0.0033, worse on 3, at twice the bags'
-# time), so the default bags a single network and the ensemble is an option (n_ensemble="auto").
+# "auto": more networks where they cost no more than one network on the 10,000-row table
+# (8,000 training rows). K bags train K networks on (K-1)/K of n rows each: (K-1) n rows.
+# Chosen on validation folds of the training parts, 5 seeds (benchmarks/tabular_ablation.py,
+# docs/tabular.md). Classification: 3 bags beat one network on 7 of 9 tables (+0.0069);
+# 5 or 8 bags were no better than 3 on the 5 small ones (-0.0013 / -0.0028), so 3 bags up
+# to 4,000 rows. Regression: more bags helped on all 3 tables (3 -> 5: +0.0058, 3 -> 8:
+# +0.0077), so as many as fit the budget, 3 to 8. k = 4 members: on 4 of 8 small tables
+# (+0.0033, worse on 3, at twice the bags' time), so an option (n_ensemble="auto") only.
 AUTO_MEMBERS, AUTO_MAX_ROWS = 4, 2_500
 AUTO_BAGS, AUTO_BAGS_MAX_ROWS = 3, 4_000
+AUTO_BAG_ROWS, AUTO_MAX_BAGS = 8_000, 8
 
 
 def auto_members(n_rows: int) -> int:
@@ -57,13 +61,20 @@ def auto_members(n_rows: int) -> int:
     return AUTO_MEMBERS if int(n_rows) <= AUTO_MAX_ROWS else 1
 
 
-def auto_bags(n_rows: int, members: int) -> int:
+def auto_bags(n_rows: int, members: int, task: str = "classification") -> int:
     """The number of bags ``n_bags="auto"`` picks for ``n_rows`` rows and networks of
-    ``members`` members: 3 on up to 4,000 rows for a single network, else 1.
+    ``members`` members: for a single network, 3 on up to 4,000 rows (classification) or
+    ``1 + 8,000 // n_rows`` capped at 8 while that is at least 3 (regression); else 1.
 
-    Example: ``auto_bags(3_000, 1), auto_bags(3_000, 4), auto_bags(5_000, 1)  # (3, 1, 1)``
+    Example: ``auto_bags(3_000, 1), auto_bags(800, 1, "regression"), auto_bags(5_000, 1)  # (3, 8, 1)``
     """
-    return AUTO_BAGS if members == 1 and int(n_rows) <= AUTO_BAGS_MAX_ROWS else 1
+    n = int(n_rows)
+    if members != 1 or n > AUTO_BAGS_MAX_ROWS:
+        return 1
+    if task == "regression":
+        # beyond 3 only while every fold keeps 20 rows to pick its epoch on
+        return min(AUTO_MAX_BAGS, 1 + AUTO_BAG_ROWS // max(n, 1), max(AUTO_BAGS, n // 20))
+    return AUTO_BAGS
 
 
 def _resolve(name: str, value: Any, auto: Any) -> int:
@@ -400,7 +411,8 @@ _PARAMS_DOC = """
             "auto": 4 on up to 2,500 rows, else 1 (the default preset: 1).
         n_bags: bag over this many cross-validation folds of the training data (each fold
             validates its own model); 1: one split with ``validation_fraction``; "auto" (the
-            default preset): 3 on up to 4,000 rows when ``n_ensemble`` is 1, else 1.
+            default preset): when ``n_ensemble`` is 1, on up to 4,000 rows 3 (classification)
+            or 3 to 8 (regression, ``1 + 8,000 // rows``), else 1.
         batch_size: rows per step (256).
         hidden: hidden layer widths ((256, 256, 256)).
         activation: "selu" for classification, "mish" for regression (None: by task).
@@ -433,6 +445,7 @@ class _TabularBase(BaseEstimator):
                  lr_schedule: str = "coslog4", weight_decay: float = 0.02,
                  wd_schedule: str = "flat_cos", dropout: float = 0.15,
                  dropout_schedule: str = "flat_cos", label_smoothing: float = 0.1,
+                 val_metric: str | None = None,
                  robust_scale: bool = True, smooth_clip: bool = True, periodic: bool = True,
                  front_scale: bool = True, ntk: bool = True, parametric_act: bool = True,
                  one_hot_max: int = 8, embedding_dim: int = 8, validation_fraction: float = 0.2,
@@ -452,6 +465,7 @@ class _TabularBase(BaseEstimator):
         self.dropout = dropout
         self.dropout_schedule = dropout_schedule
         self.label_smoothing = label_smoothing
+        self.val_metric = val_metric
         self.robust_scale = robust_scale
         self.smooth_clip = smooth_clip
         self.periodic = periodic
@@ -532,7 +546,7 @@ class _TabularBase(BaseEstimator):
         epochs = int(self._setting("n_epochs"))
         n = len(table)
         self.n_ensemble_ = _resolve("n_ensemble", self._setting("n_ensemble"), lambda: auto_members(n))
-        bags = _resolve("n_bags", self._setting("n_bags"), lambda: auto_bags(n, self.n_ensemble_))
+        bags = _resolve("n_bags", self._setting("n_bags"), lambda: auto_bags(n, self.n_ensemble_, self._task))
         self.n_bags_ = bags  # networks trained (fewer if a callback stopped the bagging)
         if validation_data is not None and bags > 1:
             warnings.warn(f"validation_data is not used: each of the {bags} bags picks its best "
@@ -580,6 +594,8 @@ class _TabularBase(BaseEstimator):
         if n < 5 or (bags == 1 and self.validation_fraction <= 0):
             return [(np.arange(n), None)]  # too few rows to hold any out: train on all, last epoch
         from sklearn.model_selection import KFold, StratifiedKFold, train_test_split  # noqa: PLC0415
+        if bags > n:
+            raise ValueError(f"n_bags={bags} folds need at least {bags} rows; the table has {n}")
         seed = int(rng.integers(2 ** 31 - 1))
         stratify = target if self._task == "classification" and np.bincount(target).min() >= max(bags, 2) \
             else None
@@ -694,6 +710,7 @@ class TabularClassifier(ClassifierMixin, _TabularBase):
     Cross-entropy with label smoothing ``label_smoothing`` (0.1), SELU, the best epoch by
     validation error; probabilities are averaged over ensemble members and bags.
     """ + _PARAMS_DOC + """        label_smoothing: mix the targets with the uniform distribution (0.1).
+        val_metric: what picks the best epoch: "error" (None; RealMLP-TD) or "log_loss".
 
     Attributes: ``classes_``, ``encoding_`` (the column recipe, plain data), ``networks_`` (one
     ``nn.TabularMLP`` per bag), ``best_epochs_``, ``history_``, ``n_iter_``, ``n_features_in_``.
@@ -739,11 +756,19 @@ class TabularClassifier(ClassifierMixin, _TabularBase):
 
     def _val_metric(self, k: int):
         c = len(self.classes_)
+        choice = self.val_metric or "error"
+        if choice not in ("error", "log_loss"):
+            raise ValueError(f"val_metric must be 'error' or 'log_loss' for a classifier, got {choice!r}")
 
         def error(y_true: np.ndarray, out: np.ndarray) -> float:
             p = _softmax(out.reshape(len(out), k, c)).mean(axis=1)
             return float(np.mean(p.argmax(axis=1) != y_true))
-        return error
+
+        def log_loss(y_true: np.ndarray, out: np.ndarray) -> float:
+            # smoother than the error on a small fold: every row moves it, not only flips
+            p = _softmax(out.reshape(len(out), k, c).astype(np.float64)).mean(axis=1)
+            return float(-np.mean(np.log(np.maximum(p[np.arange(len(p)), y_true], 1e-15))))
+        return error if choice == "error" else log_loss
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, n_classes), averaged over ensemble members and bags.
@@ -767,6 +792,7 @@ class TabularRegressor(RegressorMixin, _TabularBase):
     Trains on the standardised target with mean squared error and Mish; predictions are
     scaled back and clipped to the training targets' range, averaged over members and bags.
     """ + _PARAMS_DOC + """        label_smoothing: unused (classification only).
+        val_metric: what picks the best epoch: "mse" (None).
 
     Attributes: ``y_mean_``, ``y_std_``, ``y_min_``, ``y_max_``, ``encoding_``, ``networks_``,
     ``best_epochs_``, ``history_``, ``n_iter_``, ``n_features_in_``.
@@ -802,6 +828,9 @@ class TabularRegressor(RegressorMixin, _TabularBase):
         return lambda out, y: F.mse_loss(out, y)
 
     def _val_metric(self, k: int):
+        if self.val_metric not in (None, "mse"):
+            raise ValueError(f"val_metric must be 'mse' for a regressor, got {self.val_metric!r}")
+
         def mse(y_true: np.ndarray, out: np.ndarray) -> float:
             truth = y_true if y_true.ndim == 1 else y_true[:, 0]
             return float(np.mean((out.reshape(len(out), k).mean(axis=1) - truth) ** 2))
