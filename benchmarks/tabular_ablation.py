@@ -44,6 +44,7 @@ VARIANTS = {
     "bags_5": {"n_bags": 5},
     "bags_8": {"n_bags": 8},
     "val_log_loss": {"val_metric": "log_loss"},
+    "ple_16": {"ple_bins": 16},
 }
 
 

@@ -29,6 +29,29 @@ def mixed_table(n=120, seed=0):
     return df, y
 
 
+def test_piecewise_linear_encoding_by_hand():
+    from neuralab.estimators.tabular import ple
+    z = ple(np.array([-1.0, 0.0, 0.25, 1.5, 9.0]), [0.0, 1.0, 2.0, 4.0])
+    np.testing.assert_array_equal(z, [[-1, 0, 0], [0, 0, 0], [0.25, 0, 0], [1, 0.5, 0],
+                                      [1, 1, 3.5]])
+    df = pd.DataFrame({"x": [0.0, 1, 2, 3, 4, 5, 6, 7, np.nan], "two": [0, 1] * 4 + [1],
+                       "c": list("abcabcabc")})
+    enc = TableEncoder(ple_bins=4).fit(df)
+    x, two, _ = enc.spec["columns"]
+    # edges at the quantiles of the present values; a column of two values gets no bins
+    assert x["edges"] == [0.0, 1.75, 3.5, 5.25, 7.0] and "edges" not in two
+    # numbers x, two | x's missing flag, x's 4 bins, c's 3 one-hots
+    assert enc.layout() == (2, 8, [])
+    assert enc.feature_names()[:7] == ["x", "two", "x=<missing>", "x:bin0", "x:bin1", "x:bin2",
+                                       "x:bin3"]
+    assert enc.source_columns()[:7] == ["x", "two"] + ["x"] * 5
+    Z = enc.transform(df)
+    # the missing x is the median (3.5), binned as such, with its flag
+    np.testing.assert_allclose(Z[8, [0, 2, 3, 4, 5, 6]], [3.5, 1, 1, 1, 0, 0])
+    np.testing.assert_allclose(Z[:, 3:7], ple(np.r_[np.arange(8.0), 3.5], x["edges"]), rtol=1e-6)
+    assert "edges" not in TableEncoder().fit(df).spec["columns"][0]  # off by default
+
+
 def test_encoder_layout_and_names():
     df, _ = mixed_table()
     enc = TableEncoder().fit(df)
@@ -76,11 +99,11 @@ def test_learns_an_easy_problem():
 
 
 @pytest.mark.parametrize("est", [nl.TabularClassifier, nl.TabularRegressor])
-@pytest.mark.parametrize("k, bags", [(1, 1), (2, 2)])
-def test_model_file_round_trip_is_bit_identical(tmp_path, est, k, bags):
+@pytest.mark.parametrize("k, bags, ple_bins", [(1, 1, 0), (2, 2, 8)])
+def test_model_file_round_trip_is_bit_identical(tmp_path, est, k, bags, ple_bins):
     df, y = mixed_table()
     target = y if est is nl.TabularClassifier else np.random.default_rng(0).standard_normal(len(df))
-    model = est(n_ensemble=k, n_bags=bags, **FAST).fit(df, target)
+    model = est(n_ensemble=k, n_bags=bags, ple_bins=ple_bins, **FAST).fit(df, target)
     path = tmp_path / "tab.safetensors"
     nl.save(model, path)
     loaded = nl.load(path)
@@ -267,13 +290,15 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 @pytest.mark.parametrize("est", [nl.TabularClassifier, nl.TabularRegressor])
-@pytest.mark.parametrize("k, bags", [(1, 1), (3, 2)])
-def test_onnx_export_matches_onnxruntime(tmp_path, est, k, bags):
+@pytest.mark.parametrize("k, bags, ple_bins", [(1, 1, 0), (3, 2, 0), (1, 1, 8)])
+def test_onnx_export_matches_onnxruntime(tmp_path, est, k, bags, ple_bins):
     ort = pytest.importorskip("onnxruntime")
     from neuralab.io import onnx_feed
     df, y = mixed_table()
     target = y if est is nl.TabularClassifier else np.random.default_rng(0).standard_normal(len(df))
-    model = est(n_ensemble=k, n_bags=bags, **FAST).fit(df, target)
+    model = est(n_ensemble=k, n_bags=bags, ple_bins=ple_bins, **FAST).fit(df, target)
+    if ple_bins:  # new rows beyond the training range use the open first and last bins
+        df = df.assign(num=df["num"] * 4.0, count=df["count"] + 3)
     path = nl.export_onnx(model, tmp_path / "tab.onnx")
     # one input per column, as the table has them: strings, missing values, dates (as parts)
     sess = ort.InferenceSession(str(path))

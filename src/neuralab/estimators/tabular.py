@@ -117,11 +117,17 @@ class TableEncoder:
     distinct values become one-hot columns (2 categories: one 0/1 column), more become integer
     codes for a learned embedding (code 0: missing or not seen in training).
     ``transform`` returns float32 columns in the order [numbers | 0/1 columns | codes].
+    With ``ple_bins`` a number column of more than two values also gets its piecewise-linear
+    encoding (Gorishniy, Rubachev & Babenko, NeurIPS 2022): one column per training-quantile
+    bin, 0 below the bin, 1 above it, linear inside (the first bin open below, the last open
+    above), a threshold a network can use as a tree does. The bins join the 0/1 columns (no
+    periodic embedding of their own); the number stays a number.
 
     Args:
         one_hot_max: most categories one-hot encoded (8, as RealMLP's "<= 8 plus missing").
         max_distinct_fraction: a text column with more distinct values than this fraction of
             the rows (and more than 100) is refused: it is free text or an ID, not a category.
+        ple_bins: quantile bins of the piecewise-linear encoding (0: numbers stay one column).
 
     Example:
         >>> import pandas as pd
@@ -131,8 +137,10 @@ class TableEncoder:
         3
     """
 
-    def __init__(self, one_hot_max: int = 8, max_distinct_fraction: float = 0.5) -> None:
+    def __init__(self, one_hot_max: int = 8, max_distinct_fraction: float = 0.5,
+                 ple_bins: int = 0) -> None:
         self.one_hot_max, self.max_distinct_fraction = int(one_hot_max), float(max_distinct_fraction)
+        self.ple_bins = int(ple_bins)
         self.spec: dict | None = None
 
     def fit(self, X: Any) -> "TableEncoder":
@@ -156,8 +164,12 @@ class TableEncoder:
             elif pd.api.types.is_numeric_dtype(s):
                 values = s.to_numpy(dtype=np.float64, na_value=np.nan)
                 _check_finite(name, values)
-                cols.append({"name": name, "kind": "numeric", "median": float(np.nanmedian(values)),
-                             "missing": bool(np.isnan(values).any())})
+                col = {"name": name, "kind": "numeric", "median": float(np.nanmedian(values)),
+                       "missing": bool(np.isnan(values).any())}
+                edges = _ple_edges(values, self.ple_bins)
+                if edges is not None:
+                    col["edges"] = edges
+                cols.append(col)
             elif _looks_like_dates(s) is not None:
                 fmt = _looks_like_dates(s)
                 parts = _dates(s, fmt)
@@ -201,7 +213,7 @@ class TableEncoder:
         for c in self._fitted()["columns"]:
             if c["kind"] in ("numeric", "date"):
                 n_num += 1
-                n_bin += int(c["missing"])
+                n_bin += int(c["missing"]) + (len(c["edges"]) - 1 if c.get("edges") else 0)
             elif c["kind"] == "one_hot":
                 n_bin += 1 if len(c["categories"]) <= 2 else len(c["categories"])
             else:
@@ -232,6 +244,8 @@ class TableEncoder:
                 num.append((label, name))
                 if c["missing"]:
                     binary.append((f"{label}=<missing>", name))
+                if c.get("edges"):
+                    binary += [(f"{label}:bin{t}", name) for t in range(len(c["edges"]) - 1)]
             elif c["kind"] == "one_hot":
                 cats = c["categories"][-1:] if len(c["categories"]) <= 2 else c["categories"]
                 binary += [(f"{label}={k}", name) for k in cats]
@@ -263,9 +277,12 @@ class TableEncoder:
                 else:
                     values = _numbers(c["name"], s)
                 isnan = np.isnan(values)
-                num.append(np.where(isnan, c["median"], values))
+                values = np.where(isnan, c["median"], values)
+                num.append(values)
                 if c["missing"]:
                     binary.append(isnan.astype(np.float64))
+                if c.get("edges"):
+                    binary.extend(ple(values, c["edges"]).T)
                 continue
             keys = _keys(s)
             index = {k: i for i, k in enumerate(c["categories"])}
@@ -290,6 +307,30 @@ class TableEncoder:
                 codes.append((pos + 1).astype(np.float64))  # 0: missing or unseen
         blocks = [np.stack(b, axis=1) if b else np.zeros((n, 0)) for b in (num, binary, codes)]
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+
+
+def _ple_edges(values: np.ndarray, bins: int) -> list[float] | None:
+    """Bin edges at the training quantiles (repeated ones merged); None when the column has
+    two values or fewer, or fewer than 2 distinct bins, or ``bins`` is 0."""
+    present = values[~np.isnan(values)]
+    if bins <= 0 or len(np.unique(present)) <= 2:
+        return None
+    edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, int(bins) + 1)))
+    return [float(e) for e in edges] if len(edges) >= 3 else None
+
+
+def ple(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Piecewise-linear encoding of ``x`` (N,) on bin ``edges``: (N, bins), each bin's column
+    (x - left) / width clipped to [0, 1], the first not clipped below, the last not above.
+
+    Example: ``ple(np.array([0.0, 1.5, 9.0]), [0, 1, 2, 3])  # rows [0,0,0], [1,.5,0], [1,1,7]``
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    lower = np.zeros(len(e) - 1)
+    upper = np.ones(len(e) - 1)
+    lower[0], upper[-1] = -np.inf, np.inf  # below the first edge, above the last: extrapolate
+    z = (np.asarray(x, dtype=np.float64)[:, None] - e[:-1]) / np.diff(e)
+    return np.minimum(np.maximum(z, lower), upper)
 
 
 def _check_finite(name: str, values: np.ndarray) -> None:
@@ -427,6 +468,8 @@ _PARAMS_DOC = """
         ntk: NTK parametrisation with RealMLP's data-dependent initialisation.
         parametric_act: learnable mix of the activation and the identity per unit.
         one_hot_max: categories one-hot encoded up to this many, embedded beyond.
+        ple_bins: piecewise-linear encoding of number columns in this many quantile bins
+            (``TableEncoder``; 0: off).
         embedding_dim: size of each categorical embedding (8).
         validation_fraction: share of the training rows held out to pick the best epoch.
         random_state: seed (int) or None.
@@ -445,7 +488,7 @@ class _TabularBase(BaseEstimator):
                  lr_schedule: str = "coslog4", weight_decay: float = 0.02,
                  wd_schedule: str = "flat_cos", dropout: float = 0.15,
                  dropout_schedule: str = "flat_cos", label_smoothing: float = 0.1,
-                 val_metric: str | None = None,
+                 val_metric: str | None = None, ple_bins: int = 0,
                  robust_scale: bool = True, smooth_clip: bool = True, periodic: bool = True,
                  front_scale: bool = True, ntk: bool = True, parametric_act: bool = True,
                  one_hot_max: int = 8, embedding_dim: int = 8, validation_fraction: float = 0.2,
@@ -466,6 +509,7 @@ class _TabularBase(BaseEstimator):
         self.dropout_schedule = dropout_schedule
         self.label_smoothing = label_smoothing
         self.val_metric = val_metric
+        self.ple_bins = ple_bins
         self.robust_scale = robust_scale
         self.smooth_clip = smooth_clip
         self.periodic = periodic
@@ -538,7 +582,7 @@ class _TabularBase(BaseEstimator):
         from ._checks import check_trainable  # noqa: PLC0415
         check_trainable(len(table))
         target = self._encode_y(y)
-        encoder = TableEncoder(one_hot_max=self.one_hot_max).fit(table)
+        encoder = TableEncoder(one_hot_max=self.one_hot_max, ple_bins=self.ple_bins).fit(table)
         self.encoding_ = encoder.spec  # plain data (JSON in a model file)
         Z = encoder.transform(table)
         self.feature_names_out_ = encoder.feature_names()

@@ -503,10 +503,20 @@ def _emit_encoder_inputs(spec: dict, g: _OnnxGraph) -> tuple[list, str]:
             name = col["name"] if kind == "numeric" else f"{col['name']}.{col['part']}"
             inputs[name] = helper.make_tensor_value_info(name, TensorProto.DOUBLE, ["N", 1])
             nan = g.op("IsNaN", [name])
-            numbers.append(g.op("Where", [nan, g.const([col["median"]], "median", np.float64), name],
-                                f"{_safe(name)}_imputed"))
+            imputed = g.op("Where", [nan, g.const([col["median"]], "median", np.float64), name],
+                           f"{_safe(name)}_imputed")
+            numbers.append(imputed)
             if col["missing"]:
                 binary.append(g.op("Cast", [nan], f"{_safe(name)}_missing", to=TensorProto.DOUBLE))
+            if col.get("edges"):  # piecewise-linear bins, as estimators.tabular.ple
+                e = np.asarray(col["edges"], dtype=np.float64)
+                lower, upper = np.zeros(len(e) - 1), np.ones(len(e) - 1)
+                lower[0], upper[-1] = -np.inf, np.inf
+                z = g.op("Div", [g.op("Sub", [imputed, g.const(e[None, :-1], "bin_left", np.float64)]),
+                                 g.const(np.diff(e)[None, :], "bin_width", np.float64)])
+                binary.append(g.op("Min", [g.op("Max", [z, g.const(lower[None, :], "bin_lower", np.float64)]),
+                                           g.const(upper[None, :], "bin_upper", np.float64)],
+                                   f"{_safe(name)}_bins"))
             continue
         name, cats = col["name"], list(col["categories"])
         if name not in inputs:
