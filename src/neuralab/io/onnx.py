@@ -512,10 +512,11 @@ def _emit_encoder_inputs(spec: dict, g: _OnnxGraph) -> tuple[list, str]:
                 e = np.asarray(col["edges"], dtype=np.float64)
                 lower, upper = np.zeros(len(e) - 1), np.ones(len(e) - 1)
                 lower[0], upper[-1] = -np.inf, np.inf
-                z = g.op("Div", [g.op("Sub", [imputed, g.const(e[None, :-1], "bin_left", np.float64)]),
-                                 g.const(np.diff(e)[None, :], "bin_width", np.float64)])
-                binary.append(g.op("Min", [g.op("Max", [z, g.const(lower[None, :], "bin_lower", np.float64)]),
-                                           g.const(upper[None, :], "bin_upper", np.float64)],
+                left = g.const(e[None, :-1], "bin_left", np.float64)
+                width = g.const(np.diff(e)[None, :], "bin_width", np.float64)
+                z = g.op("Div", [g.op("Sub", [imputed, left]), width])
+                z = g.op("Max", [z, g.const(lower[None, :], "bin_lower", np.float64)])
+                binary.append(g.op("Min", [z, g.const(upper[None, :], "bin_upper", np.float64)],
                                    f"{_safe(name)}_bins"))
             continue
         name, cats = col["name"], list(col["categories"])
