@@ -45,6 +45,7 @@ VARIANTS = {
     "bags_8": {"n_bags": 8},
     "val_log_loss": {"val_metric": "log_loss"},
     "ple_16": {"ple_bins": 16},
+    "ple_4": {"ple_bins": 4},
 }
 
 
