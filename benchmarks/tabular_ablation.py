@@ -46,6 +46,7 @@ VARIANTS = {
     "val_log_loss": {"val_metric": "log_loss"},
     "ple_16": {"ple_bins": 16},
     "ple_4": {"ple_bins": 4},
+    "ple_auto": {"ple_bins": "auto"},
 }
 
 

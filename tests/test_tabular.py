@@ -52,6 +52,30 @@ def test_piecewise_linear_encoding_by_hand():
     assert "edges" not in TableEncoder().fit(df).spec["columns"][0]  # off by default
 
 
+def test_auto_bins_keep_the_encoding_that_validates_better():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 10, 400)
+    df = pd.DataFrame({"x": x, "noise": rng.standard_normal(400)})
+    y = np.where((x > 3.0) & (x < 3.8), "in", "out")  # a narrow band: bins find it at once
+    runs = {b: nl.TabularClassifier(**{**FAST, "n_epochs": 6}, n_bags=b, ple_bins="auto").fit(df, y)
+            for b in (1, 3)}
+    for bags, est in runs.items():
+        assert est.ple_bins_ in (0, 16) and len(est.networks_) == bags
+        has_bins = any(c.get("edges") for c in est.encoding_["columns"])
+        assert has_bins == (est.ple_bins_ == 16)
+        assert est.feature_names_out_ == est._encoder().feature_names()
+    # the choice is the lower first-fold validation error of the two networks (ties: no bins),
+    # and the result is that encoding's own fit (both start from the same random state)
+    plain = nl.TabularClassifier(**{**FAST, "n_epochs": 6}, n_bags=1).fit(df, y)
+    binned = nl.TabularClassifier(**{**FAST, "n_epochs": 6}, n_bags=1, ple_bins=16).fit(df, y)
+    errors = [min(m.history_[0]["val_error"]) for m in (plain, binned)]
+    assert runs[1].ple_bins_ == (16 if errors[1] < errors[0] else 0)
+    kept = binned if runs[1].ple_bins_ else plain
+    np.testing.assert_array_equal(runs[1].predict_proba(df), kept.predict_proba(df))
+    with pytest.raises(ValueError, match="ple_bins must be a non-negative integer or 'auto'"):
+        nl.TabularClassifier(**FAST, ple_bins="many").fit(df, y)
+
+
 def test_encoder_layout_and_names():
     df, _ = mixed_table()
     enc = TableEncoder().fit(df)

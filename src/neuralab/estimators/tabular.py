@@ -51,6 +51,7 @@ PRESETS = {
 AUTO_MEMBERS, AUTO_MAX_ROWS = 4, 2_500
 AUTO_BAGS, AUTO_BAGS_MAX_ROWS = 3, 4_000
 AUTO_BAG_ROWS, AUTO_MAX_BAGS = 8_000, 8
+AUTO_PLE_BINS = 16  # ple_bins="auto" tries these many bins against none
 
 
 def auto_members(n_rows: int) -> int:
@@ -309,6 +310,11 @@ class TableEncoder:
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
 
+def _without_bins(spec: dict) -> dict:
+    """``spec`` with no piecewise-linear bins (every number one column)."""
+    return {**spec, "columns": [{k: v for k, v in c.items() if k != "edges"} for c in spec["columns"]]}
+
+
 def _ple_edges(values: np.ndarray, bins: int) -> list[float] | None:
     """Bin edges at the training quantiles (repeated ones merged); None when the column has
     two values or fewer, or fewer than 2 distinct bins, or ``bins`` is 0."""
@@ -469,7 +475,8 @@ _PARAMS_DOC = """
         parametric_act: learnable mix of the activation and the identity per unit.
         one_hot_max: categories one-hot encoded up to this many, embedded beyond.
         ple_bins: piecewise-linear encoding of number columns in this many quantile bins
-            (``TableEncoder``; 0: off).
+            (``TableEncoder``; 0: off); "auto": one network with 16 bins and one without on
+            the first fold, the better on validation is used for every fold.
         embedding_dim: size of each categorical embedding (8).
         validation_fraction: share of the training rows held out to pick the best epoch.
         random_state: seed (int) or None.
@@ -488,7 +495,7 @@ class _TabularBase(BaseEstimator):
                  lr_schedule: str = "coslog4", weight_decay: float = 0.02,
                  wd_schedule: str = "flat_cos", dropout: float = 0.15,
                  dropout_schedule: str = "flat_cos", label_smoothing: float = 0.1,
-                 val_metric: str | None = None, ple_bins: int = 0,
+                 val_metric: str | None = None, ple_bins: int | str = 0,
                  robust_scale: bool = True, smooth_clip: bool = True, periodic: bool = True,
                  front_scale: bool = True, ntk: bool = True, parametric_act: bool = True,
                  one_hot_max: int = 8, embedding_dim: int = 8, validation_fraction: float = 0.2,
@@ -582,10 +589,15 @@ class _TabularBase(BaseEstimator):
         from ._checks import check_trainable  # noqa: PLC0415
         check_trainable(len(table))
         target = self._encode_y(y)
-        encoder = TableEncoder(one_hot_max=self.one_hot_max, ple_bins=self.ple_bins).fit(table)
-        self.encoding_ = encoder.spec  # plain data (JSON in a model file)
-        Z = encoder.transform(table)
-        self.feature_names_out_ = encoder.feature_names()
+        bins = self.ple_bins
+        auto_ple = isinstance(bins, str) and bins == "auto"
+        if not auto_ple and (isinstance(bins, (str, bool)) or int(bins) < 0):
+            raise ValueError(f"ple_bins must be a non-negative integer or 'auto', got {bins!r}")
+        encoder = TableEncoder(one_hot_max=self.one_hot_max,
+                               ple_bins=AUTO_PLE_BINS if auto_ple else int(bins)).fit(table)
+        specs = [encoder.spec]
+        if auto_ple and any(c.get("edges") for c in encoder.spec["columns"]):
+            specs = [_without_bins(encoder.spec), encoder.spec]  # RealMLP-TD's first: it wins ties
         rng = np.random.default_rng(self.random_state)
         epochs = int(self._setting("n_epochs"))
         n = len(table)
@@ -596,17 +608,50 @@ class _TabularBase(BaseEstimator):
             warnings.warn(f"validation_data is not used: each of the {bags} bags picks its best "
                           f"epoch on its own fold of X (n_bags=1 to use validation_data)",
                           UserWarning, stacklevel=2)
-        if validation_data is not None and bags == 1:
+        external = validation_data is not None and bags == 1
+        if external:
             X_val, y_val = validation_data
-            Z_val = encoder.transform(self._table(X_val, reset=False))
-            splits = [(np.arange(len(Z)), (Z_val, self._encode_validation(
-                column_or_1d(np.asarray(y_val), warn=True), len(Z_val))))]
+            table_val = self._table(X_val, reset=False)
+            y_val = self._encode_validation(column_or_1d(np.asarray(y_val), warn=True), len(table_val))
+            folds = [(np.arange(n), None)]
         else:
-            splits = [(tr, None if va is None else (Z[va], target[va]))
-                      for tr, va in self._splits(target, bags, rng)]
+            folds = self._splits(target, bags, rng)
+
+        def encoded(spec: dict) -> tuple:
+            """The rows in ``spec``'s encoding, and each fold's (train rows, validation data)."""
+            enc = TableEncoder(one_hot_max=self.one_hot_max)
+            enc.spec = spec
+            Z = enc.transform(table)
+            if external:
+                return Z, [(folds[0][0], (enc.transform(table_val), y_val))]
+            return Z, [(tr, None if va is None else (Z[va], target[va])) for tr, va in folds]
+
         self.networks_, self.best_epochs_, self.history_ = [], [], []
-        for train_idx, val in splits:
-            net, best, hist = self._train_one(Z, target, train_idx, val, rng, callbacks)
+        first = None  # the first fold's network, trained while choosing the encoding
+        if len(specs) > 1 and (external or folds[0][1] is not None):
+            # ple_bins="auto": one network each way on the first fold; the lower validation
+            # score keeps its encoding for every fold (about one network's time more). Both
+            # start from the same random state, so the result is the chosen encoding's own fit.
+            monitor = "val_" + self._val_metric(self.n_ensemble_).__name__
+            start, trials = rng.bit_generator.state, []
+            for spec in specs:
+                rng.bit_generator.state = start
+                self.encoding_ = spec
+                Z, splits = encoded(spec)
+                trained = self._train_one(Z, target, *splits[0], rng, callbacks)
+                trials.append((spec, trained, rng.bit_generator.state))
+                if len(trained[2].get("loss", ())) < epochs:
+                    break  # a callback stopped training: keep what was trained
+            pick = min(range(len(trials)), key=lambda j: (min(trials[j][1][2].get(monitor, [np.inf])), j))
+            specs, first, rng.bit_generator.state = [trials[pick][0]], trials[pick][1], trials[pick][2]
+        self.encoding_ = specs[0]  # plain data (JSON in a model file)
+        self.ple_bins_ = max((len(c["edges"]) - 1 for c in self.encoding_["columns"] if c.get("edges")),
+                             default=0)
+        self.feature_names_out_ = self._encoder().feature_names()
+        Z, splits = encoded(self.encoding_)
+        for i, (train_idx, val) in enumerate(splits):
+            net, best, hist = first if (i == 0 and first is not None) else \
+                self._train_one(Z, target, train_idx, val, rng, callbacks)
             self.networks_.append(net)
             self.best_epochs_.append(best)
             self.history_.append(hist)
