@@ -331,12 +331,17 @@ def ple(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
 
     Example: ``ple(np.array([0.0, 1.5, 9.0]), [0, 1, 2, 3])  # rows [0,0,0], [1,.5,0], [1,1,7]``
     """
-    e = np.asarray(edges, dtype=np.float64)
-    lower = np.zeros(len(e) - 1)
-    upper = np.ones(len(e) - 1)
-    lower[0], upper[-1] = -np.inf, np.inf  # below the first edge, above the last: extrapolate
-    z = (np.asarray(x, dtype=np.float64)[:, None] - e[:-1]) / np.diff(e)
+    left, width, lower, upper = _ple_terms(edges)
+    z = (np.asarray(x, dtype=np.float64)[:, None] - left) / width
     return np.minimum(np.maximum(z, lower), upper)
+
+
+def _ple_terms(edges: Sequence[float]) -> tuple:
+    """Each bin's left edge, width and clipping bounds, (bins,) each (also the ONNX graph's)."""
+    e = np.asarray(edges, dtype=np.float64)
+    lower, upper = np.zeros(len(e) - 1), np.ones(len(e) - 1)
+    lower[0], upper[-1] = -np.inf, np.inf  # below the first edge, above the last: extrapolate
+    return e[:-1], np.diff(e), lower, upper
 
 
 def _check_finite(name: str, values: np.ndarray) -> None:

@@ -509,15 +509,11 @@ def _emit_encoder_inputs(spec: dict, g: _OnnxGraph) -> tuple[list, str]:
             if col["missing"]:
                 binary.append(g.op("Cast", [nan], f"{_safe(name)}_missing", to=TensorProto.DOUBLE))
             if col.get("edges"):  # piecewise-linear bins, as estimators.tabular.ple
-                e = np.asarray(col["edges"], dtype=np.float64)
-                lower, upper = np.zeros(len(e) - 1), np.ones(len(e) - 1)
-                lower[0], upper[-1] = -np.inf, np.inf
-                left = g.const(e[None, :-1], "bin_left", np.float64)
-                width = g.const(np.diff(e)[None, :], "bin_width", np.float64)
-                z = g.op("Div", [g.op("Sub", [imputed, left]), width])
-                z = g.op("Max", [z, g.const(lower[None, :], "bin_lower", np.float64)])
-                binary.append(g.op("Min", [z, g.const(upper[None, :], "bin_upper", np.float64)],
-                                   f"{_safe(name)}_bins"))
+                from ..estimators.tabular import _ple_terms
+                left, width, lower, upper = (g.const(t[None, :], hint, np.float64) for t, hint in zip(
+                    _ple_terms(col["edges"]), ("bin_left", "bin_width", "bin_lower", "bin_upper")))
+                z = g.op("Max", [g.op("Div", [g.op("Sub", [imputed, left]), width]), lower])
+                binary.append(g.op("Min", [z, upper], f"{_safe(name)}_bins"))
             continue
         name, cats = col["name"], list(col["categories"])
         if name not in inputs:
