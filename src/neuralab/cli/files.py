@@ -149,7 +149,7 @@ def model_info(path: str) -> str:
         shown = {k: params[k] for k in ("hidden_layer_sizes", "activation", "solver", "alpha",
                                         "learning_rate_init", "max_iter", "batch_size", "dropout",
                                         "batch_norm", "residual", "preset", "n_epochs",
-                                        "n_ensemble", "n_bags", "hidden", "random_state")
+                                        "n_ensemble", "n_bags", "ple_bins", "hidden", "random_state")
                  if k in params}
         lines.append(f"estimator: {type(est).__name__}(" +
                      ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")")
@@ -158,6 +158,9 @@ def model_info(path: str) -> str:
         # a tabular estimator: what n_ensemble="auto" and n_bags chose
         one = "1 network" if members == 1 else f"a {members}-member ensemble"
         lines.append(f"networks: {one}" + (f" in each of {len(nets)} bags" if len(nets) > 1 else ""))
+        bins = getattr(est, "ple_bins_", 0)
+        if bins:  # what ple_bins="auto" chose
+            lines.append(f"piecewise-linear bins: up to {bins} per number column")
     if net is not None:
         lines.append(f"parameters: {net.num_parameters():,}"
                      + (" (each bag)" if isinstance(nets, list) and len(nets) > 1 else ""))

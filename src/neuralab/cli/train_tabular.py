@@ -93,7 +93,8 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
     chosen = {k: v for k, v in {"n_epochs": p.get("epochs"), "batch_size": p.get("batch_size"),
                                 "hidden": p.get("hidden") or None, "lr": p.get("lr"),
                                 "dropout": p.get("dropout"),
-                                "activation": p.get("activation")}.items() if v is not None}
+                                "activation": p.get("activation"),
+                                "ple_bins": p.get("ple_bins")}.items() if v is not None}
     if "hidden" in chosen:
         chosen["hidden"] = tuple(chosen["hidden"])
     cls = TabularClassifier if task == "classification" else TabularRegressor
@@ -154,10 +155,13 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
 
 
 def _networks(est: Any) -> str:
-    """What a preset trains, in words: "1 network" or "4-member ensemble x 3 bags"."""
+    """What a preset trains, in words: "1 network" or "4-member ensemble x 3 bags" (and the
+    piecewise-linear bins, when ``ple_bins`` chose them)."""
     k, bags = int(est.n_ensemble_), int(est.n_bags_)
     one = "1 network" if k == 1 else f"{k}-member ensemble"
-    return one if bags == 1 else f"{one} x {bags} bags"
+    bins = int(getattr(est, "ple_bins_", 0))
+    return (one if bags == 1 else f"{one} x {bags} bags") + \
+        (f", numbers in {bins} piecewise-linear bins" if bins else "")
 
 
 def save_tabular(result: dict, path: str) -> str:
