@@ -148,12 +148,30 @@ def test_regression_file(tmp_path):
     (["--model", "mlp", "--preset", "fast"], "--preset sets the tabular model"),
     (["--model", "tabular", "--text", "plan"], "--text (TF-IDF columns) trains the plain MLP"),
     (["--hidden", "none"], "--hidden none (no hidden layer) needs --model mlp"),
+    (["--model", "mlp", "--ple-bins", "8"], "--ple-bins sets the tabular model"),
+    (["--ple-bins", "many"], "--ple-bins must be 'auto' or a whole number >= 0, got 'many'"),
+    (["--ple-bins", "-2"], "--ple-bins must be 'auto' or a whole number >= 0, got '-2'"),
 ])
 def test_flags_of_the_other_model_get_one_line(churn, flags, words):
     d, data, _, _, _ = churn
     r = _invoke("train", data, "--target", "churn", "--out", d / "x.safetensors", *flags)
     assert r.exit_code == 2 and words in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not (d / "x.safetensors").exists()
+
+
+def test_ple_bins_flag_sets_the_bins_and_the_file_keeps_them(churn):
+    d, data, _, _, _ = churn
+    out = d / "bins.safetensors"
+    r = _invoke("train", data, "--target", "churn", "--out", out, "--ple-bins", "4", *SHORT)
+    assert r.exit_code == 0, r.output
+    assert "numbers in 4 piecewise-linear bins" in r.stdout
+    model = nl.load(out)
+    assert model.ple_bins_ == 4 and any(c.get("edges") for c in model.encoding_["columns"])
+    assert "piecewise-linear bins: up to 4 per number column" in _invoke("info", out).stdout
+    r = _invoke("train", data, "--target", "churn", "--out", out, "--force", "--ple-bins", "0",
+                *SHORT)
+    assert r.exit_code == 0 and "piecewise-linear" not in r.stdout, r.output
+    assert nl.load(out).ple_bins_ == 0
 
 
 def test_a_built_in_data_set_keeps_the_plain_mlp(tmp_path):

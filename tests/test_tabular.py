@@ -76,6 +76,37 @@ def test_auto_bins_keep_the_encoding_that_validates_better():
         nl.TabularClassifier(**FAST, ple_bins="many").fit(df, y)
 
 
+class _Starts(nl.callbacks.Callback):
+    """Counts the networks trained (each ``nl.fit`` begins once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.starts = 0
+
+    def on_train_begin(self, logs=None):
+        self.starts += 1
+
+
+@pytest.mark.parametrize("rows, preset, starts, bins", [
+    (400, "default", 2, 16),  # up to 4,000 rows: 16 bins tried against none on the first fold
+    (4_001, "default", 1, 0),  # beyond: none tried (one network's time)
+    (400, "fast", 1, 0),  # the fast preset: none
+])
+def test_the_presets_try_bins_up_to_4000_rows(rows, preset, starts, bins):
+    from neuralab.estimators.tabular import auto_ple_bins
+    assert (auto_ple_bins(4_000), auto_ple_bins(4_001)) == (16, 0)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 10, rows)
+    df = pd.DataFrame({"x": x, "noise": rng.standard_normal(rows)})
+    y = np.where((x > 3.0) & (x < 3.8), "in", "out")
+    seen = _Starts()
+    est = nl.TabularClassifier(preset, n_epochs=2, hidden=(8,), batch_size=512, n_bags=1,
+                               random_state=0).fit(df, y, callbacks=[seen])
+    assert seen.starts == starts and est.ple_bins_ in (0, bins)
+    if bins == 0:
+        assert not any(c.get("edges") for c in est.encoding_["columns"])
+
+
 def test_encoder_layout_and_names():
     df, _ = mixed_table()
     enc = TableEncoder().fit(df)
