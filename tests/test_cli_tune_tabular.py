@@ -47,10 +47,13 @@ def test_tabular_preset_on_a_csv_saves_a_classifier_that_predicts_raw_rows(tmp_p
     assert re.search(r"rank\s+score\s+± std\s+fit s\s+params", res.output)
     cands = _params(res.output)
     assert len(cands) == 2
-    assert set(cands[0]) == {"lr", "hidden", "dropout", "weight_decay", "label_smoothing", "periodic"}
+    assert set(cands[0]) == {"lr", "hidden", "dropout", "weight_decay", "label_smoothing", "periodic",
+                             "ple_bins"}
     model = nl.load(out)
     assert isinstance(model, TabularClassifier)
     assert model.n_epochs == 3  # --max-iter
+    # one network per candidate (the search's folds validate it), bins as the search chose
+    assert len(model.networks_) == 1 and model.ple_bins_ in (0, 16)
     assert list(model.feature_names_in_) == ["x", "colour"]
     # raw rows, with the target column still in the file: columns are found by name
     pred = CliRunner().invoke(main, ["predict", str(out), str(data)])
@@ -72,7 +75,8 @@ def test_tabular_preset_regression_and_param_overrides(tmp_path):
     cands = _params(res.output)
     assert len(cands) == 2
     # the regression space has no label smoothing; --param fixed dropout and added batch_size
-    assert set(cands[0]) == {"lr", "hidden", "dropout", "weight_decay", "periodic", "batch_size"}
+    assert set(cands[0]) == {"lr", "hidden", "dropout", "weight_decay", "periodic", "ple_bins",
+                             "batch_size"}
     assert all(c["dropout"] == "0" and c["batch_size"] in ("32", "64") for c in cands)
     assert all(0.05 <= float(c["lr"]) <= 0.5 for c in cands)
     model = nl.load(out)
@@ -120,6 +124,7 @@ def test_the_space_is_the_documented_one():
         assert {d["hidden"] for d in draws} == hidden
         assert all(0 <= d["dropout"] <= 0.3 and 0 <= d["weight_decay"] <= 0.05 for d in draws)
         assert {d["periodic"] for d in draws} == {True, False}
+        assert {d["ple_bins"] for d in draws} == {0, 16}
         smoothing = [d.get("label_smoothing") for d in draws]
         if task == "classification":
             assert all(0 <= s <= 0.2 for s in smoothing)

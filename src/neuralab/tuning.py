@@ -47,6 +47,7 @@ TABULAR_SPACE: dict[str, dict[str, str]] = {
         "weight_decay": "0:0.05",
         "label_smoothing": "0:0.2",
         "periodic": "true,false",
+        "ple_bins": "0,16",
     },
     "regression": {
         "lr": "0.05:0.5:log",
@@ -54,6 +55,7 @@ TABULAR_SPACE: dict[str, dict[str, str]] = {
         "dropout": "0:0.3",
         "weight_decay": "0:0.05",
         "periodic": "true,false",
+        "ple_bins": "0,16",
     },
 }
 TABULAR_EPOCHS = 32  # epochs per fit with --preset tabular (the estimators' "fast" preset)

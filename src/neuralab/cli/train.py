@@ -562,7 +562,8 @@ def _optimizers() -> list[str]:
                    "--dataset, and with --text or --distributed).")
 @click.option("--preset", type=click.Choice(["fast", "default", "best"]), default=None,
               help="--model tabular: fast (32 epochs, one network), default (256 epochs; one "
-                   "network bagged over 3 folds on up to 4,000 rows, 3-8 for regression), or "
+                   "network bagged over 3 folds on up to 4,000 rows, 3-8 for regression, "
+                   "--ple-bins auto), or "
                    "best (a 4-member ensemble bagged over 3 folds: about 12x one network's "
                    "time) [default: default].")
 @click.option("--ple-bins", default=None, callback=_ple_bins, metavar="N|auto",

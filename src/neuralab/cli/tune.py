@@ -153,7 +153,10 @@ def _tune_tabular(data: str | None, target: str | None, dataset: str | None, par
     space = tuning.tabular_space(task)
     space.update(doc["params"])
     space.update(params)
+    # one network per candidate: the search's own folds validate it (the default preset's
+    # bags and its ple_bins trial would each fit more networks inside every fold)
     fixed = {"n_epochs": max_iter or doc.get("max_iter", tuning.TABULAR_EPOCHS),
+             "n_ensemble": 1, "n_bags": 1, "ple_bins": 0,
              "random_state": seed, **doc.get("fixed", {})}
     est = (TabularClassifier if task == "classification" else TabularRegressor)(**fixed)
     tuning.check_names(est, space)  # before any output: a misspelt --param is one line
