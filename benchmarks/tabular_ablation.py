@@ -47,6 +47,9 @@ VARIANTS = {
     "ple_16": {"ple_bins": 16},
     "ple_4": {"ple_bins": 4},
     "ple_auto": {"ple_bins": "auto"},
+    # the presets as they are (bags, the bins' trial)
+    "preset_default": {"n_bags": "auto"},
+    "preset_best": {"n_ensemble": 4, "n_bags": 3},
 }
 
 
