@@ -7,6 +7,7 @@ can choose defaults. Results are cached per (variant, table, seed) like the benc
 
 Usage:
     NEURALAB_DATA=... python benchmarks/tabular_ablation.py --only OJ,HMDA,concrete --seeds 1
+    python benchmarks/tabular_ablation.py --variants sk_mlp,catboost   # peers, same folds
 """
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tabular import DATA, ROOT, load_table, score, split
+from tabular import DATA, ROOT, load_table, run_model, score, split
+
+# peers on the same validation folds (benchmarks/tabular.py's models, at their defaults)
+PEERS = ("sk_mlp", "catboost", "lightgbm", "xgboost", "hgb")
 
 # Every variant changes one thing of ONE network (the recipe's ingredients are measured on
 # it), except "auto": the default preset as it is (its ensemble or bags by table size).
@@ -57,7 +61,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="OJ,HMDA,concrete")
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"comma-separated, from {sorted(VARIANTS)} and the peers {list(PEERS)}")
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "tabular_ablation.json"))
     args = ap.parse_args(argv)
     import neuralab as nl
@@ -80,14 +85,20 @@ def main(argv=None) -> None:
                 key = f"{v}|{name}|{seed}"
                 if key in cache:
                     continue
-                cls_ = nl.TabularClassifier if cls else nl.TabularRegressor
-                est = cls_(random_state=seed, **{**ONE_NETWORK, **VARIANTS[v]})
-                t = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    est.fit(Xa, ya)
-                cache[key] = {"score": score(entry["task"], yv, est.predict(Xv)),
-                              "fit_s": time.perf_counter() - t}
+                if v in PEERS:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        pred, fit_s = run_model(v, entry, Xa, ya, Xv, seed)
+                    cache[key] = {"score": score(entry["task"], yv, pred), "fit_s": fit_s}
+                else:
+                    cls_ = nl.TabularClassifier if cls else nl.TabularRegressor
+                    est = cls_(random_state=seed, **{**ONE_NETWORK, **VARIANTS[v]})
+                    t = time.perf_counter()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        est.fit(Xa, ya)
+                    cache[key] = {"score": score(entry["task"], yv, est.predict(Xv)),
+                                  "fit_s": time.perf_counter() - t}
                 print(key, cache[key], flush=True)
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
                 cache_path.write_text(json.dumps(cache, indent=1, sort_keys=True))
