@@ -11,6 +11,11 @@ file), lightgbm, xgboost, catboost, hgb (sklearn HistGradientBoosting), sk_mlp (
 MLP with early stopping in an impute/scale/one-hot pipeline), realmlp (pytabkit's
 RealMLP_TD). Peers: ``pip install -r benchmarks/requirements.txt``.
 
+``NEURALAB_DATA`` may point at any folder holding ``tabular/suite.json`` (a list of
+``{"name", "file", "target", "task"}``, task "classification" or "regression") beside the
+CSVs: ``benchmarks/heldout_suite.py`` writes such a folder of 15 tables held out from every
+choice of defaults.
+
 Usage:
     NEURALAB_DATA=... python benchmarks/tabular.py --quick
     python benchmarks/tabular.py --only HMDA,OJ --models nl_default,catboost --seeds 3

@@ -48,6 +48,7 @@ VARIANTS = {
     "bags_5": {"n_bags": 5},
     "bags_8": {"n_bags": 8},
     "val_log_loss": {"val_metric": "log_loss"},
+    "ple_0": {"ple_bins": 0},
     "ple_16": {"ple_bins": 16},
     "ple_4": {"ple_bins": 4},
     "ple_auto": {"ple_bins": "auto"},
@@ -64,7 +65,10 @@ def main(argv=None) -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help=f"comma-separated, from {sorted(VARIANTS)} and the peers {list(PEERS)}")
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "tabular_ablation.json"))
+    ap.add_argument("--as-category", default="",
+                    help="comma-separated columns given as categories (cached as VARIANT@cat:COLS)")
     args = ap.parse_args(argv)
+    as_category = [c for c in args.as_category.split(",") if c]
     import neuralab as nl
     from sklearn.model_selection import train_test_split
 
@@ -72,17 +76,21 @@ def main(argv=None) -> None:
     cache_path = Path(args.cache)
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     variants = args.variants.split(",")
+    tag = f"@cat:{args.as_category}" if as_category else ""
     tables = args.only.split(",")
     for name in tables:
         entry = suite[name]
         cls = entry["task"] == "classification"
         X, y = load_table(entry)
+        for col in as_category:  # an integer id, say, that a user would declare a category
+            if col in X.columns:
+                X[col] = X[col].astype("category")
         for seed in range(args.seeds):
             Xtr, _, ytr, _ = split(entry, X, y, seed)  # the test part is dropped here
             Xa, Xv, ya, yv = train_test_split(Xtr, ytr, test_size=0.25, random_state=seed,
                                               stratify=ytr if cls else None)
             for v in variants:
-                key = f"{v}|{name}|{seed}"
+                key = f"{v}{tag}|{name}|{seed}"
                 if key in cache:
                     continue
                 if v in PEERS:
@@ -105,11 +113,16 @@ def main(argv=None) -> None:
     print("\n| variant | " + " | ".join(tables) + " | mean gain of the ingredient |")
     print("|---" * (len(tables) + 2) + "|")
     seeds = range(args.seeds)
+    # the gain is measured against "default" (one network); without its runs it is left blank
+    has_base = all(f"default{tag}|{t}|{s}" in cache for t in tables for s in seeds)
     for v in variants:
-        vals = [np.mean([cache[f"{v}|{t}|{s}"]["score"] for s in seeds]) for t in tables]
-        base = [np.mean([cache[f"default|{t}|{s}"]["score"] for s in seeds]) for t in tables]
-        gain = np.mean(np.subtract(base, vals))
-        print(f"| {v} | " + " | ".join(f"{x:.4f}" for x in vals) + f" | {gain:+.4f} |")
+        vals = [np.mean([cache[f"{v}{tag}|{t}|{s}"]["score"] for s in seeds]) for t in tables]
+        gain = ""
+        if has_base:
+            base = [np.mean([cache[f"default{tag}|{t}|{s}"]["score"] for s in seeds])
+                    for t in tables]
+            gain = f"{np.mean(np.subtract(base, vals)):+.4f}"
+        print(f"| {v} | " + " | ".join(f"{x:.4f}" for x in vals) + f" | {gain} |")
 
 
 if __name__ == "__main__":
