@@ -67,6 +67,9 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "tabular_ablation.json"))
     ap.add_argument("--as-category", default="",
                     help="comma-separated columns given as categories (cached as VARIANT@cat:COLS)")
+    ap.add_argument("--rows", type=int, default=0,
+                    help="first draw this many rows of each larger table (seed 0; cached as "
+                         "VARIANT@rows:N): mid-sized tables from large ones")
     args = ap.parse_args(argv)
     as_category = [c for c in args.as_category.split(",") if c]
     import neuralab as nl
@@ -76,12 +79,16 @@ def main(argv=None) -> None:
     cache_path = Path(args.cache)
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     variants = args.variants.split(",")
-    tag = f"@cat:{args.as_category}" if as_category else ""
+    tag = (f"@cat:{args.as_category}" if as_category else "") + (
+        f"@rows:{args.rows}" if args.rows else "")
     tables = args.only.split(",")
     for name in tables:
         entry = suite[name]
         cls = entry["task"] == "classification"
         X, y = load_table(entry)
+        if args.rows and len(X) > args.rows:
+            keep = np.random.default_rng(0).choice(len(X), args.rows, replace=False)
+            X, y = X.iloc[keep].reset_index(drop=True), y.iloc[keep].reset_index(drop=True)
         for col in as_category:  # an integer id, say, that a user would declare a category
             if col in X.columns:
                 X[col] = X[col].astype("category")
