@@ -79,6 +79,9 @@ def main(argv=None) -> None:
     cache_path = Path(args.cache)
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS and v not in PEERS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; known: {sorted(VARIANTS)} and {list(PEERS)}")
     tag = (f"@cat:{args.as_category}" if as_category else "") + (
         f"@rows:{args.rows}" if args.rows else "")
     tables = args.only.split(",")
