@@ -174,6 +174,38 @@ def test_ple_bins_flag_sets_the_bins_and_the_file_keeps_them(churn):
     assert nl.load(out).ple_bins_ == 0
 
 
+def test_categorical_flag_treats_integer_codes_as_categories(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 800
+    school, x = rng.integers(100, 140, n), rng.normal(size=n)
+    effect = rng.normal(size=200)
+    frame = pd.DataFrame({"school": school, "x": x,
+                          "pass": np.where(effect[school] + 0.3 * x > 0, "yes", "no")})
+    data = tmp_path / "schools.csv"
+    frame.to_csv(data, index=False)
+    scores = {}
+    for model in ("tabular", "mlp"):
+        out = tmp_path / f"{model}.safetensors"
+        r = _invoke("train", data, "--target", "pass", "--model", model, "--out", out,
+                    "--categorical", "school", *SHORT)
+        assert r.exit_code == 0, r.output
+        scores[model] = _rows(r.stdout)["validation"][-1]
+        shown = [line for line in _invoke("info", out).stdout.splitlines() if "school" in line]
+        assert shown and "40 categories" in shown[0], shown
+        new = tmp_path / "new.csv"
+        pd.DataFrame({"school": [101, 139], "x": [0.0, 0.0]}).to_csv(new, index=False)
+        r = _invoke("predict", out, new)
+        assert r.exit_code == 0 and r.stdout.split()[1:] in (["yes", "no"], ["no", "yes"],
+                                                             ["yes", "yes"], ["no", "no"]), r.output
+    plain = _invoke("train", data, "--target", "pass", "--out", tmp_path / "plain.safetensors",
+                    *SHORT)
+    assert plain.exit_code == 0, plain.output
+    assert scores["tabular"] > _rows(plain.stdout)["validation"][-1] + 0.1, (scores, plain.stdout)
+    bad = _invoke("train", data, "--target", "pass", "--categorical", "schol",
+                  "--out", tmp_path / "bad.safetensors", *SHORT)
+    assert bad.exit_code != 0 and "'schol'" in bad.output and "Traceback" not in bad.output
+
+
 def test_a_built_in_data_set_keeps_the_plain_mlp(tmp_path):
     r = _invoke("train", "--dataset", "iris", "--epochs", "3", "-q")
     assert r.exit_code == 0, r.output

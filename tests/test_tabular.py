@@ -196,6 +196,60 @@ def test_unseen_categories_at_predict_time_map_to_unknown():
     assert Z[0, -1] == 0 and Z[2, -1] == 0  # unknown and missing share code 0
 
 
+def _school_table(n=600, seed=0):
+    """A class decided by a school id of 40 values (stored as integers) and a small slope."""
+    rng = np.random.default_rng(seed)
+    school, x = rng.integers(100, 140, n), rng.standard_normal(n)
+    effect = rng.standard_normal(200)
+    y = np.where(effect[school] + 0.3 * x + 0.3 * rng.standard_normal(n) > 0, "yes", "no")
+    return pd.DataFrame({"school": school, "x": x}), y
+
+
+def test_categorical_features_encode_integer_codes_as_categories(tmp_path):
+    df, y = _school_table()
+    kw = dict(preset="fast", random_state=0)
+    plain = nl.TabularClassifier(**kw).fit(df[:400], y[:400])
+    assert [c["kind"] for c in plain.encoding_["columns"]] == ["numeric", "numeric"]
+    scores = {}
+    for given in (np.array([True, False]), [True, False], [0], ["school"]):
+        clf = nl.TabularClassifier(categorical_features=given, **kw).fit(df[:400], y[:400])
+        col = clf.encoding_["columns"][0]
+        assert col["kind"] == "embedding" and len(col["categories"]) == 40
+        assert sorted(col["categories"], key=int) == [str(v) for v in range(100, 140)]
+        scores[str(given)] = clf.score(df[400:], y[400:])
+    assert len(set(scores.values())) == 1  # the same columns however they are named
+    # a smooth number cannot isolate 40 schools in 32 epochs; their embedding can
+    assert min(scores.values()) > plain.score(df[400:], y[400:]) + 0.1
+    # floats of whole numbers are the same categories; an array's columns are x0, x1, ...
+    arr = nl.TabularClassifier(categorical_features=[0], **kw).fit(df.to_numpy()[:400], y[:400])
+    assert arr.encoding_["columns"][0]["categories"] == clf.encoding_["columns"][0]["categories"]
+    path = tmp_path / "school.safetensors"
+    nl.save(clf, path)
+    back = nl.load(path)
+    assert back.categorical_features == ["school"]
+    assert np.array_equal(back.predict_proba(df[400:]), clf.predict_proba(df[400:]))
+    with pytest.warns(UserWarning, match="'school': 1 value"):  # a new school: said, as missing
+        back.predict(pd.DataFrame({"school": [101, 999], "x": [0.0, 0.0]}))
+    reg = nl.TabularRegressor(categorical_features=["school"], **kw).fit(df, df["x"] * 2)
+    assert reg.encoding_["columns"][0]["kind"] == "embedding"
+    ort = pytest.importorskip("onnxruntime")
+    from neuralab.io import onnx_feed
+    sess = ort.InferenceSession(str(nl.export_onnx(back, tmp_path / "school.onnx")))
+    outs = sess.run(None, onnx_feed(back, df[400:]))  # the codes go in as category strings
+    np.testing.assert_allclose(outs[0], back.predict_proba(df[400:]), atol=1e-5)
+
+
+def test_bad_categorical_features_give_one_clear_line():
+    df, y = _school_table(200)
+    fit = lambda given: nl.TabularClassifier(preset="fast", categorical_features=given).fit(df, y)  # noqa: E731
+    _one_line_error(lambda: fit(["nope"]), "'nope'", "not in X", "'school'")
+    _one_line_error(lambda: fit([2]), "position 2", "2")
+    _one_line_error(lambda: fit([True]), "boolean mask", "(2)")
+    _one_line_error(lambda: fit([1.5]), "names, positions or a boolean mask", "1.5")
+    # a column of 200 distinct floats is no category: said, not 200 one-row categories
+    _one_line_error(lambda: fit(["x"]), "'x'", "declared categorical", "200 distinct")
+
+
 def _one_line_error(fn, *words):
     with pytest.raises(ValueError) as info:
         fn()

@@ -127,6 +127,8 @@ class TabularPreprocessor:
         text: columns of free text (TF-IDF features).
         numeric_scale: "standard" (each numeric column to mean 0, std 1) or "shared_range" (every
             numeric column by the range of all of them together: pixels of one image scale).
+        categorical: columns encoded as categories whatever their dtype (integer codes such as
+            a store or school number; by default a column of numbers is a number).
 
     Example:
         >>> prep = TabularPreprocessor(drop=["name"]).fit(df, target="price")
@@ -135,7 +137,8 @@ class TabularPreprocessor:
 
     def __init__(self, features: Sequence[str] | None = None, drop: Sequence[str] = (),
                  task: str | None = None, max_categories: int = 50,
-                 text: Sequence[str] = (), numeric_scale: str = "standard") -> None:
+                 text: Sequence[str] = (), numeric_scale: str = "standard",
+                 categorical: Sequence[str] = ()) -> None:
         if task not in (None, "classification", "regression"):
             raise PreprocessingError(f"task must be 'classification' or 'regression', got {task!r}")
         if numeric_scale not in ("standard", "shared_range"):
@@ -147,6 +150,9 @@ class TabularPreprocessor:
         self.task = task
         self.max_categories = max_categories
         self.text = list(text)  # columns of free text: TF-IDF (neuralab.text), stored as data
+        # columns one-hot encoded whatever their dtype: integer codes (a store, a school id)
+        # are categories, not quantities
+        self.categorical = list(categorical)
         self.spec: dict | None = None
         self.notices: list[str] = []
 
@@ -171,7 +177,8 @@ class TabularPreprocessor:
         if target is not None and target not in columns:
             raise PreprocessingError(f"target column {target!r} is not in the data; columns are "
                                      f"{_short_list(columns)}")
-        unknown = [c for c in (self.features or []) + self.drop + self.text if c not in columns]
+        unknown = [c for c in (self.features or []) + self.drop + self.text + self.categorical
+                   if c not in columns]
         if unknown:
             raise PreprocessingError(f"column(s) {_short_list(unknown)} not in the data; columns are "
                                      f"{_short_list(columns)}")
@@ -289,7 +296,7 @@ class TabularPreprocessor:
             dropped.append({"name": name, "reason": "all values missing"})
             self._notice(f"column {name!r} left out: every value is missing")
             return []
-        if pd.api.types.is_bool_dtype(s):
+        if pd.api.types.is_bool_dtype(s) or name in self.categorical:
             return [self._categorical(name, s, comm)]
         if pd.api.types.is_numeric_dtype(s):
             values = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -329,7 +336,7 @@ class TabularPreprocessor:
             dropped.append({"name": name, "reason": "all values missing"})
             self._notice(f"column {name!r} left out: every value is missing")
             return []
-        if pd.api.types.is_bool_dtype(s):
+        if pd.api.types.is_bool_dtype(s) or name in self.categorical:
             return [self._categorical(name, s)]
         if pd.api.types.is_numeric_dtype(s):
             values = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -596,7 +603,7 @@ class TabularPreprocessor:
         """The fitted recipe as plain data (what goes into the model file)."""
         return {"spec": self._fitted(), "features": self.features, "drop": self.drop,
                 "task": self.task, "max_categories": self.max_categories, "text": self.text,
-                "numeric_scale": self.numeric_scale}
+                "numeric_scale": self.numeric_scale, "categorical": self.categorical}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TabularPreprocessor":
@@ -606,7 +613,8 @@ class TabularPreprocessor:
             raise PreprocessingError(f"unsupported preprocessing spec (expected version {SPEC_VERSION})")
         prep = cls(features=data.get("features"), drop=data.get("drop", ()), task=data.get("task"),
                    max_categories=data.get("max_categories", 50), text=data.get("text", ()),
-                   numeric_scale=data.get("numeric_scale", "standard"))
+                   numeric_scale=data.get("numeric_scale", "standard"),
+                   categorical=data.get("categorical", ()))
         prep.spec = spec
         return prep
 

@@ -151,6 +151,8 @@ def model_info(path: str) -> str:
                                         "batch_norm", "residual", "preset", "n_epochs",
                                         "n_ensemble", "n_bags", "ple_bins", "hidden", "random_state")
                  if k in params}
+        if params.get("categorical_features") is not None:  # declared codes (--categorical)
+            shown["categorical_features"] = params["categorical_features"]
         lines.append(f"estimator: {type(est).__name__}(" +
                      ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")")
     members, nets = getattr(est, "n_ensemble_", None), getattr(est, "networks_", None)

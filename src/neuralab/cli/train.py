@@ -247,6 +247,7 @@ def train_table(args: dict, progress: bool = True, resume: Any = None, comm: Any
     pixels = bool(args.get("dataset")) and datasets.is_pixels(name)
     prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
                                task=p.get("task"), text=p.get("text") or (),
+                               categorical=p.get("categorical") or (),
                                numeric_scale="shared_range" if pixels else "standard")
     if comm is None:
         prep.fit(tr, target=target)  # the training part only: no peeking at validation or test
@@ -556,6 +557,9 @@ def _optimizers() -> list[str]:
                    "like 3,14, else '.').")
 @click.option("--text", metavar="COLS", help="DATA: comma-separated free-text columns (TF-IDF "
               "features; vocabulary and idf stored in the model file).")
+@click.option("--categorical", metavar="COLS", help="DATA: comma-separated columns to treat as "
+              "categories even though they hold numbers (codes such as a store or school id; "
+              "by default a column of numbers is a number).")
 @click.option("--model", "model_name", default=None, type=click.Choice(MODEL_CHOICES),
               help="tabular: the RealMLP-TD recipe on the table's columns as they are (default "
                    "for a DATA file); mlp: a plain MLP on preprocessed columns (default for "
@@ -669,6 +673,7 @@ def _train(data: str | None, dataset: str | None, out: str | None, force: bool, 
             # a checkpoint of an older version lacks the newer settings: theirs were these
             for key, value in {"data": None, "target": None, "task": None, "features": None,
                                "drop": None, "sep": None, "decimal": None, "text": None,
+                               "categorical": None,
                                "model": "mlp", "residual": False, "min_epochs": 0,
                                "plot": None}.items():
                 args.setdefault(key, value)
@@ -791,7 +796,8 @@ def _args(data: str | None, dataset: str | None, f: dict, given: set | frozenset
     return {"data": None if data is None else str(data), "dataset": dataset,
             "target": f["target"], "task": f["task"], "features": _split_list(f["features"]),
             "drop": _split_list(f["drop"]), "sep": f["sep"], "decimal": f["decimal"],
-            "text": _split_list(f["text"]), "model": model, "preset": f.get("preset"),
+            "text": _split_list(f["text"]), "categorical": _split_list(f["categorical"]),
+            "model": model, "preset": f.get("preset"),
             "ple_bins": f.get("ple_bins"),
             "hidden": None if f["hidden"] is None else list(parse_hidden(f["hidden"])),
             "activation": f["activation"],

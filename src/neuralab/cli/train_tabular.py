@@ -74,7 +74,7 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
     tr, val = known.iloc[split[0]], known.iloc[split[1]]
     # The column choice and the task as --model mlp makes them (ID-like columns left out)
     prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
-                               task=p.get("task"))
+                               task=p.get("task"), categorical=p.get("categorical") or ())
     prep.fit(tr, target=target)
     for notice in prep.notices:
         if "grouped as" not in notice:  # the tabular model embeds every category: none grouped
@@ -98,7 +98,9 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
     if "hidden" in chosen:
         chosen["hidden"] = tuple(chosen["hidden"])
     cls = TabularClassifier if task == "classification" else TabularRegressor
-    est = cls(preset=p.get("preset") or "default", random_state=p["seed"], **chosen)
+    declared = [c for c in p.get("categorical") or () if c in columns]
+    est = cls(preset=p.get("preset") or "default", random_state=p["seed"],
+              categorical_features=declared or None, **chosen)
     val_rows = np.ones(len(val), bool) if task == "regression" else ~unseen
     start = time.perf_counter()
     with warnings.catch_warnings():

@@ -92,6 +92,39 @@ def auto_ple_bins(n_rows: int) -> int:
     return AUTO_PLE_BINS if int(n_rows) <= AUTO_PLE_MAX_ROWS else 0
 
 
+def _categorical_names(given: Any, X: Any) -> list[str]:
+    """The column names ``categorical_features`` names in table ``X`` (names, positions or a
+    boolean mask, as sklearn's HistGradientBoosting takes them; None / "from_dtype": none)."""
+    if given is None or (isinstance(given, str) and given == "from_dtype"):
+        return []
+    columns = list(_frame(X).columns) if not hasattr(X, "columns") else [str(c) for c in X.columns]
+    if isinstance(given, str):  # one name, not a sequence of letters
+        given = [given]
+    items = list(np.asarray(given, dtype=object).ravel()) if not isinstance(given, (list, tuple)) \
+        else list(given)
+    if items and all(isinstance(v, (bool, np.bool_)) for v in items):
+        if len(items) != len(columns):
+            raise ValueError(f"categorical_features as a boolean mask needs one value per column "
+                             f"({len(columns)}), got {len(items)}")
+        return [c for c, flag in zip(columns, items) if flag]
+    names = []
+    for v in items:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            if not 0 <= int(v) < len(columns):
+                raise ValueError(f"categorical_features: position {int(v)} is not a column of X "
+                                 f"(it has {len(columns)})")
+            names.append(columns[int(v)])
+        elif isinstance(v, str):
+            if v not in columns:
+                raise ValueError(f"categorical_features: column {v!r} is not in X (columns: "
+                                 f"{columns[:8]}{' ...' if len(columns) > 8 else ''})")
+            names.append(v)
+        else:
+            raise ValueError(f"categorical_features takes column names, positions or a boolean "
+                             f"mask, got {v!r}")
+    return names
+
+
 def _resolve(name: str, value: Any, auto: Any) -> int:
     """A count setting as an int: "auto" becomes ``auto()``; anything else must be >= 1."""
     if isinstance(value, str) and value == "auto":
@@ -143,6 +176,8 @@ class TableEncoder:
         max_distinct_fraction: a text column with more distinct values than this fraction of
             the rows (and more than 100) is refused: it is free text or an ID, not a category.
         ple_bins: quantile bins of the piecewise-linear encoding (0: numbers stay one column).
+        categorical: columns encoded as categories whatever their dtype (integer codes: a
+            store, a school id); other columns of numbers stay numbers.
 
     Example:
         >>> import pandas as pd
@@ -153,9 +188,10 @@ class TableEncoder:
     """
 
     def __init__(self, one_hot_max: int = 8, max_distinct_fraction: float = 0.5,
-                 ple_bins: int = 0) -> None:
+                 ple_bins: int = 0, categorical: Sequence[str] = ()) -> None:
         self.one_hot_max, self.max_distinct_fraction = int(one_hot_max), float(max_distinct_fraction)
         self.ple_bins = int(ple_bins)
+        self.categorical = [str(c) for c in categorical]
         self.spec: dict | None = None
 
     def fit(self, X: Any) -> "TableEncoder":
@@ -168,13 +204,19 @@ class TableEncoder:
         frame = _frame(X)
         if frame.shape[1] == 0:
             raise ValueError("X has no columns; a table needs at least one feature column")
+        unknown = [c for c in self.categorical if c not in frame.columns]
+        if unknown:
+            raise ValueError(f"categorical column(s) {unknown[:8]} are not in X (columns: "
+                             f"{list(frame.columns)[:8]}{' ...' if frame.shape[1] > 8 else ''})")
         cols = []
         for name in frame.columns:
             s = frame[name]
             n_present = int(s.notna().sum())
             if n_present == 0:
                 raise ValueError(f"column {name!r} has no values (every value is missing); drop it")
-            if pd.api.types.is_bool_dtype(s):
+            if name in self.categorical:
+                cols.append(self._categorical(name, s, declared=True))
+            elif pd.api.types.is_bool_dtype(s):
                 cols.append(self._categorical(name, s))
             elif pd.api.types.is_numeric_dtype(s):
                 values = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -198,11 +240,16 @@ class TableEncoder:
         self.spec = {"columns": cols, "input_columns": list(frame.columns)}
         return self
 
-    def _categorical(self, name: str, s) -> dict:
+    def _categorical(self, name: str, s, declared: bool = False) -> dict:
         keys = _keys(s)
         present = keys[keys != None]  # noqa: E711  (an object array of strings and None)
         uniq, counts = np.unique(present.astype(str), return_counts=True)
         if len(uniq) > max(100, self.max_distinct_fraction * len(s)):
+            if declared:
+                raise ValueError(f"column {name!r} is declared categorical but has {len(uniq)} "
+                                 f"distinct values in {len(s)} rows: too many for a category "
+                                 f"(at most max(100, {self.max_distinct_fraction:g} x rows)); "
+                                 f"leave it a number or drop it")
             raise ValueError(f"column {name!r} looks like free text or an ID ({len(uniq)} distinct "
                              f"values in {len(s)} rows), not a category; drop it or encode it "
                              f"as numbers first")
@@ -493,6 +540,10 @@ _PARAMS_DOC = """
         ntk: NTK parametrisation with RealMLP's data-dependent initialisation.
         parametric_act: learnable mix of the activation and the identity per unit.
         one_hot_max: categories one-hot encoded up to this many, embedded beyond.
+        categorical_features: columns encoded as categories whatever their dtype, as in
+            sklearn's HistGradientBoosting: names, positions or a boolean mask (None or
+            "from_dtype": strings, categories and booleans only, numbers stay numbers). For
+            integer codes: a store or school id is a category, not a quantity.
         ple_bins: piecewise-linear encoding of number columns in this many quantile bins
             (``TableEncoder``; 0: off); "auto" (the default preset): on up to 4,000 rows one
             network with 16 bins and one without on the first fold, the better on validation
@@ -519,6 +570,7 @@ class _TabularBase(BaseEstimator):
                  robust_scale: bool = True, smooth_clip: bool = True, periodic: bool = True,
                  front_scale: bool = True, ntk: bool = True, parametric_act: bool = True,
                  one_hot_max: int = 8, embedding_dim: int = 8, validation_fraction: float = 0.2,
+                 categorical_features: Sequence[str | int | bool] | str | None = None,
                  random_state: int | None = None, verbose: int = 0) -> None:
         self.preset = preset
         self.n_epochs = n_epochs
@@ -546,6 +598,7 @@ class _TabularBase(BaseEstimator):
         self.one_hot_max = one_hot_max
         self.embedding_dim = embedding_dim
         self.validation_fraction = validation_fraction
+        self.categorical_features = categorical_features
         self.random_state = random_state
         self.verbose = verbose
 
@@ -614,7 +667,9 @@ class _TabularBase(BaseEstimator):
         if not auto_ple and (isinstance(bins, (str, bool)) or int(bins) < 0):
             raise ValueError(f"ple_bins must be a non-negative integer or 'auto', got {bins!r}")
         encoder = TableEncoder(one_hot_max=self.one_hot_max,
-                               ple_bins=auto_ple_bins(len(table)) if auto_ple else int(bins)).fit(table)
+                               ple_bins=auto_ple_bins(len(table)) if auto_ple else int(bins),
+                               categorical=_categorical_names(self.categorical_features, table)
+                               ).fit(table)
         specs = [encoder.spec]
         if auto_ple and any(c.get("edges") for c in encoder.spec["columns"]):
             specs = [_without_bins(encoder.spec), encoder.spec]  # RealMLP-TD's first: it wins ties
