@@ -190,7 +190,8 @@ def test_categorical_flag_treats_integer_codes_as_categories(tmp_path):
                     "--categorical", "school", *SHORT)
         assert r.exit_code == 0, r.output
         scores[model] = _rows(r.stdout)["validation"][-1]
-        shown = [line for line in _invoke("info", out).stdout.splitlines() if "school" in line]
+        shown = [line for line in _invoke("info", out).stdout.splitlines()
+                 if line.strip().startswith("school")]
         assert shown and "40 categories" in shown[0], shown
         new = tmp_path / "new.csv"
         pd.DataFrame({"school": [101, 139], "x": [0.0, 0.0]}).to_csv(new, index=False)

@@ -796,7 +796,7 @@ def _args(data: str | None, dataset: str | None, f: dict, given: set | frozenset
     return {"data": None if data is None else str(data), "dataset": dataset,
             "target": f["target"], "task": f["task"], "features": _split_list(f["features"]),
             "drop": _split_list(f["drop"]), "sep": f["sep"], "decimal": f["decimal"],
-            "text": _split_list(f["text"]), "categorical": _split_list(f["categorical"]),
+            "text": _split_list(f["text"]), "categorical": _split_list(f.get("categorical")),
             "model": model, "preset": f.get("preset"),
             "ple_bins": f.get("ple_bins"),
             "hidden": None if f["hidden"] is None else list(parse_hidden(f["hidden"])),
