@@ -207,6 +207,32 @@ def test_categorical_flag_treats_integer_codes_as_categories(tmp_path):
     assert bad.exit_code != 0 and "'schol'" in bad.output and "Traceback" not in bad.output
 
 
+def test_a_text_column_of_many_values_is_left_out_with_a_note(tmp_path):
+    # 400 names over 500 rows: not an ID (names repeat), too many for a category
+    rng = np.random.default_rng(2)
+    n = 500
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "who": [f"name{v}" for v in rng.integers(0, 800, n)],
+                          "y": np.where(x > 0, "up", "down")})
+    data = tmp_path / "names.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "names.safetensors"
+    r = _invoke("train", data, "--target", "y", "--out", out, *SHORT)
+    assert r.exit_code == 0, r.output
+    distinct = frame["who"].iloc[:400].nunique()  # about the training part's
+    note = [line for line in r.output.splitlines() if "'who' left out" in line]
+    assert len(note) == 1 and "too many for a category" in note[0], r.output
+    assert abs(int(re.search(r"(\d+) distinct", note[0]).group(1)) - distinct) < 60
+    assert "1 columns" in r.stdout and _rows(r.stdout)["validation"][-1] > 0.9
+    assert list(nl.load(out).feature_names_in_) == ["x"]
+    r = _invoke("predict", out, data)  # the file's rows, the left-out column and all
+    assert r.exit_code == 0 and len(r.stdout.split()) == n + 1, r.output
+    r = _invoke("train", data, "--target", "y", "--features", "who",
+                "--out", tmp_path / "none.safetensors", *SHORT)
+    assert r.exit_code != 0 and "no usable feature columns left" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_a_built_in_data_set_keeps_the_plain_mlp(tmp_path):
     r = _invoke("train", "--dataset", "iris", "--epochs", "3", "-q")
     assert r.exit_code == 0, r.output

@@ -239,6 +239,23 @@ def test_categorical_features_encode_integer_codes_as_categories(tmp_path):
     np.testing.assert_allclose(outs[0], back.predict_proba(df[400:]), atol=1e-5)
 
 
+def test_free_text_columns_are_those_the_encoder_refuses():
+    from neuralab.estimators.tabular import free_text_columns
+    n = 400
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"num": rng.standard_normal(n), "id": rng.integers(0, 10**6, n),
+                       "few": rng.choice(list("abc"), n), "flag": rng.random(n) > 0.5,
+                       "when": pd.date_range("2021-01-01", periods=n, freq="D").astype(str),
+                       "name": [f"n{v}" for v in rng.integers(0, 300, n)],
+                       "pair": [f"p{v}" for v in rng.integers(0, 150, n)]})
+    found = free_text_columns(df)
+    assert list(found) == ["name"] and found["name"] == df["name"].nunique()  # ~250 of 400
+    assert free_text_columns(df, categorical=["name"]) == {}
+    with pytest.raises(ValueError, match="'name' looks like free text"):
+        TableEncoder().fit(df)
+    TableEncoder().fit(df.drop(columns="name"))  # what it leaves the encoder takes
+
+
 def test_bad_categorical_features_give_one_clear_line():
     df, y = _school_table(200)
     fit = lambda given: nl.TabularClassifier(preset="fast", categorical_features=given).fit(df, y)  # noqa: E731

@@ -80,6 +80,17 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
         if "grouped as" not in notice:  # the tabular model embeds every category: none grouped
             say(f"note: {notice}", err=True)
     task, columns = prep.spec["task"], prep.input_columns
+    # text of more distinct values than half the rows (names, addresses, comments): the
+    # estimator refuses it as a category, so the command leaves it out, as it does IDs
+    from ..estimators.tabular import free_text_columns  # noqa: PLC0415
+    wide = free_text_columns(tr[columns], categorical=p.get("categorical") or ())
+    for col, distinct in wide.items():
+        say(f"note: column {col!r} left out: {distinct} distinct values in {len(tr)} training "
+            f"rows, too many for a category; --model mlp keeps its 50 most frequent, or use "
+            f"--text {col} with --model mlp if it is free text", err=True)
+    columns = [c for c in columns if c not in wide]
+    if not columns:
+        raise BadInput(f"no usable feature columns left (left out: {', '.join(wide)})")
     parts = {"train": tr, "validation": val}
     if test_frame is not None:
         parts["test"] = test_frame[test_frame[target].notna()]
@@ -134,9 +145,9 @@ def _report(est: Any, p: dict, task: str, prep: Any, parts: dict, table: dict, s
     layers = f"{len(est.hidden)} x {est.hidden[0]}" if len(set(est.hidden)) == 1 else \
         "-".join(map(str, est.hidden))
     kept = ", ".join(str(b) for b in est.best_epochs_)
-    head = (f"dataset {name}: {sizes} samples, {len(prep.input_columns)} columns, {what}"
+    head = (f"dataset {name}: {sizes} samples, {est.n_features_in_} columns, {what}"
             if p.get("dataset") else
-            f"data    {name}: {sizes} rows, {len(prep.input_columns)} columns, target "
+            f"data    {name}: {sizes} rows, {est.n_features_in_} columns, target "
             f"{target!r} ({what})")
     lines = [
         head,

@@ -371,6 +371,29 @@ class TableEncoder:
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
 
+def free_text_columns(X: Any, max_distinct_fraction: float = 0.5,
+                      categorical: Sequence[str] = ()) -> dict[str, int]:
+    """The columns ``TableEncoder(max_distinct_fraction=...).fit(X)`` would refuse as free
+    text or IDs (text with more distinct values than that fraction of the rows, and over 100),
+    each with its number of distinct values; ``categorical``: declared columns, not counted.
+
+    Example: ``free_text_columns(df)  # {'comment': 4211}``
+    """
+    import pandas as pd  # noqa: PLC0415
+    from ..preprocessing import _looks_like_dates  # noqa: PLC0415
+    frame, out = _frame(X), {}
+    for name in frame.columns:
+        s = frame[name]
+        if name in categorical or pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s) \
+                or s.notna().sum() == 0 or _looks_like_dates(s) is not None:
+            continue
+        keys = _keys(s)
+        distinct = len(set(keys[keys != None].tolist()))  # noqa: E711
+        if distinct > max(100, max_distinct_fraction * len(s)):
+            out[name] = distinct
+    return out
+
+
 def _without_bins(spec: dict) -> dict:
     """``spec`` with no piecewise-linear bins (every number one column)."""
     return {**spec, "columns": [{k: v for k, v in c.items() if k != "edges"} for c in spec["columns"]]}
