@@ -305,6 +305,29 @@ def test_decimal_commas_are_read_with_semicolons_or_decimal_flag(tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_question_marks_are_missing_values(tmp_path):
+    # the UCI repository's way of writing a missing cell: the column stays numbers
+    text = _table(60)
+    lines = text.splitlines()
+    for i in (3, 9, 20):
+        lines[i] = "?," + lines[i].split(",", 1)[1]
+    lines[5] = lines[5].split(",")[0] + ", ?," + lines[5].split(",")[2]  # spaced, column b
+    r = _train_file(tmp_path, "\n".join(lines) + "\n")
+    assert r.exit_code == 0, r.output
+    model = nl.load(tmp_path / "m.safetensors")
+    assert [c["kind"] for c in model.preprocessor.spec["columns"]] == ["numeric", "numeric"]
+    from neuralab.data import read_table
+    frame = read_table(str(tmp_path / "d.csv"))
+    assert frame["a"].dtype.kind == "f" and int(frame["a"].isna().sum()) == 3
+    assert frame["b"].dtype.kind == "f" and int(frame["b"].isna().sum()) == 1
+
+
+def test_thousands_separators_are_named_as_such(tmp_path):
+    rows = ["a,b,y"] + [f'"{1000 + 37 * i:,}",{i % 7},{i % 2}' for i in range(60)]
+    line = _one_error(_train_file(tmp_path, "\n".join(rows) + "\n"))
+    assert "column 'a' holds numbers written with thousands separators (e.g. '1,000')" in line
+
+
 def test_a_duplicated_target_name_is_refused(tmp_path):
     line = _one_error(_train_file(tmp_path, "a,y,y\n1,0,1\n2,1,0\n3,0,1\n4,1,0\n5,0,1\n"))
     assert "'y' more than once" in line

@@ -414,6 +414,8 @@ def read_table(source: str, sep: str | None = None, decimal: str | None = None,
         part: for a built-in data set, "all" rows, only its "train" part or its "test" part.
         max_columns: refuse a file with more columns than this (a clear error, not a stall).
 
+    In a text file, empty cells, pandas' markers (NA, N/A, NULL, nan, ...) and "?" are missing.
+
     Raises ValueError naming the file and the problem. Example: ``read_table("data.csv")``
     """
     import pandas as pd  # noqa: PLC0415 - lazy: pandas is not needed by `import neuralab`
@@ -484,8 +486,12 @@ def _text_options(path: Path, sep: str | None, decimal: str | None,
     # TSV has no quoting (a field cannot hold a tab or newline); reading '"' as a quote
     # would merge lines of free text such as SMS messages.
     quoting = csv.QUOTE_NONE if is_tsv and sep == "\t" else csv.QUOTE_MINIMAL
+    # "?" marks a missing value in many public tables (the UCI repository's among them): read
+    # as missing, with pandas' own markers (NA, N/A, NULL, nan, an empty cell, ...), so that a
+    # column of numbers with a few "?" stays numbers
     return {"sep": sep, "encoding": "utf-8-sig", "skipinitialspace": True, "quoting": quoting,
-            "decimal": decimal, "duplicated": sorted({n for n in names if names.count(n) > 1})}
+            "decimal": decimal, "na_values": ["?"],
+            "duplicated": sorted({n for n in names if names.count(n) > 1})}
 
 
 # ============================================================================ one rank's part

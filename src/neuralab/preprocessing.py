@@ -790,7 +790,13 @@ def _check_mostly_numeric(name: str, s) -> None:
         hint = (" (decimal commas? use --decimal ,)" if comma else
                 f"; fix them, leave the cells empty to impute them, or --drop {name}")
         raise PreprocessingError(f"column {name!r} holds numbers except {shown}{more}{hint}")
-    comma = present.astype(str).str.fullmatch(r"\s*-?\d+,\d+\s*").mean()
+    text = present.astype(str)
+    comma = text.str.fullmatch(r"\s*-?\d+,\d+\s*").mean()
+    grouped = text.str.fullmatch(r"\s*-?\d{1,3}(,\d{3})+(\.\d+)?\s*|\s*-?\d{1,3}\s*")
+    if grouped.all() and text.str.contains(",").any():  # 1,234 and 12,345,678: thousands
+        raise PreprocessingError(f"column {name!r} holds numbers written with thousands "
+                                 f"separators (e.g. {present.iloc[0]!r}); write them without "
+                                 f"the commas (or use --decimal , if the comma is a decimal mark)")
     if comma > 0.5:
         raise PreprocessingError(f"column {name!r} holds numbers written with a decimal comma "
                                  f"(e.g. {present.iloc[0]!r}); use --decimal ,")
