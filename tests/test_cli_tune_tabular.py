@@ -107,6 +107,32 @@ def test_rows_without_a_target_are_left_out(tmp_path):
     assert X["x"].isna().sum() == 10  # rows 20, 30, ..., 110: the raw column, gaps kept for the estimator
 
 
+def test_id_and_free_text_columns_are_left_out_as_train_leaves_them(tmp_path):
+    df = _table(240).drop(columns="price")
+    rng = np.random.default_rng(3)
+    df.insert(0, "customer", [f"c{i:04d}" for i in range(len(df))])  # an ID
+    df["note"] = [f"n{v}" for v in rng.integers(0, 400, len(df))]  # ~180 of 240: not a category
+    data, out = tmp_path / "ids.csv", tmp_path / "best.safetensors"
+    df.to_csv(data, index=False)
+    res = CliRunner().invoke(main, ["tune", str(data), "--target", "label", *QUICK, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "column 'customer' left out: ID-like" in res.output
+    assert "column 'note' left out" in res.output and "too many for a category" in res.output
+    assert "(240 rows, 2 columns, classification)" in res.output
+    assert list(nl.load(out).feature_names_in_) == ["x", "colour"]
+
+
+def test_a_search_whose_every_fit_fails_says_why_in_one_line():
+    df = _table(240).drop(columns="price")
+    df["note"] = [f"n{i}" for i in range(len(df))]  # the estimator refuses it in every fit
+    est = TabularClassifier(n_epochs=2, n_bags=1, ple_bins=0)
+    with pytest.raises(ValueError) as info:
+        tuning.run_search(est, tuning.parse_params(["lr=0.01,0.02"]), df.drop(columns="label"), df["label"], cv=2)
+    msg = str(info.value)
+    assert msg.startswith("every fit failed: column 'note' looks like free text or an ID")
+    assert "\n" not in msg and "Traceback" not in msg
+
+
 def test_the_space_is_the_documented_one():
     # each range as docs/tabular.md states it, sampled 300 times
     docs = DOCS.read_text(encoding="utf-8")

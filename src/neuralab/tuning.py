@@ -259,8 +259,23 @@ def run_search(estimator: Any, space: dict[str, dict], X: Any, y: Any, method: s
         search = RandomizedSearchCV(estimator, params, n_iter=n_iter, cv=cv, n_jobs=n_jobs,
                                     verbose=verbose, random_state=random_state, scoring=scoring)
     with dask_backend(scheduler):
-        search.fit(X, y)
+        try:
+            search.fit(X, y)
+        except ValueError as e:
+            raise _first_failure(e) from None
     return search
+
+
+def _first_failure(e: ValueError) -> ValueError:
+    """sklearn's "All the N fits failed" (with every traceback pasted in) as one line: the
+    error the fits raised."""
+    text = str(e)
+    if "fits failed" not in text:
+        return e
+    import re  # noqa: PLC0415
+    found = re.findall(r"^\w*(?:Error|Exception): (.+)$", text, flags=re.MULTILINE)
+    return ValueError(f"every fit failed: {found[-1].strip()}" if found else
+                      " ".join(text.split()[:40]))
 
 
 def plain(value: Any) -> str:

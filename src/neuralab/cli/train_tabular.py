@@ -56,6 +56,36 @@ def _scores(est: Any, X: Any, y: Any, task: str) -> dict:
     return {"loss": loss, "accuracy": float(np.mean(proba.argmax(axis=1) == pos))}
 
 
+def tabular_columns(frame: Any, target: str, say: Any, features: list | None = None,
+                    drop: Any = (), task: str | None = None, categorical: Any = ()) -> tuple:
+    """(a fitted ``TabularPreprocessor``, the columns the tabular model reads) for ``frame``:
+    the columns and the task as ``--model mlp`` chooses them (ID-like text left out), less
+    the text columns of too many values for a category; each column left out is one note.
+
+    Example: ``prep, columns = tabular_columns(train_rows, "y", click.echo)``
+    """
+    from ..estimators.tabular import free_text_columns  # noqa: PLC0415
+    from ..preprocessing import TabularPreprocessor  # noqa: PLC0415
+
+    prep = TabularPreprocessor(features=features, drop=drop, task=task, categorical=categorical)
+    prep.fit(frame, target=target)
+    for notice in prep.notices:
+        if "grouped as" not in notice:  # the tabular model embeds every category: none grouped
+            say(f"note: {notice}", err=True)
+    columns = prep.input_columns
+    # text of more distinct values than half the rows (names, addresses, comments): the
+    # estimator refuses it as a category, so the command leaves it out, as it does IDs
+    wide = free_text_columns(frame[columns], categorical=categorical)
+    for col, distinct in wide.items():
+        say(f"note: column {col!r} left out: {distinct} distinct values in {len(frame)} "
+            f"training rows, too many for a category; --model mlp keeps its 50 most frequent, "
+            f"or use --text {col} with --model mlp if it is free text", err=True)
+    columns = [c for c in columns if c not in wide]
+    if not columns:
+        raise BadInput(f"no usable feature columns left (left out: {', '.join(wide)})")
+    return prep, columns
+
+
 def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
                   split: tuple[Any, Any], callbacks: list, say: Any) -> dict:
     """Fit a TabularClassifier/Regressor on the training rows of ``frame``, pick the best
@@ -68,29 +98,13 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
     import numpy as np  # noqa: PLC0415
 
     from ..estimators import TabularClassifier, TabularRegressor  # noqa: PLC0415
-    from ..preprocessing import TabularPreprocessor  # noqa: PLC0415
 
     known = frame[frame[target].notna()]
     tr, val = known.iloc[split[0]], known.iloc[split[1]]
-    # The column choice and the task as --model mlp makes them (ID-like columns left out)
-    prep = TabularPreprocessor(features=p.get("features"), drop=p.get("drop") or (),
-                               task=p.get("task"), categorical=p.get("categorical") or ())
-    prep.fit(tr, target=target)
-    for notice in prep.notices:
-        if "grouped as" not in notice:  # the tabular model embeds every category: none grouped
-            say(f"note: {notice}", err=True)
-    task, columns = prep.spec["task"], prep.input_columns
-    # text of more distinct values than half the rows (names, addresses, comments): the
-    # estimator refuses it as a category, so the command leaves it out, as it does IDs
-    from ..estimators.tabular import free_text_columns  # noqa: PLC0415
-    wide = free_text_columns(tr[columns], categorical=p.get("categorical") or ())
-    for col, distinct in wide.items():
-        say(f"note: column {col!r} left out: {distinct} distinct values in {len(tr)} training "
-            f"rows, too many for a category; --model mlp keeps its 50 most frequent, or use "
-            f"--text {col} with --model mlp if it is free text", err=True)
-    columns = [c for c in columns if c not in wide]
-    if not columns:
-        raise BadInput(f"no usable feature columns left (left out: {', '.join(wide)})")
+    prep, columns = tabular_columns(tr, target, say, features=p.get("features"),
+                                    drop=p.get("drop") or (), task=p.get("task"),
+                                    categorical=p.get("categorical") or ())
+    task = prep.spec["task"]
     parts = {"train": tr, "validation": val}
     if test_frame is not None:
         parts["test"] = test_frame[test_frame[target].notna()]

@@ -149,6 +149,10 @@ def _tune_tabular(data: str | None, target: str | None, dataset: str | None, par
         raise BadInput("give DATA --target COL, or --dataset NAME")
     check_output(out, inputs=inputs, force=force, kind="model")
     X, y, task = tuning.load_table(data, target) if data is not None else tuning.load_table(dataset)
+    if data is not None:  # the columns `neuralab train` reads: ID-like and free text left out
+        from .train_tabular import tabular_columns  # noqa: PLC0415
+        _, columns = tabular_columns(X.assign(**{target: y}), target, click.echo, task=task)
+        X = X[columns]
     name = data if data is not None else dataset
     space = tuning.tabular_space(task)
     space.update(doc["params"])
