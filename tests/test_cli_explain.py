@@ -82,3 +82,35 @@ def test_bad_rows_and_methods_exit_2_with_one_line(trained):
     assert res.exit_code == 2 and "--rows" in res.output
     res = CliRunner().invoke(main, ["explain", str(model), str(data), "--global", "--method", "shap"])
     assert res.exit_code == 2 and "--global" in res.output
+
+
+def test_an_embedded_category_gets_its_gradient_share(tmp_path):
+    # 12 cities: embedded, not one-hot (more than 8); its code has no gradient of its own, so
+    # the gradient methods differentiate its one-hot block and sum it back to the column
+    rng = np.random.default_rng(1)
+    n = 600
+    cities = [f"city{i}" for i in range(12)]
+    df = pd.DataFrame({"city": rng.choice(cities, n), "x": rng.normal(size=n),
+                       "noise": rng.normal(size=n)})
+    effect = dict(zip(cities, rng.permutation(np.linspace(-2, 2, 12))))
+    df["y"] = np.where(df.city.map(effect) + 0.5 * df.x > 0, "yes", "no")
+    data, model = tmp_path / "cities.csv", tmp_path / "cities.safetensors"
+    df.to_csv(data, index=False)
+    res = CliRunner().invoke(main, ["train", str(data), "--target", "y", "--out", str(model),
+                                    "--preset", "fast", "--seed", "0", "-q"])
+    assert res.exit_code == 0, res.output
+    from neuralab import load
+    assert load(model).encoding_["columns"][0]["kind"] == "embedding"
+    for method in ("ig", "saliency", "gradxinput", "smoothgrad"):
+        res = CliRunner().invoke(main, ["explain", str(model), str(data), "--rows", "0,1,2,3,4,5",
+                                        "--method", method])
+        assert res.exit_code == 0, res.output
+        values = {}
+        for line in res.output.splitlines():
+            if line.startswith("  "):
+                name, v = line.split()[:2]
+                values.setdefault(name, []).append(abs(float(v)))
+        assert np.mean(values["city"]) > 0.001, (method, values)  # on the codes: exactly 0
+        if method != "gradxinput":  # (gradient x a one-hot 1 is small at the point itself)
+            # city decides most rows: its mean |attribution| is well above the noise column's
+            assert np.mean(values["city"]) > 5 * np.mean(values["noise"]), (method, values)

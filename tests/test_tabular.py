@@ -473,6 +473,29 @@ def test_a_callback_that_stops_training_ends_the_bagging():
     assert est.predict_proba(df).shape == (150, 2)  # the network trained so far predicts
 
 
+def test_embedded_codes_as_one_hot_blocks_give_the_same_network_and_complete_ig():
+    from neuralab.estimators.tabular import _averaged_network, one_hot_codes
+    from neuralab.tensor import Tensor
+    df, y = _school_table()
+    clf = nl.TabularClassifier(preset="fast", categorical_features=["school"], n_bags=2,
+                               random_state=0).fit(df, y)
+    Z = clf._encoder().transform(df[:40])
+    X1, sizes = one_hot_codes(clf, Z)
+    assert sizes == [41] and X1.shape == (40, Z.shape[1] - 1 + 41)
+    assert np.array_equal(X1[:, -41:].argmax(axis=1), Z[:, -1].astype(int))
+    # one-hot rows times the embedding table are the table's rows: the same bits
+    same = _averaged_network(clf)(Tensor(Z)).data
+    assert np.array_equal(_averaged_network(clf, one_hot_codes=True)(Tensor(X1)).data, same)
+    # integrated gradients add up to f(x) - f(baseline) on the one-hot blocks; on the codes
+    # the school gets nothing and the sum misses by a lot
+    old = nl.explain.integrated_gradients(clf, Z[:8], max_steps=256)
+    new = nl.explain.integrated_gradients(_averaged_network(clf, one_hot_codes=True), X1[:8],
+                                          max_steps=256)
+    assert np.all(old.values[:, -1] == 0) and np.abs(old.residual).max() > 0.05
+    assert np.abs(new.residual).max() < 0.01
+    assert np.abs(new.values[:, -41:].sum(axis=1)).mean() > 0.02
+
+
 @pytest.mark.parametrize("cls", [nl.TabularClassifier, nl.TabularRegressor])
 def test_model_is_the_averaged_network_explanations_differentiate(cls):
     from neuralab.explain import _Explained

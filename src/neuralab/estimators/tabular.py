@@ -859,9 +859,10 @@ class _TabularBase(BaseEstimator):
         return np.stack(outs)
 
 
-def _averaged_network(est: Any) -> Any:
+def _averaged_network(est: Any, one_hot_codes: bool = False) -> Any:
     """One differentiable network for explanations: encoded rows (``TableEncoder.transform``)
-    -> class probabilities or values, averaged over ensemble members and bags as predict does."""
+    -> class probabilities or values, averaged over ensemble members and bags as predict does.
+    ``one_hot_codes``: rows whose embedded codes are one-hot blocks (``one_hot_codes``)."""
     from .. import nn  # noqa: PLC0415
 
     class AveragedTabular(nn.Module):
@@ -872,13 +873,26 @@ def _averaged_network(est: Any) -> Any:
         def forward(self, x: Any) -> Any:
             total = None
             for net in self.networks:
-                out = net(x).reshape(x.shape[0], net.k, net.n_out)
+                out = net(x, one_hot_codes=one_hot_codes).reshape(x.shape[0], net.k, net.n_out)
                 out = out.softmax(axis=2) if est._task == "classification" else out
                 total = out.mean(axis=1) if total is None else total + out.mean(axis=1)
             mean = total * (1.0 / len(self.networks))
             return mean if est._task == "classification" else mean * est.y_std_ + est.y_mean_
 
     return AveragedTabular()
+
+
+def one_hot_codes(est: Any, Z: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Encoded rows ``Z`` with each embedded code column as a one-hot block (code 0, missing or
+    unseen, included), and the block sizes; what ``_averaged_network(est, True)`` reads.
+
+    Example: ``X1, sizes = one_hot_codes(clf, clf._encoder().transform(df))``
+    """
+    n_num, n_bin, cards = est._encoder().layout()
+    front, codes = Z[:, :n_num + n_bin], Z[:, n_num + n_bin:].astype(np.int64)
+    blocks = [np.eye(card, dtype=Z.dtype)[np.clip(codes[:, j], 0, card - 1)]
+              for j, card in enumerate(cards)]
+    return np.hstack([front, *blocks]), list(cards)
 
 
 # ``model_`` is what neuralab.explain differentiates (as for MLPClassifier); it is built from

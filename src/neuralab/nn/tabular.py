@@ -317,6 +317,19 @@ class CategoricalEmbedding(Module):
         out = F.embedding(idx, self.weight)                      # (N, n_columns, dim)
         return out.reshape((idx.shape[0], len(self.cardinalities) * self.dim))
 
+    def one_hot(self, onehot: Tensor) -> Tensor:
+        """The same output from one-hot blocks (N, sum(cardinalities)) instead of codes: each
+        column's block times its rows of ``weight``. Equal to ``forward`` on one-hot rows, and
+        differentiable in its input, which gradient explanations need (a code has no gradient).
+
+        Example: ``emb.one_hot(Tensor(np.eye(30, dtype=np.float32)[:2]))``
+        """
+        parts, start = [], 0
+        for card in self.cardinalities:
+            parts.append(onehot[:, start:start + card] @ self.weight[start:start + card])
+            start += card
+        return parts[0] if len(parts) == 1 else F.concatenate(parts, axis=1)
+
     def extra_repr(self) -> str:
         return f"cardinalities={self.cardinalities}, dim={self.dim}"
 
@@ -427,9 +440,11 @@ class TabularMLP(Module):
         for d in self.drops:
             d.p = float(p)
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, one_hot_codes: bool = False) -> Tensor:
         """The concatenated input representation before the front scale (N, width).
 
+        ``one_hot_codes``: the embedded columns come as one-hot blocks, one column per code
+        (``CategoricalEmbedding.one_hot``), not as codes.
         Example: ``net.features(X).shape``
         """
         n_in = self.n_numeric + self.n_binary
@@ -441,11 +456,12 @@ class TabularMLP(Module):
         if self.n_binary:
             parts.append(z[:, self.n_numeric:])
         if self.embedding is not None:
-            parts.append(self.embedding(x.data[:, n_in:]))
+            parts.append(self.embedding.one_hot(x[:, n_in:]) if one_hot_codes
+                         else self.embedding(x.data[:, n_in:]))
         return parts[0] if len(parts) == 1 else F.concatenate(parts, axis=1)
 
-    def forward(self, x: Tensor, init: bool = False) -> Tensor:
-        h = self.features(x)
+    def forward(self, x: Tensor, init: bool = False, one_hot_codes: bool = False) -> Tensor:
+        h = self.features(x, one_hot_codes)
         if self.front is not None:
             h = self.front(h)
         for i, linear in enumerate(self.linears):
