@@ -57,7 +57,8 @@ def _scores(est: Any, X: Any, y: Any, task: str) -> dict:
 
 
 def tabular_columns(frame: Any, target: str, say: Any, features: list | None = None,
-                    drop: Any = (), task: str | None = None, categorical: Any = ()) -> tuple:
+                    drop: Any = (), task: str | None = None, categorical: Any = (),
+                    hint: bool = True) -> tuple:
     """(a fitted ``TabularPreprocessor``, the columns the tabular model reads) for ``frame``:
     the columns and the task as ``--model mlp`` chooses them (ID-like text left out), less
     the text columns of too many values for a category; each column left out is one note.
@@ -77,9 +78,10 @@ def tabular_columns(frame: Any, target: str, say: Any, features: list | None = N
     # estimator refuses it as a category, so the command leaves it out, as it does IDs
     wide = free_text_columns(frame[columns], categorical=categorical)
     for col, distinct in wide.items():
-        say(f"note: column {col!r} left out: {distinct} distinct values in {len(frame)} "
-            f"training rows, too many for a category; --model mlp keeps its 50 most frequent, "
-            f"or use --text {col} with --model mlp if it is free text", err=True)
+        say(f"note: column {col!r} left out: {distinct} distinct values in {len(frame)} rows, "
+            f"too many for a category" + (f"; --model mlp keeps its 50 most frequent, or use "
+                                          f"--text {col} with --model mlp if it is free text"
+                                          if hint else ""), err=True)
     columns = [c for c in columns if c not in wide]
     if not columns:
         raise BadInput(f"no usable feature columns left (left out: {', '.join(wide)})")

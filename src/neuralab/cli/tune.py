@@ -151,7 +151,8 @@ def _tune_tabular(data: str | None, target: str | None, dataset: str | None, par
     X, y, task = tuning.load_table(data, target) if data is not None else tuning.load_table(dataset)
     if data is not None:  # the columns `neuralab train` reads: ID-like and free text left out
         from .train_tabular import tabular_columns  # noqa: PLC0415
-        _, columns = tabular_columns(X.assign(**{target: y}), target, click.echo, task=task)
+        _, columns = tabular_columns(X.assign(**{target: y}), target, click.echo, task=task,
+                                     hint=False)
         X = X[columns]
     name = data if data is not None else dataset
     space = tuning.tabular_space(task)
