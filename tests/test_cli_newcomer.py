@@ -322,6 +322,25 @@ def test_question_marks_are_missing_values(tmp_path):
     assert frame["b"].dtype.kind == "f" and int(frame["b"].isna().sum()) == 1
 
 
+def test_whole_numbers_with_a_few_codes_are_categories_with_a_note(tmp_path):
+    # a family id of R's GaltonFamilies: 1, 2, ..., 136A, 136B: identifiers, not typos
+    rng = np.random.default_rng(0)
+    ids = [str(i // 4 + 1) for i in range(120)]
+    ids[40:44] = ["11A", "11A", "11B", "c12"]
+    rows = ["family,x,y"] + [f"{f},{v:.3f},{int(v > 0)}" for f, v in zip(ids, rng.normal(size=120))]
+    r = _train_file(tmp_path, "\n".join(rows) + "\n")
+    assert r.exit_code == 0, r.output
+    assert "note: column 'family' holds whole numbers and codes such as '11A': read as " \
+           "categories (if they are numbers with typos, fix those cells)" in r.output
+    col = nl.load(tmp_path / "m.safetensors").preprocessor.spec["columns"][0]
+    assert col["kind"] == "categorical" and "11A" in col["categories"]
+    # a letter in a column of decimals is a typo still: refused, naming the row
+    rows = ["a,b,y"] + [f"{'12.5x' if i == 7 else f'{v:.3f}'},{i},{i % 2}"
+                        for i, v in enumerate(rng.normal(size=60))]
+    line = _one_error(_train_file(tmp_path, "\n".join(rows) + "\n"))
+    assert "column 'a' holds numbers except row 7 ('12.5x')" in line
+
+
 def test_thousands_separators_are_named_as_such(tmp_path):
     rows = ["a,b,y"] + [f'"{1000 + 37 * i:,}",{i % 7},{i % 2}' for i in range(60)]
     line = _one_error(_train_file(tmp_path, "\n".join(rows) + "\n"))

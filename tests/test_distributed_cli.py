@@ -200,3 +200,27 @@ def test_a_bad_part_on_one_rank_ends_every_rank_with_one_line_naming_it(tmp_path
                       "('n/a?'); fix it, leave the cell empty to impute it, or --drop z"], \
         result.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@needs_mpi
+def test_whole_numbers_with_codes_are_categories_on_every_rank_as_in_one_process(tmp_path):
+    frame = _table()
+    family = np.arange(N_ROWS) // 3 + 1
+    frame["family"] = [f"{v}A" if i in (N_ROWS - 30, N_ROWS - 29) else str(v)
+                       for i, v in enumerate(family)]  # '91A' only in rank 1's part
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    one = subprocess.run([sys.executable, "-m", "neuralab.cli", "train", str(tmp_path / "codes.csv"),
+                          *TRAIN, "--out", str(tmp_path / "m1.safetensors")], env=_env(),
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0, one.stderr
+    run_dir = tmp_path / "run2"
+    run_dir.mkdir()
+    two = _mpi_train(2, tmp_path / "codes.csv", run_dir / "m.safetensors", run_dir)
+    assert two.returncode == 0, two.stderr
+    for result in (one, two):
+        notes = [line for line in result.stderr.splitlines() if "codes such as" in line]
+        assert notes == ["note: column 'family' holds whole numbers and codes such as '91A': "
+                         "read as categories (if they are numbers with typos, fix those cells)"]
+    cols = [{c["name"]: c for c in _prep(path)["spec"]["columns"]}["family"]
+            for path in (tmp_path / "m1.safetensors", run_dir / "m.safetensors")]
+    assert cols[0] == cols[1] and cols[0]["kind"] == "categorical"

@@ -189,6 +189,8 @@ class TabularPreprocessor:
                 raise PreprocessingError("free-text columns (--text) are not supported when "
                                          "the data is split over MPI ranks")
             frame = _agree_kinds(frame, chosen + ([target] if target is not None else []), comm)
+            for note in frame.attrs.pop("notices", []):
+                self._notice(note)
             return self._fit_ranks(frame, target, chosen, comm)
 
         spec: dict[str, Any] = {"version": SPEC_VERSION, "target": target, "task": None,
@@ -363,7 +365,9 @@ class TabularPreprocessor:
                             "median": median, "mean": float(filled.mean()),
                             "std": _scale(filled)})
             return out
-        _check_mostly_numeric(name, s)
+        codes = _check_mostly_numeric(name, s)
+        if codes:
+            self._notice(codes)
         text = present.astype(str)
         distinct = text.nunique()
         # Near-unique strings (names, ids, free text) would become noise one-hot columns.
@@ -743,20 +747,28 @@ def _agree_kinds(frame, names: list[str], comm: Any):
             continue
         if seen <= {"numeric", "text"}:
             present = s.dropna()
-            if _kind(s) == "text":
-                numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
-                bad = present[numbers.isna()]
-            else:
-                bad = present.iloc[:0]
+            numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+            bad = present[numbers.isna()]
             first = (_py(bad.index[0]), str(bad.iloc[0])) if len(bad) else None
-            found = comm.allgather((len(present), len(bad), first))
+            # whole numbers on this rank, and its non-numbers (if any) codes such as '136A'
+            whole = numbers.dropna()
+            codes = bool(np.all(whole == np.round(whole))
+                         and bad.astype(str).str.strip().str.fullmatch(_CODE).all())
+            found = comm.allgather((len(present), len(bad), first, codes))
             n_present, n_bad = sum(f[0] for f in found), sum(f[1] for f in found)
             if n_bad == 0:
                 frame[name] = pd.to_numeric(s.astype(object).map(
                     lambda v: v.strip() if isinstance(v, str) else v))
                 continue
+            if n_bad < n_present and all(f[3] for f in found):  # ids: categories on every rank
+                code = next(f[2][1] for f in found if f[2] is not None)
+                frame.attrs.setdefault("notices", []).append(
+                    f"column {name!r} holds whole numbers and codes such as {code!r}: read as "
+                    f"categories (if they are numbers with typos, fix those cells)")
+                frame[name] = s.astype(object)
+                continue
             if n_present >= 5 and n_bad <= max(1, 0.1 * n_present):
-                rank, (_, _, (row, value)) = next((r, f) for r, f in enumerate(found) if f[1])
+                rank, (_, _, (row, value), _) = next((r, f) for r, f in enumerate(found) if f[1])
                 raise PreprocessingError(
                     f"rank {rank} of {len(found)}: column {name!r} holds numbers except row "
                     f"{row} ({value!r}) and {n_bad - 1} more; fix them, leave the cells empty "
@@ -775,14 +787,30 @@ def _scale(values: np.ndarray) -> float:
     return std if std > 1e-6 * max(float(np.abs(values).max(initial=0.0)), 1.0) else 1.0
 
 
-def _check_mostly_numeric(name: str, s) -> None:
-    """A text column whose cells are nearly all numbers holds a few typos: say which rows."""
+_CODE = r"[A-Za-z]{0,3}\d+[A-Za-z]{0,3}"  # 136A, c168, 207a: an id with a letter
+
+
+def _looks_like_codes(numbers, bad) -> bool:
+    """Whole numbers with a few cells such as '136A' or 'c168': identifiers, not numbers with
+    typos (a typo in a number column rarely keeps the digits whole and adds only letters)."""
+    whole = numbers.dropna()
+    return bool(len(whole) and np.all(whole == np.round(whole))
+                and bad.astype(str).str.strip().str.fullmatch(_CODE).all())
+
+
+def _check_mostly_numeric(name: str, s) -> str | None:
+    """A text column whose cells are nearly all numbers holds a few typos: say which rows.
+    Whole numbers with a few codes such as '136A' are identifiers: read as categories, and the
+    returned note says so (None otherwise)."""
     pd = _pd()
     present = s.dropna()
     if len(present) < 5:
-        return
+        return None
     numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
     bad = present[numbers.isna()]
+    if 0 < len(bad) and _looks_like_codes(numbers, bad):
+        return (f"column {name!r} holds whole numbers and codes such as {str(bad.iloc[0])!r}: "
+                f"read as categories (if they are numbers with typos, fix those cells)")
     if 0 < len(bad) <= max(1, 0.1 * len(present)):
         shown = ", ".join(f"row {i} ({v!r})" for i, v in list(bad.items())[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
