@@ -341,6 +341,17 @@ def test_whole_numbers_with_a_few_codes_are_categories_with_a_note(tmp_path):
     assert "column 'a' holds numbers except row 7 ('12.5x')" in line
 
 
+def test_allele_pairs_are_categories_and_dates_stay_dates():
+    from neuralab.preprocessing import _looks_like_dates
+    # pandas reads '1/2' as 2 January of year 1: here it is a genotype, a category
+    for text in (["1/2", "2/2", "1/1"], ["3-4", "5-6"], ["10:30", "11:45"]):
+        assert _looks_like_dates(pd.Series(text * 10)) is None, text
+    for text, fmt in ((["2021-05-03", "2022-01-31"], "ISO8601"), (["2021-05", "2021-06"], "ISO8601"),
+                      (["3/5/21", "4/6/22"], "mixed"), (["May 3", "June 14"], "mixed"),
+                      (["12/31/1999 10:00", "01/01/2000 11:00"], "mixed")):
+        assert _looks_like_dates(pd.Series(text * 10)) == fmt, text
+
+
 def test_thousands_separators_are_named_as_such(tmp_path):
     rows = ["a,b,y"] + [f'"{1000 + 37 * i:,}",{i % 7},{i % 2}' for i in range(60)]
     line = _one_error(_train_file(tmp_path, "\n".join(rows) + "\n"))

@@ -80,6 +80,16 @@ def _parse_dates(series, fmt: str):
         return pd.to_datetime(series, errors="coerce", format="mixed")
 
 
+_MONTHS = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b"
+
+
+def _date_shaped(text):
+    """Which strings have a date's parts: three numbers (2021-05-03, 3/5/21), a four-digit
+    year (2021-05) or a month's name (May 3). pandas reads '1/2' as 2 January of year 1, which
+    in a table is an allele pair or a fraction, not a date."""
+    return (text.str.count(r"\d+") >= 3) | text.str.contains(r"\d{4}") | text.str.contains(_MONTHS)
+
+
 def _looks_like_dates(series) -> str | None:
     """The date format ("ISO8601" or "mixed") when >= 90% of the non-missing strings parse."""
     pd = _pd()
@@ -91,6 +101,8 @@ def _looks_like_dates(series) -> str | None:
     text = values.astype(str)
     # Cheap guard: dates contain digits and a separator; this keeps 'Oslo' out of the parser.
     if not text.str.contains(r"\d").all() or not text.str.contains(r"[-/.: ]").mean() >= 0.9:
+        return None
+    if _date_shaped(text).mean() < 0.9:  # '1/2' (an allele pair), '3-4' (a range)
         return None
     for fmt in ("ISO8601", "mixed"):
         parsed = _parse_dates(text, fmt)
@@ -703,7 +715,8 @@ def _looks_like_dates_ranks(s, comm: Any) -> str | None:
     n = _total(len(text), comm)
     digits = _total(int(text.str.contains(r"\d").sum()), comm)
     seps = _total(int(text.str.contains(r"[-/.: ]").sum()), comm)
-    if n == 0 or digits < n or seps < 0.9 * n:
+    shaped = _total(int(_date_shaped(text).sum()), comm)
+    if n == 0 or digits < n or seps < 0.9 * n or shaped < 0.9 * n:
         return None
     for fmt in ("ISO8601", "mixed"):
         if _total(int(_parse_dates(text, fmt).notna().sum()), comm) >= 0.9 * n:
