@@ -352,6 +352,20 @@ def test_allele_pairs_are_categories_and_dates_stay_dates():
         assert _looks_like_dates(pd.Series(text * 10)) == fmt, text
 
 
+@pytest.mark.parametrize("model", ["tabular", "mlp"])
+def test_a_target_of_one_class_a_row_gets_a_note_not_a_foreign_warning(tmp_path, model):
+    rng = np.random.default_rng(0)
+    rows = ["x,label"] + [f"{v:.3f},id{i}" for i, v in enumerate(rng.normal(size=100))]
+    path = tmp_path / "ids.csv"
+    path.write_text("\n".join(rows) + "\n")
+    r = _invoke("train", path, "--target", "label", "--model", model, "--epochs", "2", "-q",
+                "--out", tmp_path / "m.safetensors")
+    assert r.exit_code == 0, r.output
+    assert "note: target 'label' has 80 classes in 80 rows, most of them seen once or twice" \
+        in r.output
+    assert "unique classes" not in r.output  # scikit-learn's own wording stays out
+
+
 def test_thousands_separators_are_named_as_such(tmp_path):
     rows = ["a,b,y"] + [f'"{1000 + 37 * i:,}",{i % 7},{i % 2}' for i in range(60)]
     line = _one_error(_train_file(tmp_path, "\n".join(rows) + "\n"))

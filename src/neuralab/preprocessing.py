@@ -223,6 +223,7 @@ class TabularPreprocessor:
                 if len(spec["classes"]) < 2:
                     raise PreprocessingError(f"target column {target!r} has a single class "
                                              f"{spec['classes'][0]!r}; classification needs two")
+                self._many_classes(target, len(spec["classes"]), len(y))
             elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
                 raise PreprocessingError(f"target column {target!r} holds non-numbers "
                                          f"(e.g. {y.iloc[0]!r}); regression needs numbers")
@@ -279,6 +280,7 @@ class TabularPreprocessor:
                 if len(spec["classes"]) < 2:
                     raise PreprocessingError(f"target column {target!r} has a single class "
                                              f"{spec['classes'][0]!r}; classification needs two")
+                self._many_classes(target, len(spec["classes"]), _total(len(y), comm))
             elif not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
                 raise PreprocessingError(f"target column {target!r} holds non-numbers; "
                                          "regression needs numbers")
@@ -338,6 +340,14 @@ class TabularPreprocessor:
                          f"{n} rows); use --text {name} if it is free text")
             return []
         return [self._categorical(name, s, comm, counts)]
+
+    def _many_classes(self, target: str, k: int, n: int) -> None:
+        """A note when the classes are more than half the rows: most appear once or twice, a
+        network cannot learn them (often an ID, a date or a number read as a label)."""
+        if k > max(20, 0.5 * n):
+            self._notice(f"target {target!r} has {k} classes in {n} rows, most of them seen once "
+                         f"or twice: little to learn per class (an ID or a date? choose another "
+                         f"target; numbers? --task regression)")
 
     def _notice(self, message: str) -> None:
         self.notices.append(message)

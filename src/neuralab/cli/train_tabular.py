@@ -135,6 +135,8 @@ def train_tabular(p: dict, frame: Any, test_frame: Any, target: str, name: str,
         # bagged, the folds of the training rows choose the epochs; the validation rows are then
         # scored as rows no network saw
         warnings.filterwarnings("ignore", "validation_data is not used", UserWarning)
+        # sklearn's "more than 50% unique classes": the preprocessing's note says it for users
+        warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
         est.fit(tr[columns], y["train"], callbacks=callbacks,
                 validation_data=(val[columns][val_rows], y["validation"][val_rows])
                 if val_rows.any() else None)
